@@ -1,0 +1,145 @@
+//! The admin API (`/admin/v1/...`), behind a Bearer token from the settings:
+//! accounts and keys, record ingest over HTTP, and draining the queue.
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use futures::StreamExt;
+use serde_json::json;
+use subtle::ConstantTimeEq;
+use tokio_util::io::StreamReader;
+
+use super::error::{json_response, ApiError};
+use super::request::Params;
+use super::AppState;
+use crate::domain::ResourceType;
+use crate::exports::{maybe_gunzip, IngestReport};
+
+/// A request that carried the admin Bearer token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(token) = &state.admin_token else {
+            return Err(ApiError::Forbidden(
+                "The admin API is disabled: set admin_token (BULKEXPORT_ADMIN_TOKEN) to enable it"
+                    .into(),
+            ));
+        };
+        let given = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
+            Ok(Admin)
+        } else {
+            Err(ApiError::Unauthorized)
+        }
+    }
+}
+
+pub async fn create_account(
+    State(state): State<AppState>,
+    _: Admin,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let name = params.get("FriendlyName").unwrap_or("account");
+    let account = state
+        .exports
+        .create_account(name, params.get("ParentSid"))
+        .await?;
+    Ok(json_response(StatusCode::CREATED, &account))
+}
+
+pub async fn create_key(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(account_sid): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let name = params.get("FriendlyName").unwrap_or("key");
+    let key = state.exports.create_api_key(&account_sid, name).await?;
+    Ok(json_response(StatusCode::CREATED, &key))
+}
+
+/// Loads an NDJSON body (plain or gzip) into an account's records.
+pub async fn ingest_records(
+    State(state): State<AppState>,
+    _: Admin,
+    Path((account_sid, rt)): Path<(String, String)>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let rt: ResourceType = rt
+        .parse()
+        .map_err(|e: crate::domain::UnknownResourceType| ApiError::BadRequest(e.to_string()))?;
+    let limit = state.max_ingest_bytes;
+    let mut seen = 0u64;
+    let stream = body.into_data_stream().map(move |chunk| {
+        let chunk = chunk.map_err(std::io::Error::other)?;
+        seen += chunk.len() as u64;
+        if seen > limit {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "body over the ingest limit",
+            ))
+        } else {
+            Ok(chunk)
+        }
+    });
+    let reader = maybe_gunzip(StreamReader::new(stream))
+        .await
+        .map_err(|e| read_error(e, limit))?;
+    let mut report = IngestReport::default();
+    state
+        .exports
+        .ingest(&account_sid, rt, "body", reader, &mut report)
+        .await?
+        .map_err(|e| read_error(e, limit))?;
+    Ok(json_response(StatusCode::OK, &report))
+}
+
+fn read_error(e: std::io::Error, limit: u64) -> ApiError {
+    if e.kind() == std::io::ErrorKind::FileTooLarge {
+        ApiError::TooLarge(limit)
+    } else {
+        ApiError::BadRequest(format!("Could not read the request body: {e}"))
+    }
+}
+
+/// Waits until the export queue is idle (TimeoutSeconds, default 60).
+pub async fn drain_queue(
+    State(state): State<AppState>,
+    _: Admin,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let secs = match params.get("TimeoutSeconds") {
+        None => 60,
+        Some(s) => s
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=3600).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "TimeoutSeconds {s:?} must be an integer from 1 to 3600"
+                ))
+            })?,
+    };
+    let idle = state.exports.wait_idle(Duration::from_secs(secs)).await?;
+    let status = if idle {
+        StatusCode::OK
+    } else {
+        StatusCode::GATEWAY_TIMEOUT
+    };
+    Ok(json_response(status, &json!({ "idle": idle })))
+}

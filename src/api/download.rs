@@ -1,0 +1,154 @@
+//! Serving day files behind signed links: raw gzip, no Basic auth, with
+//! Content-Length, ETag, HEAD and single byte ranges so downloads can resume.
+
+use axum::body::Body;
+use axum::extract::{OriginalUri, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use super::error::ApiError;
+use super::AppState;
+use crate::domain::{Day, ResourceType};
+
+#[derive(Deserialize)]
+pub struct LinkQuery {
+    #[serde(rename = "Expires")]
+    expires: Option<i64>,
+    #[serde(rename = "Signature")]
+    signature: Option<String>,
+}
+
+pub async fn download_day(
+    State(state): State<AppState>,
+    uri: OriginalUri,
+    Path((account_sid, rt, file)): Path<(String, String, String)>,
+    Query(q): Query<LinkQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found_path(uri.path());
+    let rt: ResourceType = rt.parse().map_err(|_| not_found())?;
+    let day = file
+        .strip_suffix(".json.gz")
+        .and_then(|d| Day::parse(d).ok())
+        .ok_or_else(not_found)?;
+    let (Some(expires), Some(signature)) = (q.expires, q.signature) else {
+        return Err(ApiError::Forbidden(
+            "The download link is missing its Expires or Signature".into(),
+        ));
+    };
+    let dl = state
+        .exports
+        .open_download(&account_sid, rt, day, expires, &signature)
+        .await?;
+
+    let mut resp_headers = HeaderMap::new();
+    resp_headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/gzip"),
+    );
+    resp_headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    resp_headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=0"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&dl.etag) {
+        resp_headers.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{day}.json.gz\"")) {
+        resp_headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(inm) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        if inm
+            .split(',')
+            .any(|t| t.trim() == dl.etag || t.trim() == "*")
+        {
+            return Ok((StatusCode::NOT_MODIFIED, resp_headers).into_response());
+        }
+    }
+    let if_range_ok = headers
+        .get(header::IF_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v == dl.etag);
+    let range = match headers.get(header::RANGE).and_then(|v| v.to_str().ok()) {
+        Some(r) if if_range_ok => parse_range(r, dl.size)?,
+        _ => None,
+    };
+    let (status, len) = match &range {
+        Some(r) => {
+            let v = format!("bytes {}-{}/{}", r.start, r.end - 1, dl.size);
+            if let Ok(v) = HeaderValue::from_str(&v) {
+                resp_headers.insert(header::CONTENT_RANGE, v);
+            }
+            (StatusCode::PARTIAL_CONTENT, r.end - r.start)
+        }
+        None => (StatusCode::OK, dl.size),
+    };
+    resp_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    let body = if len == 0 {
+        Body::empty()
+    } else {
+        Body::from_stream(state.exports.download_body(&dl, range).await?)
+    };
+    Ok((status, resp_headers, body).into_response())
+}
+
+/// Parses a single `bytes=` range against `size`. Several ranges, or a form
+/// this does not read, are answered with the whole file (as RFC 9110 allows).
+fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ApiError> {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = if a.is_empty() {
+        let Ok(n) = b.parse::<u64>() else {
+            return Ok(None);
+        };
+        if n == 0 {
+            return Err(ApiError::RangeNotSatisfiable(size));
+        }
+        size.saturating_sub(n)..size
+    } else {
+        let Ok(start) = a.parse::<u64>() else {
+            return Ok(None);
+        };
+        let end = if b.is_empty() {
+            size
+        } else {
+            match b.parse::<u64>() {
+                Ok(e) if e >= start => (e + 1).min(size),
+                _ => return Ok(None),
+            }
+        };
+        start..end
+    };
+    if range.start >= size {
+        return Err(ApiError::RangeNotSatisfiable(size));
+    }
+    Ok(Some(range))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), Some(0..10));
+        assert_eq!(parse_range("bytes=90-", 100).unwrap(), Some(90..100));
+        assert_eq!(parse_range("bytes=-10", 100).unwrap(), Some(90..100));
+        assert_eq!(parse_range("bytes=50-500", 100).unwrap(), Some(50..100));
+        assert!(parse_range("bytes=100-", 100).is_err());
+        assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
+        assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
+    }
+}

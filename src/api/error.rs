@@ -1,0 +1,104 @@
+//! Twilio-style error bodies: `code`, `message`, `more_info`, `status`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::exports;
+
+/// Content type of every JSON answer.
+pub const JSON_UTF8: &str = "application/json; charset=utf-8";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("Authenticate")]
+    Unauthorized,
+    #[error("{0}")]
+    Forbidden(String),
+    /// The path of the missing resource, without `/v1`.
+    #[error("The requested resource {0} was not found")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("The request body is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("The requested range is not satisfiable")]
+    RangeNotSatisfiable(u64),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 404 for a request path, with the `/v1` prefix removed as Twilio does.
+    pub fn not_found_path(path: &str) -> ApiError {
+        ApiError::NotFound(path.strip_prefix("/v1").unwrap_or(path).to_string())
+    }
+
+    fn status_and_code(&self) -> (StatusCode, u32) {
+        match self {
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, 20001),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, 20003),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, 20403),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, 20404),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 20001),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 20001),
+            ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, 20001),
+            ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 20500),
+        }
+    }
+}
+
+impl From<exports::Error> for ApiError {
+    fn from(e: exports::Error) -> Self {
+        match e {
+            exports::Error::Invalid(m) => ApiError::BadRequest(m),
+            exports::Error::NotFound(path) => ApiError::NotFound(path),
+            exports::Error::Forbidden(m) => ApiError::Forbidden(m.to_string()),
+            other => {
+                tracing::error!(error = ?other, "internal error");
+                ApiError::Internal("Internal server error".into())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        let body = json!({
+            "code": code,
+            "message": self.to_string(),
+            "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+            "status": status.as_u16(),
+        });
+        let mut resp = json_response(status, &body);
+        match self {
+            ApiError::Unauthorized => {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"Twilio API\""),
+                );
+            }
+            ApiError::RangeNotSatisfiable(size) => {
+                if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
+                    resp.headers_mut().insert(header::CONTENT_RANGE, v);
+                }
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+/// A JSON answer with the content type the official clients expect.
+pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Response {
+    let bytes = serde_json::to_vec(body).unwrap_or_else(|_| b"{}".to_vec());
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8))],
+        bytes,
+    )
+        .into_response()
+}

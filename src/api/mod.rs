@@ -1,0 +1,103 @@
+//! The HTTP API: the only module that knows HTTP and axum. Routes, wire
+//! shapes and Twilio errors live here; everything else is asked of `exports`.
+
+mod admin;
+mod download;
+mod error;
+mod request;
+mod resources;
+mod wire;
+
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tower_http::cors::{Any, CorsLayer};
+
+use crate::config::Secret;
+use crate::exports::Exports;
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub exports: Exports,
+    pub public_url: Option<String>,
+    pub admin_token: Option<Secret>,
+    pub max_body_bytes: usize,
+    pub max_ingest_bytes: u64,
+}
+
+pub fn router(state: AppState) -> Router {
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+        .expose_headers([
+            header::ETAG,
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::LOCATION,
+        ]);
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route(
+            "/v1/Exports/Jobs/{job_sid}",
+            get(resources::fetch_job).delete(resources::delete_job),
+        )
+        .route("/v1/Exports/{resource_type}", get(resources::fetch_export))
+        .route(
+            "/v1/Exports/{resource_type}/Configuration",
+            get(resources::fetch_export_configuration).post(resources::update_export_configuration),
+        )
+        .route("/v1/Exports/{resource_type}/Days", get(resources::list_day))
+        .route(
+            "/v1/Exports/{resource_type}/Days/{day}",
+            get(resources::fetch_day),
+        )
+        .route(
+            "/v1/Exports/{resource_type}/Jobs",
+            get(resources::list_export_custom_job).post(resources::create_export_custom_job),
+        )
+        .route(
+            "/v1/Downloads/{account_sid}/{resource_type}/{file}",
+            get(download::download_day),
+        )
+        .route("/admin/v1/Accounts", post(admin::create_account))
+        .route(
+            "/admin/v1/Accounts/{account_sid}/Keys",
+            post(admin::create_key),
+        )
+        .route(
+            "/admin/v1/Accounts/{account_sid}/Records/{resource_type}",
+            post(admin::ingest_records),
+        )
+        .route("/admin/v1/Queue/Drain", post(admin::drain_queue))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors)
+        .with_state(state)
+}
+
+async fn healthz() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn readyz(State(state): State<AppState>) -> StatusCode {
+    if state.exports.db().is_ready().await {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
+async fn not_found(uri: OriginalUri) -> Response {
+    ApiError::not_found_path(uri.path()).into_response()
+}
+
+async fn method_not_allowed(method: Method, uri: OriginalUri) -> Response {
+    ApiError::MethodNotAllowed(format!("Method {method} is not allowed on {}", uri.path()))
+        .into_response()
+}

@@ -1,0 +1,216 @@
+//! The `bulkexport` command line: one binary, subcommands sharing one set of settings.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+
+use crate::app::{self, Application};
+use crate::clock::Clock;
+use crate::config::{SettingFlags, Settings};
+use crate::domain::{Day, ResourceType};
+use crate::exports::{Exports, IngestReport};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulkexport",
+    version,
+    about = "A self-hosted, Twilio-compatible BulkExport service"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    settings: SettingFlags,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the HTTP API and the export workers.
+    Serve {
+        /// Create (once) a demo account with a week of records, and print how to use it.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage accounts.
+    #[command(subcommand)]
+    Accounts(AccountsCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Load NDJSON records (plain or .gz) into an account.
+    Ingest {
+        #[arg(long)]
+        account: String,
+        #[arg(long, value_parser = parse_resource_type)]
+        resource_type: ResourceType,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Generate deterministic synthetic records.
+    Seed {
+        #[arg(long)]
+        account: String,
+        #[arg(long, value_parser = parse_resource_type)]
+        resource_type: ResourceType,
+        #[arg(long, value_parser = parse_day)]
+        start_day: Day,
+        #[arg(long, value_parser = parse_day)]
+        end_day: Day,
+        #[arg(long)]
+        per_day: u32,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AccountsCommand {
+    /// Create an account (or a subaccount with --parent); prints it as JSON.
+    Create {
+        #[arg(long)]
+        friendly_name: String,
+        #[arg(long)]
+        parent: Option<String>,
+    },
+    /// List accounts as JSON lines.
+    List,
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// Create an API key; prints its SID and secret (shown only once) as JSON.
+    Create {
+        #[arg(long)]
+        account: String,
+        #[arg(long, default_value = "api key")]
+        friendly_name: String,
+    },
+}
+
+fn parse_resource_type(s: &str) -> Result<ResourceType, String> {
+    s.parse()
+        .map_err(|e: crate::domain::UnknownResourceType| e.to_string())
+}
+
+fn parse_day(s: &str) -> Result<Day, String> {
+    Day::parse(s).map_err(|e| e.to_string())
+}
+
+fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(&cli.settings)?;
+    let clock = Clock::system();
+    match cli.command {
+        Command::Serve { demo } => serve(&settings, clock, demo).await,
+        Command::Migrate => {
+            app::open(&settings, clock).await?;
+            eprintln!("database is up to date: {}", settings.database_url());
+            Ok(())
+        }
+        Command::Accounts(AccountsCommand::Create {
+            friendly_name,
+            parent,
+        }) => {
+            let ex = app::open(&settings, clock).await?;
+            print_json(&ex.create_account(&friendly_name, parent.as_deref()).await?)
+        }
+        Command::Accounts(AccountsCommand::List) => {
+            let ex = app::open(&settings, clock).await?;
+            for a in ex.db().list_accounts().await? {
+                println!(
+                    "{}",
+                    serde_json::json!({"sid": a.sid, "friendly_name": a.friendly_name, "parent_sid": a.parent_sid})
+                );
+            }
+            Ok(())
+        }
+        Command::Keys(KeysCommand::Create {
+            account,
+            friendly_name,
+        }) => {
+            let ex = app::open(&settings, clock).await?;
+            print_json(&ex.create_api_key(&account, &friendly_name).await?)
+        }
+        Command::Ingest {
+            account,
+            resource_type,
+            files,
+        } => {
+            let ex = app::open(&settings, clock).await?;
+            let report = ingest_files(&ex, &account, resource_type, &files).await?;
+            print_json(&report)?;
+            if report.rejected > 0 {
+                eprintln!("{} line(s) rejected", report.rejected);
+            }
+            Ok(())
+        }
+        Command::Seed {
+            account,
+            resource_type,
+            start_day,
+            end_day,
+            per_day,
+            seed,
+        } => {
+            anyhow::ensure!(
+                start_day <= end_day,
+                "--start-day must not be after --end-day"
+            );
+            let ex = app::open(&settings, clock).await?;
+            let report = ex
+                .seed(&account, resource_type, start_day, end_day, per_day, seed)
+                .await?;
+            print_json(&serde_json::json!({"loaded": report.loaded, "replaced": report.replaced}))
+        }
+    }
+}
+
+async fn ingest_files(
+    ex: &Exports,
+    account: &str,
+    rt: ResourceType,
+    files: &[PathBuf],
+) -> anyhow::Result<IngestReport> {
+    let mut report = IngestReport::default();
+    for path in files {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        let reader = crate::exports::maybe_gunzip(file).await?;
+        ex.ingest(
+            account,
+            rt,
+            &path.display().to_string(),
+            reader,
+            &mut report,
+        )
+        .await?
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
+    }
+    Ok(report)
+}
+
+async fn serve(settings: &Settings, clock: Clock, demo: bool) -> anyhow::Result<()> {
+    let app = Application::build(settings, clock).await?;
+    let addr = app.local_addr()?;
+    let base = settings
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    if demo {
+        let (account, token) = crate::demo::ensure_demo(app.exports()).await?;
+        println!(
+            "{}",
+            crate::demo::instructions(&base, &account, &token, app.exports().clock().today())
+        );
+    }
+    tracing::info!(%addr, data_dir = %settings.data_dir.display(), "bulkexport listening");
+    app.run_until_stopped(app::shutdown_on_signals()).await
+}

@@ -1,0 +1,42 @@
+//! The service's one source of time. Everything time-driven asks this clock,
+//! so that tests and the emulator can set the date.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+/// Wall-clock time shifted by an offset that can be moved forward.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_ms: Arc<AtomicI64>,
+}
+
+impl Clock {
+    /// The real time.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock that reads `start` now and then runs forward in real time.
+    pub fn starting_at(start: DateTime<Utc>) -> Clock {
+        let clock = Clock::default();
+        clock
+            .offset_ms
+            .store((start - Utc::now()).num_milliseconds(), Ordering::SeqCst);
+        clock
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + chrono::Duration::milliseconds(self.offset_ms.load(Ordering::SeqCst))
+    }
+
+    /// Milliseconds since the Unix epoch, the form stored in the database.
+    pub fn now_ms(&self) -> i64 {
+        self.now().timestamp_millis()
+    }
+
+    pub fn today(&self) -> crate::domain::Day {
+        crate::domain::Day::from_date(self.now().date_naive())
+    }
+}

@@ -1,0 +1,173 @@
+//! Settings: one typed tree, from defaults, then an optional TOML file, then
+//! `BULKEXPORT_*` environment variables, then command-line flags.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// A value that must never be printed (tokens, passwords).
+#[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address the HTTP API listens on.
+    pub listen: String,
+    /// Where the SQLite database and local day files live by default.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH`; default `sqlite://<data_dir>/bulkexport.db`.
+    pub database_url: Option<String>,
+    /// `file://DIR`; default `file://<data_dir>/files`.
+    pub storage_url: Option<String>,
+    /// Base of every absolute URL the service writes; default: from the request's Host.
+    pub public_url: Option<String>,
+    /// Bearer token of the admin API (`/admin/v1/...`); the admin API is off without it.
+    pub admin_token: Option<Secret>,
+    /// Export workers in this process; 0 means one per core.
+    pub workers: usize,
+    /// Attempts per job day before it is Failed.
+    pub max_attempts: u32,
+    /// First retry delay in seconds; it doubles on every further attempt.
+    pub retry_base_secs: u64,
+    /// A claimed day whose heartbeat is older than this is taken over.
+    pub lease_secs: u64,
+    /// How often idle workers look for work submitted by other processes.
+    pub poll_ms: u64,
+    /// How long a FetchDay download link stays valid.
+    pub download_ttl_secs: u64,
+    /// Largest accepted API request body.
+    pub max_body_bytes: usize,
+    /// Largest accepted body of the admin ingest endpoint.
+    pub max_ingest_bytes: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            storage_url: None,
+            public_url: None,
+            admin_token: None,
+            workers: 0,
+            max_attempts: 3,
+            retry_base_secs: 30,
+            lease_secs: 60,
+            poll_ms: 1000,
+            download_ttl_secs: 900,
+            max_body_bytes: 64 * 1024,
+            max_ingest_bytes: 16 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
+/// Settings given as command-line flags; only those set override the rest.
+#[derive(Debug, Clone, Default, Serialize, clap::Args)]
+pub struct SettingFlags {
+    /// A TOML settings file.
+    #[arg(long, global = true, value_name = "FILE")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, global = true, value_name = "ADDR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Data directory (default ./data).
+    #[arg(long, global = true, value_name = "DIR")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// Base URL written into absolute URLs (default: from the request's Host).
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
+    /// Database URL (default sqlite://<data-dir>/bulkexport.db).
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    /// Day-file storage URL (default file://<data-dir>/files).
+    #[arg(long, global = true, value_name = "URL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub storage_url: Option<String>,
+    /// Bearer token for the admin API.
+    #[arg(long, global = true, value_name = "TOKEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_token: Option<String>,
+    /// Export workers in this process (0: one per core).
+    #[arg(long, global = true, value_name = "N")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workers: Option<usize>,
+}
+
+impl Settings {
+    pub fn load(flags: &SettingFlags) -> anyhow::Result<Settings> {
+        let mut fig = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(file) = &flags.config {
+            anyhow::ensure!(
+                file.exists(),
+                "settings file {} does not exist",
+                file.display()
+            );
+            fig = fig.merge(Toml::file(file));
+        }
+        let settings: Settings = fig
+            .merge(Env::prefixed("BULKEXPORT_"))
+            .merge(Serialized::defaults(flags))
+            .extract()?;
+        anyhow::ensure!(
+            settings.max_attempts >= 1,
+            "max_attempts must be at least 1"
+        );
+        anyhow::ensure!(settings.lease_secs >= 3, "lease_secs must be at least 3");
+        Ok(settings)
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("bulkexport.db").display())
+        })
+    }
+
+    pub fn storage_url(&self) -> String {
+        self.storage_url.clone().unwrap_or_else(|| {
+            format!(
+                "file://{}",
+                absolute(&self.data_dir.join("files")).display()
+            )
+        })
+    }
+
+    pub fn worker_count(&self) -> usize {
+        if self.workers == 0 {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        } else {
+            self.workers
+        }
+    }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}

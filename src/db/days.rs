@@ -1,0 +1,121 @@
+//! Published Days and per-resource export configuration.
+
+use super::{Db, Result};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct DayRow {
+    pub day: String,
+    pub resource_type: String,
+    pub size: i64,
+    pub record_count: i64,
+    pub create_date: String,
+    pub friendly_name: String,
+    pub blob_key: String,
+    pub generation: i64,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ExportConfigRow {
+    pub enabled: bool,
+    pub webhook_url: Option<String>,
+    pub webhook_method: Option<String>,
+    pub email: Option<String>,
+}
+
+const DAY_COLUMNS: &str =
+    "day, resource_type, size, record_count, create_date, friendly_name, blob_key, generation";
+
+impl Db {
+    pub async fn find_day(
+        &self,
+        account_sid: &str,
+        resource_type: &str,
+        day: &str,
+    ) -> Result<Option<DayRow>> {
+        Ok(sqlx::query_as(&format!(
+            "SELECT {DAY_COLUMNS} FROM days WHERE account_sid = ? AND resource_type = ? AND day = ?"
+        ))
+        .bind(account_sid)
+        .bind(resource_type)
+        .bind(day)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// One page of Days in generation order, after or before a generation.
+    pub async fn list_days(
+        &self,
+        account_sid: &str,
+        resource_type: &str,
+        after: Option<i64>,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<DayRow>> {
+        let mut rows: Vec<DayRow> = match before {
+            Some(b) => sqlx::query_as(&format!(
+                "SELECT {DAY_COLUMNS} FROM days WHERE account_sid = ? AND resource_type = ? AND generation < ? \
+                 ORDER BY generation DESC LIMIT ?"
+            ))
+            .bind(account_sid)
+            .bind(resource_type)
+            .bind(b)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
+            None => sqlx::query_as(&format!(
+                "SELECT {DAY_COLUMNS} FROM days WHERE account_sid = ? AND resource_type = ? AND generation > ? \
+                 ORDER BY generation LIMIT ?"
+            ))
+            .bind(account_sid)
+            .bind(resource_type)
+            .bind(after.unwrap_or(0))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?,
+        };
+        if before.is_some() {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+
+    pub async fn find_export_config(
+        &self,
+        account_sid: &str,
+        resource_type: &str,
+    ) -> Result<Option<ExportConfigRow>> {
+        Ok(sqlx::query_as(
+            "SELECT enabled, webhook_url, webhook_method, email FROM export_configurations \
+             WHERE account_sid = ? AND resource_type = ?",
+        )
+        .bind(account_sid)
+        .bind(resource_type)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn save_export_config(
+        &self,
+        account_sid: &str,
+        resource_type: &str,
+        c: &ExportConfigRow,
+        now: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO export_configurations (account_sid, resource_type, enabled, webhook_url, webhook_method, email, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_sid, resource_type) DO UPDATE SET enabled = excluded.enabled, \
+             webhook_url = excluded.webhook_url, webhook_method = excluded.webhook_method, email = excluded.email, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(account_sid)
+        .bind(resource_type)
+        .bind(c.enabled)
+        .bind(&c.webhook_url)
+        .bind(&c.webhook_method)
+        .bind(&c.email)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

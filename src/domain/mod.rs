@@ -1,0 +1,347 @@
+//! Pure domain types: resource types, SIDs, days, job statuses. No I/O here.
+
+pub mod record;
+pub mod seed;
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use rand::Rng;
+
+/// The four kinds of activity record that BulkExport exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceType {
+    Messages,
+    Calls,
+    Conferences,
+    Participants,
+}
+
+impl ResourceType {
+    pub const ALL: [ResourceType; 4] = [
+        ResourceType::Messages,
+        ResourceType::Calls,
+        ResourceType::Conferences,
+        ResourceType::Participants,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceType::Messages => "Messages",
+            ResourceType::Calls => "Calls",
+            ResourceType::Conferences => "Conferences",
+            ResourceType::Participants => "Participants",
+        }
+    }
+}
+
+impl fmt::Display for ResourceType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown resource type {0:?}: expected Messages, Calls, Conferences or Participants")]
+pub struct UnknownResourceType(pub String);
+
+impl FromStr for ResourceType {
+    type Err = UnknownResourceType;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ResourceType::ALL
+            .into_iter()
+            .find(|rt| rt.as_str() == s)
+            .ok_or_else(|| UnknownResourceType(s.to_string()))
+    }
+}
+
+/// The two-letter prefixes of the SIDs this service knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SidKind {
+    Account,
+    ApiKey,
+    Job,
+    Message,
+    MediaMessage,
+    Call,
+    Conference,
+}
+
+impl SidKind {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            SidKind::Account => "AC",
+            SidKind::ApiKey => "SK",
+            SidKind::Job => "JS",
+            SidKind::Message => "SM",
+            SidKind::MediaMessage => "MM",
+            SidKind::Call => "CA",
+            SidKind::Conference => "CF",
+        }
+    }
+
+    /// A fresh random SID of this kind.
+    pub fn generate(self) -> String {
+        self.generate_with(&mut rand::thread_rng())
+    }
+
+    pub fn generate_with<R: Rng + ?Sized>(self, rng: &mut R) -> String {
+        let bytes: [u8; 16] = rng.gen();
+        format!("{}{}", self.prefix(), hex::encode(bytes))
+    }
+
+    /// True when `s` is this prefix followed by 32 hex digits.
+    pub fn matches(self, s: &str) -> bool {
+        s.len() == 34
+            && s.starts_with(self.prefix())
+            && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+    }
+}
+
+/// A UTC calendar day, written `yyyy-mm-dd`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(NaiveDate);
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?} is not a real date in the format yyyy-mm-dd")]
+pub struct BadDay(pub String);
+
+impl Day {
+    pub fn parse(s: &str) -> Result<Day, BadDay> {
+        let ok_shape = s.len() == 10
+            && s.bytes().enumerate().all(|(i, b)| {
+                if i == 4 || i == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            });
+        if !ok_shape {
+            return Err(BadDay(s.to_string()));
+        }
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .map(Day)
+            .map_err(|_| BadDay(s.to_string()))
+    }
+
+    pub fn from_date(d: NaiveDate) -> Day {
+        Day(d)
+    }
+
+    pub fn date(self) -> NaiveDate {
+        self.0
+    }
+
+    pub fn succ(self) -> Day {
+        Day(self.0 + chrono::Days::new(1))
+    }
+
+    pub fn minus_days(self, n: u64) -> Day {
+        Day(self.0 - chrono::Days::new(n))
+    }
+
+    /// Every day from `self` to `end`, both included.
+    pub fn through(self, end: Day) -> impl Iterator<Item = Day> {
+        let mut next = Some(self);
+        std::iter::from_fn(move || {
+            let d = next?;
+            next = (d < end).then(|| d.succ());
+            Some(d)
+        })
+    }
+}
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0.format("%Y-%m-%d"))
+    }
+}
+
+/// The status of one day of an export job, as the spec names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum DayStatus {
+    Submitted,
+    Running,
+    Completed,
+    CompletedEmptyRecords,
+    ErrorDuringRun,
+    Failed,
+    RunningToBeDeleted,
+    DeletedByUserRequest,
+}
+
+impl DayStatus {
+    pub const ALL: [DayStatus; 8] = [
+        DayStatus::Submitted,
+        DayStatus::Running,
+        DayStatus::Completed,
+        DayStatus::CompletedEmptyRecords,
+        DayStatus::ErrorDuringRun,
+        DayStatus::Failed,
+        DayStatus::RunningToBeDeleted,
+        DayStatus::DeletedByUserRequest,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DayStatus::Submitted => "Submitted",
+            DayStatus::Running => "Running",
+            DayStatus::Completed => "Completed",
+            DayStatus::CompletedEmptyRecords => "CompletedEmptyRecords",
+            DayStatus::ErrorDuringRun => "ErrorDuringRun",
+            DayStatus::Failed => "Failed",
+            DayStatus::RunningToBeDeleted => "RunningToBeDeleted",
+            DayStatus::DeletedByUserRequest => "DeletedByUserRequest",
+        }
+    }
+
+    /// A day in a final status is never worked on again.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            DayStatus::Completed
+                | DayStatus::CompletedEmptyRecords
+                | DayStatus::Failed
+                | DayStatus::DeletedByUserRequest
+        )
+    }
+}
+
+impl fmt::Display for DayStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("unknown day status {0:?}")]
+pub struct UnknownDayStatus(pub String);
+
+impl FromStr for DayStatus {
+    type Err = UnknownDayStatus;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        DayStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| UnknownDayStatus(s.to_string()))
+    }
+}
+
+/// HTTP method of a webhook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WebhookMethod {
+    Get,
+    Post,
+}
+
+impl WebhookMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookMethod::Get => "GET",
+            WebhookMethod::Post => "POST",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<WebhookMethod> {
+        match s.to_ascii_uppercase().as_str() {
+            "GET" => Some(WebhookMethod::Get),
+            "POST" => Some(WebhookMethod::Post),
+            _ => None,
+        }
+    }
+}
+
+/// An absolute http(s) URL to call back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl(String);
+
+impl WebhookUrl {
+    pub fn parse(s: &str) -> Option<WebhookUrl> {
+        let url = url::Url::parse(s).ok()?;
+        let ok = matches!(url.scheme(), "http" | "https")
+            && url.host_str().is_some_and(|h| !h.is_empty());
+        ok.then(|| WebhookUrl(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// An email address of the plain `local@domain.tld` form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailAddress(String);
+
+impl EmailAddress {
+    pub fn parse(s: &str) -> Option<EmailAddress> {
+        let (local, domain) = s.rsplit_once('@')?;
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && local
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+/=?^_`{|}~.-".contains(c))
+            && !local.starts_with('.')
+            && !local.ends_with('.');
+        let labels: Vec<&str> = domain.split('.').collect();
+        let domain_ok = labels.len() >= 2
+            && labels.iter().all(|l| {
+                !l.is_empty()
+                    && l.len() <= 63
+                    && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        (local_ok && domain_ok && s.len() <= 254).then(|| EmailAddress(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn day_parsing_requires_real_dates() {
+        assert!(Day::parse("2024-02-29").is_ok());
+        assert!(Day::parse("2023-02-29").is_err());
+        assert!(Day::parse("2023-2-01").is_err());
+        assert!(Day::parse("20230201").is_err());
+        assert!(Day::parse("2023-02-01T00").is_err());
+    }
+
+    #[test]
+    fn day_ranges_include_both_ends() {
+        let a = Day::parse("2023-12-30").unwrap();
+        let b = Day::parse("2024-01-02").unwrap();
+        let days: Vec<String> = a.through(b).map(|d| d.to_string()).collect();
+        assert_eq!(
+            days,
+            ["2023-12-30", "2023-12-31", "2024-01-01", "2024-01-02"]
+        );
+        assert_eq!(a.through(a).count(), 1);
+    }
+
+    #[test]
+    fn sids_have_prefix_and_32_hex() {
+        let sid = SidKind::Job.generate();
+        assert!(SidKind::Job.matches(&sid));
+        assert!(!SidKind::Call.matches(&sid));
+        assert!(!SidKind::Job.matches("JS123"));
+    }
+
+    #[test]
+    fn emails_and_urls() {
+        assert!(EmailAddress::parse("ops@example.com").is_some());
+        assert!(EmailAddress::parse("ops@example").is_none());
+        assert!(EmailAddress::parse("not an email").is_none());
+        assert!(WebhookUrl::parse("https://example.com/hook?a=1").is_some());
+        assert!(WebhookUrl::parse("ftp://example.com/").is_none());
+        assert!(WebhookUrl::parse("/relative").is_none());
+        assert_eq!(WebhookMethod::parse("post"), Some(WebhookMethod::Post));
+        assert_eq!(WebhookMethod::parse("PUT"), None);
+    }
+}

@@ -1,0 +1,466 @@
+//! Records in the day-file shape of `record-format.md`: the field layout of each
+//! resource type, and the normalisation of REST-shaped input into that shape.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+use serde_json::{Map, Value};
+
+use super::{Day, ResourceType, SidKind};
+
+/// A record ready to store: its identity, its UTC day, its place within the day
+/// and its serialised day-file line (without the trailing newline).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub key: String,
+    pub day: Day,
+    pub sort_key: String,
+    pub line: String,
+}
+
+/// Why one input record was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RecordError {
+    #[error("not a JSON object")]
+    NotAnObject,
+    #[error("missing {0}")]
+    Missing(&'static str),
+    #[error("{field} {value:?} is not a {kind} SID")]
+    BadSid {
+        field: &'static str,
+        value: String,
+        kind: &'static str,
+    },
+    #[error("account_sid {0} is not the account being loaded")]
+    OtherAccount(String),
+    #[error("{field} {value:?} is not an RFC 2822 or ISO 8601 date")]
+    BadDate { field: &'static str, value: String },
+    #[error("{field} {value:?} is not an integer")]
+    BadInteger { field: &'static str, value: String },
+    #[error("{field} {value:?} is not one of {allowed}")]
+    BadEnum {
+        field: &'static str,
+        value: String,
+        allowed: String,
+    },
+    #[error("{0} must be a string")]
+    NotAString(&'static str),
+}
+
+const MESSAGE_STATUS: &[&str] = &[
+    "queued",
+    "sending",
+    "sent",
+    "failed",
+    "delivered",
+    "undelivered",
+    "receiving",
+    "received",
+    "accepted",
+    "scheduled",
+    "read",
+    "partially_delivered",
+    "canceled",
+];
+const MESSAGE_DIRECTION: &[&str] = &["inbound", "outbound-api", "outbound-call", "outbound-reply"];
+const CALL_STATUS: &[&str] = &[
+    "queued",
+    "ringing",
+    "in-progress",
+    "completed",
+    "busy",
+    "failed",
+    "no-answer",
+    "canceled",
+];
+const CALL_DIRECTION: &[&str] = &["inbound", "outbound-api", "outbound-dial"];
+const CONFERENCE_STATUS: &[&str] = &["init", "in-progress", "completed"];
+const CONFERENCE_END_REASON: &[&str] = &[
+    "conference-ended-via-api",
+    "participant-with-end-conference-on-exit-left",
+    "participant-with-end-conference-on-exit-kicked",
+    "last-participant-kicked",
+    "last-participant-left",
+];
+const PARTICIPANT_STATUS: &[&str] = &[
+    "queued",
+    "connecting",
+    "ringing",
+    "connected",
+    "complete",
+    "failed",
+];
+
+pub(crate) fn statuses(rt: ResourceType) -> &'static [&'static str] {
+    match rt {
+        ResourceType::Messages => MESSAGE_STATUS,
+        ResourceType::Calls => CALL_STATUS,
+        ResourceType::Conferences => CONFERENCE_STATUS,
+        ResourceType::Participants => PARTICIPANT_STATUS,
+    }
+}
+
+pub(crate) fn directions(rt: ResourceType) -> &'static [&'static str] {
+    match rt {
+        ResourceType::Messages => MESSAGE_DIRECTION,
+        ResourceType::Calls => CALL_DIRECTION,
+        _ => &[],
+    }
+}
+
+pub(crate) const CONFERENCE_END_REASONS: &[&str] = CONFERENCE_END_REASON;
+
+/// The fields of each resource's day-file line, in the order they are written
+/// (the REST schema's order, less the fields the day file leaves out).
+pub fn fields(rt: ResourceType) -> &'static [&'static str] {
+    match rt {
+        ResourceType::Messages => &[
+            "body",
+            "num_segments",
+            "direction",
+            "from",
+            "to",
+            "date_updated",
+            "price",
+            "account_sid",
+            "num_media",
+            "status",
+            "messaging_service_sid",
+            "sid",
+            "date_sent",
+            "date_created",
+            "error_code",
+        ],
+        ResourceType::Calls => &[
+            "sid",
+            "date_created",
+            "date_updated",
+            "parent_call_sid",
+            "account_sid",
+            "to",
+            "to_formatted",
+            "from",
+            "from_formatted",
+            "phone_number_sid",
+            "status",
+            "start_time",
+            "end_time",
+            "duration",
+            "price",
+            "price_unit",
+            "direction",
+            "answered_by",
+            "api_version",
+            "forwarded_from",
+            "group_sid",
+            "caller_name",
+            "queue_time",
+            "trunk_sid",
+        ],
+        ResourceType::Conferences => &[
+            "account_sid",
+            "date_created",
+            "date_updated",
+            "friendly_name",
+            "region",
+            "sid",
+            "status",
+            "reason_conference_ended",
+            "call_sid_ending_conference",
+        ],
+        ResourceType::Participants => &[
+            "account_sid",
+            "call_sid",
+            "call_sid_to_coach",
+            "coaching",
+            "conference_sid",
+            "date_created",
+            "date_updated",
+            "end_conference_on_exit",
+            "muted",
+            "hold",
+            "start_conference_on_enter",
+            "status",
+            "queue_time",
+        ],
+    }
+}
+
+/// REST fields that the day file leaves out.
+fn left_out(rt: ResourceType) -> &'static [&'static str] {
+    match rt {
+        ResourceType::Messages => &[
+            "price_unit",
+            "api_version",
+            "error_message",
+            "uri",
+            "subresource_uris",
+        ],
+        ResourceType::Calls => &["uri", "subresource_uris"],
+        ResourceType::Conferences => &["api_version", "uri", "subresource_uris"],
+        ResourceType::Participants => &["uri", "label"],
+    }
+}
+
+const TIMESTAMPS: &[&str] = &[
+    "date_created",
+    "date_updated",
+    "date_sent",
+    "start_time",
+    "end_time",
+];
+const COUNTERS: &[&str] = &["num_segments", "num_media", "duration", "queue_time"];
+
+/// Formats an instant the way day files do: `2020-07-26T22:21:20Z`.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// Parses RFC 2822 (`Sun, 26 Jul 2020 22:21:20 +0000`) or ISO 8601 / RFC 3339.
+pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc2822(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f")
+        .ok()
+        .map(|t| t.and_utc())
+}
+
+/// Turns one input record (REST shape or day-file shape) into a stored record
+/// of `account_sid`'s `rt` export.
+pub fn normalize(rt: ResourceType, account_sid: &str, input: Value) -> Result<Record, RecordError> {
+    let Value::Object(mut obj) = input else {
+        return Err(RecordError::NotAnObject);
+    };
+    for f in left_out(rt) {
+        obj.remove(*f);
+    }
+    match obj.get("account_sid") {
+        None | Some(Value::Null) => {
+            obj.insert("account_sid".into(), Value::String(account_sid.to_string()));
+        }
+        Some(Value::String(s)) if s == account_sid => {}
+        Some(Value::String(s)) => return Err(RecordError::OtherAccount(s.clone())),
+        Some(_) => return Err(RecordError::NotAString("account_sid")),
+    }
+    let (key, order_sid) = identity(rt, &obj)?;
+    let created = match obj.get("date_created") {
+        None | Some(Value::Null) => return Err(RecordError::Missing("date_created")),
+        Some(v) => timestamp_of("date_created", v)?,
+    };
+    for &f in TIMESTAMPS {
+        if let Some(v) = obj.get_mut(f).filter(|v| !v.is_null()) {
+            *v = Value::String(iso(timestamp_of(f, v)?));
+        }
+    }
+    for &f in COUNTERS {
+        if let Some(v) = obj.get_mut(f).filter(|v| !v.is_null()) {
+            *v = Value::from(integer_of(f, v)?);
+        }
+    }
+    if rt == ResourceType::Messages {
+        let code = match obj.get("error_code") {
+            None | Some(Value::Null) => 0,
+            Some(v) => integer_of("error_code", v)?,
+        };
+        obj.insert("error_code".into(), Value::from(code));
+    }
+    check_enum(&obj, "status", statuses(rt))?;
+    check_enum(&obj, "direction", directions(rt))?;
+    if rt == ResourceType::Conferences {
+        check_enum(&obj, "reason_conference_ended", CONFERENCE_END_REASON)?;
+    }
+
+    let mut out = Map::with_capacity(obj.len().max(fields(rt).len()));
+    for f in fields(rt) {
+        out.insert((*f).to_string(), obj.remove(*f).unwrap_or(Value::Null));
+    }
+    out.extend(obj);
+    let line = Value::Object(out).to_string();
+    let stamp = iso(created);
+    Ok(Record {
+        key,
+        day: Day::from_date(created.date_naive()),
+        sort_key: format!("{stamp}|{order_sid}"),
+        line,
+    })
+}
+
+/// The record's identity (what re-loading replaces) and the SID that orders it
+/// within a second.
+fn identity(rt: ResourceType, obj: &Map<String, Value>) -> Result<(String, String), RecordError> {
+    match rt {
+        ResourceType::Messages => {
+            let sid = sid_field(
+                obj,
+                "sid",
+                &[SidKind::Message, SidKind::MediaMessage],
+                "message (SM/MM)",
+            )?;
+            Ok((sid.clone(), sid))
+        }
+        ResourceType::Calls => {
+            let sid = sid_field(obj, "sid", &[SidKind::Call], "call (CA)")?;
+            Ok((sid.clone(), sid))
+        }
+        ResourceType::Conferences => {
+            let sid = sid_field(obj, "sid", &[SidKind::Conference], "conference (CF)")?;
+            Ok((sid.clone(), sid))
+        }
+        ResourceType::Participants => {
+            let call = sid_field(obj, "call_sid", &[SidKind::Call], "call (CA)")?;
+            let conf = sid_field(
+                obj,
+                "conference_sid",
+                &[SidKind::Conference],
+                "conference (CF)",
+            )?;
+            Ok((format!("{conf}/{call}"), call))
+        }
+    }
+}
+
+fn sid_field(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    kinds: &[SidKind],
+    kind_name: &'static str,
+) -> Result<String, RecordError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Err(RecordError::Missing(field)),
+        Some(Value::String(s)) if kinds.iter().any(|k| k.matches(s)) => Ok(s.clone()),
+        Some(v) => Err(RecordError::BadSid {
+            field,
+            value: v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string()),
+            kind: kind_name,
+        }),
+    }
+}
+
+fn timestamp_of(field: &'static str, v: &Value) -> Result<DateTime<Utc>, RecordError> {
+    v.as_str()
+        .and_then(parse_timestamp)
+        .ok_or_else(|| RecordError::BadDate {
+            field,
+            value: v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string()),
+        })
+}
+
+fn integer_of(field: &'static str, v: &Value) -> Result<i64, RecordError> {
+    let parsed = match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    parsed.ok_or_else(|| RecordError::BadInteger {
+        field,
+        value: v
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string()),
+    })
+}
+
+fn check_enum(
+    obj: &Map<String, Value>,
+    field: &'static str,
+    allowed: &[&str],
+) -> Result<(), RecordError> {
+    match obj.get(field) {
+        None | Some(Value::Null) => Ok(()),
+        Some(Value::String(s)) if allowed.is_empty() || allowed.contains(&s.as_str()) => Ok(()),
+        Some(v) => Err(RecordError::BadEnum {
+            field,
+            value: v
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| v.to_string()),
+            allowed: allowed.join(", "),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const AC: &str = "AC0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn rest_message_becomes_day_file_line() {
+        let rest = json!({
+            "account_sid": AC, "api_version": "2010-04-01", "body": "hi", "date_created": "Sun, 26 Jul 2020 22:21:20 +0000",
+            "date_sent": "Sun, 26 Jul 2020 22:21:21 +0000", "date_updated": "Sun, 26 Jul 2020 22:21:22 +0000",
+            "direction": "outbound-api", "error_code": null, "error_message": null, "from": "+16505551111",
+            "messaging_service_sid": null, "num_media": "0", "num_segments": "1", "price": "-0.00750",
+            "price_unit": "USD", "sid": "SM0123456789abcdef0123456789abcdef", "status": "delivered",
+            "subresource_uris": {"media": "/x"}, "to": "+16505552222", "uri": "/2010-04-01/x.json"
+        });
+        let r = normalize(ResourceType::Messages, AC, rest).unwrap();
+        assert_eq!(r.day.to_string(), "2020-07-26");
+        assert_eq!(r.key, "SM0123456789abcdef0123456789abcdef");
+        assert_eq!(
+            r.line,
+            r#"{"body":"hi","num_segments":1,"direction":"outbound-api","from":"+16505551111","to":"+16505552222","date_updated":"2020-07-26T22:21:22Z","price":"-0.00750","account_sid":"AC0123456789abcdef0123456789abcdef","num_media":0,"status":"delivered","messaging_service_sid":null,"sid":"SM0123456789abcdef0123456789abcdef","date_sent":"2020-07-26T22:21:21Z","date_created":"2020-07-26T22:21:20Z","error_code":0}"#
+        );
+        let again: Value = serde_json::from_str(&r.line).unwrap();
+        assert_eq!(normalize(ResourceType::Messages, AC, again).unwrap(), r);
+    }
+
+    #[test]
+    fn bad_records_say_why() {
+        let base = json!({"sid": "CA0123456789abcdef0123456789abcdef", "date_created": "2020-07-26T22:21:20Z"});
+        assert!(normalize(ResourceType::Calls, AC, base.clone()).is_ok());
+        let mut other = base.clone();
+        other["account_sid"] = json!("AC1123456789abcdef0123456789abcdef");
+        assert!(matches!(
+            normalize(ResourceType::Calls, AC, other),
+            Err(RecordError::OtherAccount(_))
+        ));
+        let mut bad_date = base.clone();
+        bad_date["date_created"] = json!("yesterday");
+        assert!(matches!(
+            normalize(ResourceType::Calls, AC, bad_date),
+            Err(RecordError::BadDate { .. })
+        ));
+        let mut no_sid = base.clone();
+        no_sid.as_object_mut().unwrap().remove("sid");
+        assert_eq!(
+            normalize(ResourceType::Calls, AC, no_sid),
+            Err(RecordError::Missing("sid"))
+        );
+        let mut bad_status = base.clone();
+        bad_status["status"] = json!("exploded");
+        assert!(matches!(
+            normalize(ResourceType::Calls, AC, bad_status),
+            Err(RecordError::BadEnum { .. })
+        ));
+        let mut bad_dur = base;
+        bad_dur["duration"] = json!("ten");
+        assert!(matches!(
+            normalize(ResourceType::Calls, AC, bad_dur),
+            Err(RecordError::BadInteger { .. })
+        ));
+    }
+
+    #[test]
+    fn participants_are_keyed_by_conference_and_call() {
+        let p = json!({"call_sid": "CA0123456789abcdef0123456789abcdef", "conference_sid": "CF0123456789abcdef0123456789abcdef",
+            "date_created": "Sun, 26 Jul 2020 22:21:20 +0000", "label": "x", "queue_time": "12"});
+        let r = normalize(ResourceType::Participants, AC, p).unwrap();
+        assert_eq!(
+            r.key,
+            "CF0123456789abcdef0123456789abcdef/CA0123456789abcdef0123456789abcdef"
+        );
+        assert!(r.line.contains(r#""queue_time":12"#));
+        assert!(!r.line.contains("label"));
+    }
+}

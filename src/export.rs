@@ -1,0 +1,124 @@
+//! Exporting one day: records stream from the database, through the gzip
+//! compressor on a blocking thread, into a staged blob. Memory stays bounded
+//! by a few chunks whatever the number of records.
+
+use std::io::Write;
+
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::blob::BlobStore;
+use crate::db::Db;
+use crate::domain::{Day, ResourceType};
+
+/// Raw JSON-lines bytes handed to the compressor at a time.
+const CHUNK: usize = 256 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Db(#[from] crate::db::Error),
+    #[error("writing the day file: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the export was stopped")]
+    Stopped,
+    #[error("the compressor stopped unexpectedly")]
+    Compressor,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exported {
+    pub size: u64,
+    pub records: u64,
+}
+
+/// Writes the day file of (account, resource type, day) to `key`. On any error
+/// or when `stop` fires, the staged upload is aborted and nothing is visible.
+pub async fn export_day(
+    db: &Db,
+    blobs: &BlobStore,
+    key: &str,
+    account_sid: &str,
+    rt: ResourceType,
+    day: Day,
+    stop: &CancellationToken,
+) -> Result<Exported, Error> {
+    let (raw_tx, raw_rx) = mpsc::channel::<Vec<u8>>(4);
+    let (gz_tx, mut gz_rx) = mpsc::channel::<Vec<u8>>(4);
+    let compressor = tokio::task::spawn_blocking(move || compress(raw_rx, gz_tx));
+
+    let read = async move {
+        let mut lines = db.day_lines(account_sid, rt, day);
+        let mut chunk = Vec::with_capacity(CHUNK + 4096);
+        let mut records = 0u64;
+        while let Some(line) = lines.next().await {
+            let line = line?;
+            chunk.extend_from_slice(line.as_bytes());
+            chunk.push(b'\n');
+            records += 1;
+            if chunk.len() >= CHUNK {
+                if stop.is_cancelled() {
+                    return Err(Error::Stopped);
+                }
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK + 4096));
+                raw_tx.send(full).await.map_err(|_| Error::Compressor)?;
+            }
+        }
+        if !chunk.is_empty() {
+            raw_tx.send(chunk).await.map_err(|_| Error::Compressor)?;
+        }
+        drop(raw_tx);
+        Ok::<u64, Error>(records)
+    };
+
+    let mut writer = blobs.writer(key);
+    let sink = &mut writer;
+    let write = async move {
+        let mut size = 0u64;
+        while let Some(bytes) = gz_rx.recv().await {
+            size += bytes.len() as u64;
+            sink.write_all(&bytes).await?;
+        }
+        Ok::<u64, Error>(size)
+    };
+
+    let outcome = tokio::try_join!(read, write);
+    let compressed = compressor
+        .await
+        .map_err(|_| Error::Compressor)
+        .and_then(|r| r.map_err(Error::from));
+    match (outcome, compressed) {
+        (Ok((records, size)), Ok(())) if !stop.is_cancelled() => {
+            writer.shutdown().await?;
+            Ok(Exported { size, records })
+        }
+        (outcome, compressed) => {
+            let _ = writer.abort().await;
+            outcome?;
+            compressed?;
+            Err(Error::Stopped)
+        }
+    }
+}
+
+/// The compressor stage: one gzip member over every chunk received.
+fn compress(mut raw: mpsc::Receiver<Vec<u8>>, out: mpsc::Sender<Vec<u8>>) -> std::io::Result<()> {
+    let mut enc = GzEncoder::new(Vec::with_capacity(CHUNK / 2), Compression::new(6));
+    while let Some(chunk) = raw.blocking_recv() {
+        enc.write_all(&chunk)?;
+        if enc.get_ref().len() >= CHUNK / 4 {
+            let bytes = std::mem::take(enc.get_mut());
+            if out.blocking_send(bytes).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    let rest = enc.finish()?;
+    let _ = out.blocking_send(rest);
+    Ok(())
+}

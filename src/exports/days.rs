@@ -1,0 +1,174 @@
+//! Days: the published files, their signed download links, and downloads.
+
+use futures::stream::BoxStream;
+use futures::{StreamExt, TryStreamExt};
+
+use super::jobs::page_links;
+use super::links::{Cursor, PageRequest};
+use super::{Error, Exports, Result};
+use crate::db::DayRow;
+use crate::domain::{Day, ResourceType};
+
+#[derive(Debug, Clone)]
+pub struct DayView {
+    pub day: String,
+    pub size: i64,
+    pub create_date: String,
+    pub friendly_name: String,
+    pub resource_type: String,
+}
+
+impl From<DayRow> for DayView {
+    fn from(r: DayRow) -> Self {
+        DayView {
+            day: r.day,
+            size: r.size,
+            create_date: r.create_date,
+            friendly_name: r.friendly_name,
+            resource_type: r.resource_type,
+        }
+    }
+}
+
+/// A signed, expiring link to a day file: path and query, relative to the service base URL.
+#[derive(Debug, Clone)]
+pub struct DownloadLink(pub String);
+
+/// A day file ready to be served.
+#[derive(Debug, Clone)]
+pub struct Download {
+    key: String,
+    pub size: u64,
+    pub etag: String,
+}
+
+fn not_found_day(rt: ResourceType, day: &str) -> Error {
+    Error::NotFound(format!("/Exports/{rt}/Days/{day}"))
+}
+
+fn link_data(account_sid: &str, rt: ResourceType, day: Day, expires: i64) -> String {
+    format!("download:{account_sid}:{rt}:{day}:{expires}")
+}
+
+impl Exports {
+    pub(crate) fn list_scope(account_sid: &str, rt: ResourceType, list: &str) -> String {
+        format!("{account_sid}:{rt}:{list}")
+    }
+
+    pub fn page_request(
+        &self,
+        scope: &str,
+        page_size: Option<&str>,
+        page: Option<&str>,
+        token: Option<&str>,
+        max: i64,
+    ) -> Result<PageRequest> {
+        PageRequest::parse(&self.inner.signer, scope, page_size, page, token, max)
+    }
+
+    pub fn page_token(&self, scope: &str, cursor: Cursor) -> String {
+        self.inner.signer.page_token(scope, cursor)
+    }
+
+    pub async fn list_days(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        page: PageRequest,
+    ) -> Result<(Vec<DayView>, Option<Cursor>, Option<Cursor>)> {
+        let (after, before) = match page.cursor {
+            None => (None, None),
+            Some(Cursor::After(g)) => (Some(g), None),
+            Some(Cursor::Before(g)) => (None, Some(g)),
+        };
+        let mut rows = self
+            .db()
+            .list_days(account_sid, rt.as_str(), after, before, page.page_size + 1)
+            .await?;
+        let more = rows.len() as i64 > page.page_size;
+        if more {
+            if before.is_some() {
+                rows.remove(0);
+            } else {
+                rows.truncate(page.page_size as usize);
+            }
+        }
+        let (first, last) = match (rows.first(), rows.last()) {
+            (Some(f), Some(l)) => (f.generation, l.generation),
+            _ => return Ok((Vec::new(), None, None)),
+        };
+        let (next, prev) = page_links(page.cursor, more, first, last);
+        Ok((rows.into_iter().map(DayView::from).collect(), next, prev))
+    }
+
+    /// A download link for a published day, valid for the configured time.
+    pub async fn fetch_day(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        day: &str,
+    ) -> Result<DownloadLink> {
+        let parsed = Day::parse(day).map_err(|_| not_found_day(rt, day))?;
+        self.db()
+            .find_day(account_sid, rt.as_str(), day)
+            .await?
+            .ok_or_else(|| not_found_day(rt, day))?;
+        let expires = self.clock().now().timestamp() + self.inner.engine.download_ttl_secs;
+        let signature = self
+            .inner
+            .signer
+            .sign(&link_data(account_sid, rt, parsed, expires));
+        Ok(DownloadLink(format!(
+            "/v1/Downloads/{account_sid}/{rt}/{parsed}.json.gz?Expires={expires}&Signature={signature}"
+        )))
+    }
+
+    /// Checks a download link and finds the file it names.
+    pub async fn open_download(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        day: Day,
+        expires: i64,
+        signature: &str,
+    ) -> Result<Download> {
+        if !self
+            .inner
+            .signer
+            .verify(&link_data(account_sid, rt, day, expires), signature)
+        {
+            return Err(Error::Forbidden("The download link signature is not valid"));
+        }
+        if self.clock().now().timestamp() > expires {
+            return Err(Error::Forbidden("The download link has expired"));
+        }
+        let row = self
+            .db()
+            .find_day(account_sid, rt.as_str(), &day.to_string())
+            .await?
+            .ok_or_else(|| not_found_day(rt, &day.to_string()))?;
+        let meta = match self.blobs().head(&row.blob_key).await {
+            Ok(m) => m,
+            Err(crate::blob::Error::Store(object_store::Error::NotFound { .. })) => {
+                return Err(not_found_day(rt, &day.to_string()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let etag = format!("\"{:x}-{}\"", row.generation, meta.size);
+        Ok(Download {
+            key: row.blob_key,
+            size: meta.size,
+            etag,
+        })
+    }
+
+    /// The bytes of a download, whole or the range `start..end`.
+    pub async fn download_body(
+        &self,
+        d: &Download,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<BoxStream<'static, std::io::Result<bytes::Bytes>>> {
+        let got = self.blobs().get(&d.key, range).await?;
+        Ok(got.into_stream().map_err(std::io::Error::other).boxed())
+    }
+}

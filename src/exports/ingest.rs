@@ -1,0 +1,150 @@
+//! Loading activity records: NDJSON from files or HTTP bodies, and seeded
+//! synthetic records. A bad line is reported and skipped; it never stops the rest.
+
+use serde::Serialize;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
+
+use super::{Exports, Result};
+use crate::db::StoreOutcome;
+use crate::domain::record::{self, Record};
+use crate::domain::{seed, Day, ResourceType};
+
+/// Records stored per transaction.
+const BATCH: usize = 2000;
+/// Rejections listed in a report; the count covers them all.
+const LISTED_REJECTIONS: usize = 1000;
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct IngestReport {
+    pub loaded: u64,
+    pub replaced: u64,
+    pub rejected: u64,
+    pub rejections: Vec<Rejection>,
+    /// True when more lines were rejected than are listed.
+    pub rejections_truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejection {
+    pub source: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+impl IngestReport {
+    fn reject(&mut self, source: &str, line: u64, reason: String) {
+        self.rejected += 1;
+        if self.rejections.len() < LISTED_REJECTIONS {
+            self.rejections.push(Rejection {
+                source: source.to_string(),
+                line,
+                reason,
+            });
+        } else {
+            self.rejections_truncated = true;
+        }
+    }
+
+    fn count(&mut self, outcomes: &[StoreOutcome]) {
+        for o in outcomes {
+            match o {
+                StoreOutcome::Loaded => self.loaded += 1,
+                StoreOutcome::Replaced => self.replaced += 1,
+            }
+        }
+    }
+}
+
+/// Wraps a reader so that gzip input (by its magic bytes) is decompressed.
+pub async fn maybe_gunzip<R: AsyncRead + Unpin + Send + 'static>(
+    reader: R,
+) -> std::io::Result<Box<dyn AsyncBufRead + Unpin + Send>> {
+    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
+    let head = buffered.fill_buf().await?;
+    if head.starts_with(&[0x1f, 0x8b]) {
+        let mut dec = async_compression::tokio::bufread::GzipDecoder::new(buffered);
+        dec.multiple_members(true);
+        Ok(Box::new(BufReader::with_capacity(256 * 1024, dec)))
+    } else {
+        Ok(Box::new(buffered))
+    }
+}
+
+impl Exports {
+    /// Loads NDJSON records from `reader` into `account_sid`'s `rt` records,
+    /// adding to `report`. I/O errors of the reader end the load (what was
+    /// stored stays stored) and are returned.
+    pub async fn ingest(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        source: &str,
+        mut reader: impl AsyncBufRead + Unpin,
+        report: &mut IngestReport,
+    ) -> Result<std::io::Result<()>> {
+        self.require_account(account_sid).await?;
+        let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
+        let mut buf = Vec::new();
+        let mut line_no = 0u64;
+        let outcome = loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf).await {
+                Ok(0) => break Ok(()),
+                Ok(_) => {}
+                Err(e) => break Err(e),
+            }
+            line_no += 1;
+            let text = match std::str::from_utf8(&buf) {
+                Ok(t) => t.trim(),
+                Err(_) => {
+                    report.reject(source, line_no, "not valid UTF-8".into());
+                    continue;
+                }
+            };
+            if text.is_empty() {
+                continue;
+            }
+            let parsed = serde_json::from_str(text)
+                .map_err(|e| format!("bad JSON: {e}"))
+                .and_then(|v| record::normalize(rt, account_sid, v).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(r) => batch.push(r),
+                Err(reason) => report.reject(source, line_no, reason),
+            }
+            if batch.len() >= BATCH {
+                report.count(&self.db().store_records(account_sid, rt, &batch).await?);
+                batch.clear();
+            }
+        };
+        if !batch.is_empty() {
+            report.count(&self.db().store_records(account_sid, rt, &batch).await?);
+        }
+        Ok(outcome)
+    }
+
+    /// Generates and stores `per_day` synthetic records for each day of the range.
+    pub async fn seed(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        start: Day,
+        end: Day,
+        per_day: u32,
+        seed_value: u64,
+    ) -> Result<IngestReport> {
+        self.require_account(account_sid).await?;
+        let mut report = IngestReport::default();
+        for day in start.through(end) {
+            let account = account_sid.to_string();
+            let records = tokio::task::spawn_blocking(move || {
+                seed::day_records(&account, rt, day, per_day, seed_value)
+            })
+            .await
+            .map_err(|e| super::Error::Invalid(format!("seeding failed: {e}")))?;
+            for chunk in records.chunks(BATCH * 5) {
+                report.count(&self.db().store_records(account_sid, rt, chunk).await?);
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,352 @@
+//! Export custom jobs: submission with validation, status views, deletion.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::links::{Cursor, PageRequest};
+use super::{Error, Exports, Result};
+use crate::db::{JobRow, NewJob};
+use crate::domain::{
+    Day, DayStatus, EmailAddress, ResourceType, SidKind, WebhookMethod, WebhookUrl,
+};
+
+/// CreateExportCustomJob's parameters as received.
+#[derive(Debug, Clone, Default)]
+pub struct JobRequest {
+    pub start_day: Option<String>,
+    pub end_day: Option<String>,
+    pub friendly_name: Option<String>,
+    pub webhook_url: Option<String>,
+    pub webhook_method: Option<String>,
+    pub email: Option<String>,
+}
+
+/// A validated job submission.
+struct JobSpec {
+    start: Day,
+    end: Day,
+    friendly_name: String,
+    webhook: Option<(WebhookUrl, WebhookMethod)>,
+    email: Option<EmailAddress>,
+}
+
+fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str> {
+    match value.as_deref().map(str::trim) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ => Err(Error::Invalid(format!(
+            "Missing required parameter {name} in the post body"
+        ))),
+    }
+}
+
+fn day_param(value: &str, name: &str) -> Result<Day> {
+    Day::parse(value).map_err(|_| {
+        Error::Invalid(format!(
+            "{name} {value:?} is not a real date in the format yyyy-mm-dd"
+        ))
+    })
+}
+
+/// Parses the WebhookUrl/WebhookMethod pair: both or neither.
+pub(crate) fn webhook_params(
+    url: Option<&str>,
+    method: Option<&str>,
+) -> Result<Option<(WebhookUrl, WebhookMethod)>> {
+    let url = url.filter(|s| !s.is_empty());
+    let method = method.filter(|s| !s.is_empty());
+    match (url, method) {
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(Error::Invalid(
+            "WebhookMethod is required when WebhookUrl is given".into(),
+        )),
+        (None, Some(_)) => Err(Error::Invalid(
+            "WebhookUrl is required when WebhookMethod is given".into(),
+        )),
+        (Some(u), Some(m)) => {
+            let url = WebhookUrl::parse(u).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "WebhookUrl {u:?} is not an absolute http or https URL"
+                ))
+            })?;
+            let method = WebhookMethod::parse(m).ok_or_else(|| {
+                Error::Invalid(format!("WebhookMethod {m:?} must be GET or POST"))
+            })?;
+            Ok(Some((url, method)))
+        }
+    }
+}
+
+pub(crate) fn email_param(email: Option<&str>) -> Result<Option<EmailAddress>> {
+    match email.filter(|s| !s.is_empty()) {
+        None => Ok(None),
+        Some(e) => EmailAddress::parse(e)
+            .map(Some)
+            .ok_or_else(|| Error::Invalid(format!("Email {e:?} is not a valid email address"))),
+    }
+}
+
+impl JobRequest {
+    fn parse(&self, today: Day) -> Result<JobSpec> {
+        let start = day_param(required(&self.start_day, "StartDay")?, "StartDay")?;
+        let end = day_param(required(&self.end_day, "EndDay")?, "EndDay")?;
+        let friendly_name = required(&self.friendly_name, "FriendlyName")?.to_string();
+        if start > end {
+            return Err(Error::Invalid(format!(
+                "StartDay {start} is after EndDay {end}"
+            )));
+        }
+        let latest = today.minus_days(2);
+        if end > latest {
+            return Err(Error::Invalid(format!(
+                "EndDay {end} is too recent: it must be at most two days before the current UTC day ({latest} or earlier)"
+            )));
+        }
+        let webhook = webhook_params(self.webhook_url.as_deref(), self.webhook_method.as_deref())?;
+        let email = email_param(self.email.as_deref())?;
+        Ok(JobSpec {
+            start,
+            end,
+            friendly_name,
+            webhook,
+            email,
+        })
+    }
+}
+
+/// Days of a job grouped by status, as `details` shows them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusGroup {
+    pub status: DayStatus,
+    pub days: Vec<String>,
+}
+
+/// A job as the API shows it.
+#[derive(Debug, Clone)]
+pub struct JobView {
+    pub sid: String,
+    pub resource_type: ResourceType,
+    pub friendly_name: String,
+    pub start_day: String,
+    pub end_day: String,
+    pub webhook_url: Option<String>,
+    pub webhook_method: Option<String>,
+    pub email: Option<String>,
+    pub details: Vec<StatusGroup>,
+    pub queue_position: Option<i64>,
+    pub estimated_completion: Option<DateTime<Utc>>,
+}
+
+fn group_details<'a>(days: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<StatusGroup> {
+    let mut groups: BTreeMap<DayStatus, Vec<String>> = BTreeMap::new();
+    for (day, status) in days {
+        let status = status.parse().unwrap_or(DayStatus::ErrorDuringRun);
+        groups.entry(status).or_default().push(day.to_string());
+    }
+    groups
+        .into_iter()
+        .map(|(status, days)| StatusGroup { status, days })
+        .collect()
+}
+
+fn not_found_job(sid: &str) -> Error {
+    Error::NotFound(format!("/Exports/Jobs/{sid}"))
+}
+
+impl Exports {
+    pub async fn create_job(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        req: &JobRequest,
+    ) -> Result<JobView> {
+        let spec = req.parse(self.clock().today())?;
+        let job = NewJob {
+            sid: SidKind::Job.generate(),
+            account_sid: account_sid.to_string(),
+            resource_type: rt.as_str().to_string(),
+            friendly_name: spec.friendly_name,
+            start_day: spec.start.to_string(),
+            end_day: spec.end.to_string(),
+            webhook_url: spec.webhook.as_ref().map(|(u, _)| u.as_str().to_string()),
+            webhook_method: spec.webhook.as_ref().map(|(_, m)| m.as_str().to_string()),
+            email: spec.email.map(|e| e.as_str().to_string()),
+            created_at: self.clock().now_ms(),
+            days: spec
+                .start
+                .through(spec.end)
+                .map(|d| d.to_string())
+                .collect(),
+        };
+        self.db().insert_job(&job).await?;
+        self.inner.work_submitted.notify_waiters();
+        self.fetch_job(account_sid, &job.sid).await
+    }
+
+    pub async fn fetch_job(&self, account_sid: &str, sid: &str) -> Result<JobView> {
+        if !SidKind::Job.matches(sid) {
+            return Err(not_found_job(sid));
+        }
+        let row = self
+            .db()
+            .find_job(account_sid, sid)
+            .await?
+            .ok_or_else(|| not_found_job(sid))?;
+        let days = self.db().job_days_between(row.seq, row.seq).await?;
+        let details = group_details(days.iter().map(|d| (d.day.as_str(), d.status.as_str())));
+        self.job_view(row, details).await
+    }
+
+    async fn job_view(&self, row: JobRow, details: Vec<StatusGroup>) -> Result<JobView> {
+        let queue_position = self.db().queue_position(row.seq).await?;
+        let estimated_completion = match queue_position {
+            None => row.finished_at.and_then(DateTime::from_timestamp_millis),
+            Some(_) => self.estimate_completion(row.seq).await?,
+        };
+        Ok(JobView {
+            sid: row.sid,
+            resource_type: row.resource_type.parse().unwrap_or(ResourceType::Messages),
+            friendly_name: row.friendly_name,
+            start_day: row.start_day,
+            end_day: row.end_day,
+            webhook_url: row.webhook_url,
+            webhook_method: row.webhook_method,
+            email: row.email,
+            details,
+            queue_position,
+            estimated_completion,
+        })
+    }
+
+    /// Now plus the days queued up to this job, spread over the workers, at
+    /// the mean duration of recently finished days. None before any day finished.
+    async fn estimate_completion(&self, seq: i64) -> Result<Option<DateTime<Utc>>> {
+        let Some(per_day_ms) = self.db().recent_day_duration_ms(100).await? else {
+            return Ok(None);
+        };
+        let ahead = self.db().open_days_ahead(seq).await? as f64;
+        let workers = self.inner.engine.workers.max(1) as f64;
+        let waves = (ahead / workers).ceil().max(1.0);
+        let ms = (waves * per_day_ms.max(1.0)).round() as i64;
+        Ok(Some(
+            self.clock().now() + chrono::Duration::milliseconds(ms),
+        ))
+    }
+
+    pub async fn list_jobs(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        page: PageRequest,
+    ) -> Result<(Vec<JobView>, Option<Cursor>, Option<Cursor>)> {
+        let limit = page.page_size + 1;
+        let (after, before) = match page.cursor {
+            None => (None, None),
+            Some(Cursor::After(s)) => (Some(s), None),
+            Some(Cursor::Before(s)) => (None, Some(s)),
+        };
+        let mut rows = self
+            .db()
+            .list_jobs(account_sid, rt.as_str(), after, before, limit)
+            .await?;
+        let more = rows.len() as i64 > page.page_size;
+        if more {
+            if before.is_some() {
+                rows.remove(0);
+            } else {
+                rows.truncate(page.page_size as usize);
+            }
+        }
+        let (first, last) = match (rows.first(), rows.last()) {
+            (Some(f), Some(l)) => (f.seq, l.seq),
+            _ => return Ok((Vec::new(), None, None)),
+        };
+        let (next, prev) = page_links(page.cursor, more, first, last);
+        let all_days = self.db().job_days_between(first, last).await?;
+        let mut views = Vec::with_capacity(rows.len());
+        for row in rows {
+            let details = group_details(
+                all_days
+                    .iter()
+                    .filter(|d| d.job_sid == row.sid)
+                    .map(|d| (d.day.as_str(), d.status.as_str())),
+            );
+            views.push(self.job_view(row, details).await?);
+        }
+        Ok((views, next, prev))
+    }
+
+    /// Deletes a job: queued days never run, a running day stops. Idempotent.
+    pub async fn delete_job(&self, account_sid: &str, sid: &str) -> Result<()> {
+        if !SidKind::Job.matches(sid) {
+            return Err(not_found_job(sid));
+        }
+        if self
+            .db()
+            .delete_job(account_sid, sid, self.clock().now_ms())
+            .await?
+        {
+            Ok(())
+        } else {
+            Err(not_found_job(sid))
+        }
+    }
+}
+
+/// The cursors of the next and previous pages, given the page just read
+/// (positions `first..=last`) and whether more items lie in the read direction.
+pub(crate) fn page_links(
+    cursor: Option<Cursor>,
+    more: bool,
+    first: i64,
+    last: i64,
+) -> (Option<Cursor>, Option<Cursor>) {
+    match cursor {
+        None => (more.then_some(Cursor::After(last)), None),
+        Some(Cursor::After(_)) => (
+            more.then_some(Cursor::After(last)),
+            Some(Cursor::Before(first)),
+        ),
+        Some(Cursor::Before(_)) => (
+            Some(Cursor::After(last)),
+            more.then_some(Cursor::Before(first)),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(start: &str, end: &str) -> JobRequest {
+        JobRequest {
+            start_day: Some(start.into()),
+            end_day: Some(end.into()),
+            friendly_name: Some("x".into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn end_day_must_be_two_days_back() {
+        let today = Day::parse("2024-05-10").unwrap();
+        assert!(req("2024-05-01", "2024-05-08").parse(today).is_ok());
+        assert!(req("2024-05-01", "2024-05-09").parse(today).is_err());
+        assert!(req("2024-05-08", "2024-05-01").parse(today).is_err());
+    }
+
+    #[test]
+    fn details_group_days_by_status() {
+        let g = group_details(
+            [
+                ("2024-01-01", "Completed"),
+                ("2024-01-02", "Submitted"),
+                ("2024-01-03", "Completed"),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].status, DayStatus::Submitted);
+        assert_eq!(g[1].days, ["2024-01-01", "2024-01-03"]);
+    }
+}

@@ -1,0 +1,124 @@
+//! The use cases of the service: accounts, ingest, export jobs, days,
+//! configuration, and the workers that run the queue. The API and the CLI
+//! both call into this layer; it calls `db`, `blob` and `export`.
+
+mod accounts;
+mod config;
+mod days;
+mod ingest;
+mod jobs;
+mod links;
+mod worker;
+
+use std::sync::Arc;
+
+use tokio::sync::Notify;
+
+use crate::blob::BlobStore;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::db::Db;
+
+pub use accounts::{CreatedAccount, CreatedKey};
+pub use config::{ConfigUpdate, ExportConfig};
+pub use days::{DayView, Download, DownloadLink};
+pub use ingest::{maybe_gunzip, IngestReport, Rejection};
+pub use jobs::{JobRequest, JobView, StatusGroup};
+pub use links::{Cursor, PageRequest};
+pub use worker::Workers;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A parameter is missing or wrong: the message names it.
+    #[error("{0}")]
+    Invalid(String),
+    /// The resource (a path without `/v1`) does not exist for this account.
+    #[error("The requested resource {0} was not found")]
+    NotFound(String),
+    /// A download link that was tampered with or has expired.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error(transparent)]
+    Db(#[from] crate::db::Error),
+    #[error(transparent)]
+    Blob(#[from] crate::blob::Error),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Tuning of the job engine, taken from the settings.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub workers: usize,
+    pub max_attempts: u32,
+    pub retry_base_ms: i64,
+    pub lease_ms: i64,
+    pub poll_ms: u64,
+    pub download_ttl_secs: i64,
+}
+
+impl EngineSettings {
+    pub fn from_settings(s: &Settings) -> EngineSettings {
+        EngineSettings {
+            workers: s.worker_count(),
+            max_attempts: s.max_attempts,
+            retry_base_ms: (s.retry_base_secs * 1000) as i64,
+            lease_ms: (s.lease_secs * 1000) as i64,
+            poll_ms: s.poll_ms,
+            download_ttl_secs: s.download_ttl_secs as i64,
+        }
+    }
+}
+
+/// The service's use cases over one database and one blob store.
+#[derive(Clone, Debug)]
+pub struct Exports {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    db: Db,
+    blobs: BlobStore,
+    clock: Clock,
+    engine: EngineSettings,
+    signer: links::Signer,
+    /// Woken when work is submitted, so idle workers start at once.
+    work_submitted: Notify,
+}
+
+impl Exports {
+    /// Builds the use-case layer; reads (or creates) the shared signing key.
+    pub async fn new(
+        db: Db,
+        blobs: BlobStore,
+        clock: Clock,
+        engine: EngineSettings,
+    ) -> Result<Exports> {
+        let key = db
+            .secret("link_signing_key", links::Signer::new_key)
+            .await?;
+        Ok(Exports {
+            inner: Arc::new(Inner {
+                db,
+                blobs,
+                clock,
+                engine,
+                signer: links::Signer::from_hex(&key),
+                work_submitted: Notify::new(),
+            }),
+        })
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub(crate) fn blobs(&self) -> &BlobStore {
+        &self.inner.blobs
+    }
+}

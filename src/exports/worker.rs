@@ -1,0 +1,216 @@
+//! The export workers: each claims one job day at a time from the durable
+//! queue, holds it under a heartbeated lease, exports it and settles it.
+
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::{Exports, Result};
+use crate::db::{Claimed, Finish};
+use crate::domain::{Day, ResourceType};
+use crate::export::{self, export_day};
+
+/// Garbage blobs removed per pass.
+const GARBAGE_BATCH: i64 = 100;
+
+/// The running workers of this process.
+pub struct Workers {
+    tasks: JoinSet<()>,
+    stop: CancellationToken,
+}
+
+impl Workers {
+    /// Starts `count` workers; they stop when `shutdown` fires.
+    pub fn start(exports: &Exports, count: usize, shutdown: &CancellationToken) -> Workers {
+        let stop = shutdown.child_token();
+        let node = format!("{}-{}", hostname(), std::process::id());
+        let mut tasks = JoinSet::new();
+        for n in 0..count {
+            let ex = exports.clone();
+            let id = format!("{node}-{n}");
+            let stop = stop.clone();
+            tasks.spawn(async move { ex.work_loop(&id, &stop).await });
+        }
+        Workers { tasks, stop }
+    }
+
+    /// Stops the workers; a day in flight is given back to the queue untouched.
+    pub async fn shutdown(mut self) {
+        self.stop.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+impl Exports {
+    async fn work_loop(&self, worker: &str, stop: &CancellationToken) {
+        let poll = Duration::from_millis(self.inner.engine.poll_ms.max(10));
+        while !stop.is_cancelled() {
+            let woken = self.inner.work_submitted.notified();
+            match self.run_next(worker, stop).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, worker, "export worker step failed"),
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+    }
+
+    /// Claims and runs one job day. Returns false when there was nothing to do.
+    pub(crate) async fn run_next(&self, worker: &str, stop: &CancellationToken) -> Result<bool> {
+        let now = self.clock().now_ms();
+        let stale_before = now - self.inner.engine.lease_ms;
+        for job in self
+            .db()
+            .settle_abandoned_deletions(now, stale_before)
+            .await?
+        {
+            self.db().mark_job_finished(&job, now).await?;
+        }
+        self.collect_garbage(now).await?;
+        let Some(claimed) = self.db().claim(worker, now, stale_before).await? else {
+            return Ok(false);
+        };
+        let finish = self.run_claimed(&claimed, worker, stop).await;
+        let now = self.clock().now_ms();
+        let key = match &finish {
+            Finish::Published { blob_key, .. } => Some(blob_key.clone()),
+            _ => None,
+        };
+        let settled = self.db().finish(&claimed, worker, now, finish).await?;
+        if let (false, Some(key)) = (settled, key) {
+            self.blobs().delete(&key).await?;
+        }
+        self.db().mark_job_finished(&claimed.job_sid, now).await?;
+        Ok(true)
+    }
+
+    async fn run_claimed(&self, c: &Claimed, worker: &str, shutdown: &CancellationToken) -> Finish {
+        let engine = &self.inner.engine;
+        if c.attempts > i64::from(engine.max_attempts) {
+            return Finish::Failed {
+                error: format!("gave up after {} attempts", c.attempts - 1),
+            };
+        }
+        let (rt, day) = match (c.resource_type.parse::<ResourceType>(), Day::parse(&c.day)) {
+            (Ok(rt), Ok(day)) => (rt, day),
+            _ => {
+                return Finish::Failed {
+                    error: format!("corrupt queue entry {}", c.id),
+                }
+            }
+        };
+        let stop = shutdown.child_token();
+        let heartbeat = self.spawn_heartbeat(c.id, worker.to_string(), stop.clone());
+        let key = format!(
+            "{}/{}/{}/{}-{}.json.gz",
+            c.account_sid, rt, day, c.id, c.attempts
+        );
+        let result = export_day(
+            self.db(),
+            self.blobs(),
+            &key,
+            &c.account_sid,
+            rt,
+            day,
+            &stop,
+        )
+        .await;
+        heartbeat.abort();
+        let now = self.clock().now_ms();
+        match result {
+            Ok(done) => Finish::Published {
+                status: if done.records == 0 {
+                    "CompletedEmptyRecords"
+                } else {
+                    "Completed"
+                },
+                blob_key: key,
+                size: done.size as i64,
+                record_count: done.records as i64,
+                create_date: self.clock().today().to_string(),
+                garbage_after: now + engine.download_ttl_secs * 1000,
+            },
+            Err(export::Error::Stopped) => Finish::Release,
+            Err(e) if c.attempts < i64::from(engine.max_attempts) => {
+                tracing::warn!(error = %e, job = %c.job_sid, day = %c.day, attempt = c.attempts, "export attempt failed; will retry");
+                let backoff = engine
+                    .retry_base_ms
+                    .saturating_mul(1 << (c.attempts - 1).clamp(0, 20));
+                Finish::Retry {
+                    run_after: now + backoff,
+                    error: e.to_string(),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, job = %c.job_sid, day = %c.day, "export failed after the last attempt");
+                Finish::Failed {
+                    error: e.to_string(),
+                }
+            }
+        }
+    }
+
+    /// Renews the lease every third of its length; cancels `stop` when the
+    /// lease is lost or the job's deletion was requested.
+    fn spawn_heartbeat(
+        &self,
+        id: i64,
+        worker: String,
+        stop: CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let ex = self.clone();
+        let every = Duration::from_millis((ex.inner.engine.lease_ms / 3).max(100) as u64);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                match ex.db().heartbeat(id, &worker, ex.clock().now_ms()).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        stop.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                }
+            }
+        })
+    }
+
+    async fn collect_garbage(&self, now: i64) -> Result<()> {
+        for key in self.db().take_garbage(now, GARBAGE_BATCH).await? {
+            if let Err(e) = self.blobs().delete(&key).await {
+                tracing::warn!(error = %e, key, "could not remove an old day file");
+            }
+        }
+        Ok(())
+    }
+
+    /// Waits until no job day is queued, running or due for a retry: what
+    /// tests and the admin API use instead of sleeping.
+    pub async fn wait_idle(&self, timeout: Duration) -> Result<bool> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if self.db().pending_work(self.clock().now_ms()).await? == 0 {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
