@@ -6,6 +6,13 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
+#[derive(Debug, thiserror::Error)]
+#[error("the clock cannot move backward from {now} to {to}")]
+pub struct BackwardClock {
+    pub now: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
 /// Wall-clock time shifted by an offset that can be moved forward.
 #[derive(Debug, Clone, Default)]
 pub struct Clock {
@@ -25,6 +32,17 @@ impl Clock {
             .offset_ms
             .store((start - Utc::now()).num_milliseconds(), Ordering::SeqCst);
         clock
+    }
+
+    /// Moves the clock to `to`; refuses to move it backward.
+    pub fn set(&self, to: DateTime<Utc>) -> Result<(), BackwardClock> {
+        let now = self.now();
+        if to < now {
+            return Err(BackwardClock { now, to });
+        }
+        self.offset_ms
+            .fetch_add((to - now).num_milliseconds(), Ordering::SeqCst);
+        Ok(())
     }
 
     pub fn now(&self) -> DateTime<Utc> {

@@ -43,8 +43,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// Bearer token of the admin API (`/admin/v1/...`); the admin API is off without it.
     pub admin_token: Option<Secret>,
-    /// Export workers in this process; 0 means one per core.
-    pub workers: usize,
+    /// Export workers in this process; unset means one per core, 0 none (an API-only node).
+    pub workers: Option<usize>,
     /// Attempts per job day before it is Failed.
     pub max_attempts: u32,
     /// First retry delay in seconds; it doubles on every further attempt.
@@ -70,7 +70,7 @@ impl Default for Settings {
             storage_url: None,
             public_url: None,
             admin_token: None,
-            workers: 0,
+            workers: None,
             max_attempts: 3,
             retry_base_secs: 30,
             lease_secs: 60,
@@ -113,7 +113,7 @@ pub struct SettingFlags {
     #[arg(long, global = true, value_name = "TOKEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_token: Option<String>,
-    /// Export workers in this process (0: one per core).
+    /// Export workers in this process (default one per core; 0: none).
     #[arg(long, global = true, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
@@ -158,13 +158,11 @@ impl Settings {
     }
 
     pub fn worker_count(&self) -> usize {
-        if self.workers == 0 {
+        self.workers.unwrap_or_else(|| {
             std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1)
-        } else {
-            self.workers
-        }
+        })
     }
 }
 

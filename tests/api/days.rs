@@ -1,0 +1,231 @@
+use bulkexport::domain::record::Record;
+use bulkexport::domain::{seed, Day, ResourceType};
+use serde_json::Value;
+
+use crate::helpers::{assert_twilio_error, gunzip, TestApp};
+
+#[tokio::test]
+async fn day_files_hold_exactly_the_seeded_records_in_order() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    for rt in ResourceType::ALL {
+        app.seed(&a, rt, "2024-06-05", "2024-06-05", 120).await;
+        app.create_job(&a, rt.as_str(), "2024-06-05", "2024-06-05")
+            .await;
+    }
+    app.drain().await;
+    for rt in ResourceType::ALL {
+        let mut expected: Vec<Record> =
+            seed::day_records(&a.sid, rt, Day::parse("2024-06-05").unwrap(), 120, 7);
+        expected.sort_by(|x, y| x.sort_key.cmp(&y.sort_key));
+        let text = gunzip(&app.download(&a, rt.as_str(), "2024-06-05").await);
+        let lines: Vec<&str> = text.lines().collect();
+        let want: Vec<&str> = expected.iter().map(|r| r.line.as_str()).collect();
+        assert_eq!(lines, want, "{rt}");
+        assert!(text.ends_with('\n'));
+    }
+    let (status, days) = app.get(&a, "/v1/Exports/Calls/Days").await;
+    assert_eq!(status, 200);
+    let day = &days["days"][0];
+    assert_eq!(day["day"], "2024-06-05");
+    assert_eq!(day["resource_type"], "Calls");
+    assert_eq!(day["friendly_name"], "t");
+    assert_eq!(day["create_date"], "2024-06-10");
+    assert!(day["size"].as_i64().unwrap() > 100);
+}
+
+#[tokio::test]
+async fn empty_days_get_an_empty_gzip_file() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    app.create_job(&a, "Participants", "2024-06-04", "2024-06-04")
+        .await;
+    app.drain().await;
+    let bytes = app.download(&a, "Participants", "2024-06-04").await;
+    assert!(!bytes.is_empty());
+    assert_eq!(gunzip(&bytes), "");
+}
+
+#[tokio::test]
+async fn downloads_support_ranges_etags_and_head() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    app.seed(&a, ResourceType::Messages, "2024-06-05", "2024-06-05", 300)
+        .await;
+    app.create_job(&a, "Messages", "2024-06-05", "2024-06-05")
+        .await;
+    app.drain().await;
+    let whole = app.download(&a, "Messages", "2024-06-05").await;
+    let (_, link) = app.get(&a, "/v1/Exports/Messages/Days/2024-06-05").await;
+    let link = link["redirect_to"].as_str().unwrap().to_string();
+
+    let r = app
+        .http
+        .get(&link)
+        .header("Range", "bytes=10-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 206);
+    assert_eq!(
+        r.headers()["content-range"],
+        format!("bytes 10-99/{}", whole.len())
+    );
+    assert_eq!(r.bytes().await.unwrap().to_vec(), whole[10..100].to_vec());
+    let r = app
+        .http
+        .get(&link)
+        .header("Range", "bytes=100-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.bytes().await.unwrap().to_vec(), whole[100..].to_vec());
+    let r = app
+        .http
+        .get(&link)
+        .header("Range", format!("bytes={}-", whole.len()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 416);
+
+    let r = app.http.head(&link).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-length"], whole.len().to_string());
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    let r = app
+        .http
+        .get(&link)
+        .header("If-None-Match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 304);
+}
+
+#[tokio::test]
+async fn tampered_and_expired_links_are_403_and_need_no_basic_auth() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    app.create_job(&a, "Calls", "2024-06-05", "2024-06-05")
+        .await;
+    app.drain().await;
+    let (status, body) = app.get(&a, "/v1/Exports/Calls/Days/2024-06-05").await;
+    assert_eq!(status, 307);
+    let link = body["redirect_to"].as_str().unwrap().to_string();
+    let r = app
+        .http
+        .get(app.url("/v1/Exports/Calls/Days/2024-06-05"))
+        .basic_auth(&a.sid, Some(&a.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["location"], link.as_str());
+    assert!(link.starts_with(&app.base));
+
+    let tampered = link.replace("Calls/2024-06-05", "Calls/2024-06-04");
+    let (status, body) = crate::helpers::read(app.http.get(&tampered).send().await.unwrap()).await;
+    assert_twilio_error(status, &body, 403, 20403);
+    let other = app.account().await;
+    let stolen = link.replace(&a.sid, &other.sid);
+    assert_eq!(app.http.get(&stolen).send().await.unwrap().status(), 403);
+    let no_sig = link.split('?').next().unwrap().to_string();
+    assert_eq!(app.http.get(&no_sig).send().await.unwrap().status(), 403);
+
+    app.clock
+        .set(app.clock.now() + chrono::Duration::minutes(16))
+        .unwrap();
+    let (status, body) = crate::helpers::read(app.http.get(&link).send().await.unwrap()).await;
+    assert_twilio_error(status, &body, 403, 20403);
+    assert!(body["message"].as_str().unwrap().contains("expired"));
+}
+
+#[tokio::test]
+async fn unknown_malformed_and_foreign_days_are_404() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    let b = app.account().await;
+    app.create_job(&a, "Calls", "2024-06-05", "2024-06-05")
+        .await;
+    app.drain().await;
+    for path in [
+        "/v1/Exports/Calls/Days/2024-06-06",
+        "/v1/Exports/Calls/Days/2024-13-01",
+        "/v1/Exports/Calls/Days/yesterday",
+    ] {
+        let (status, body) = app.get(&a, path).await;
+        assert_twilio_error(status, &body, 404, 20404);
+    }
+    let (status, body) = app.get(&b, "/v1/Exports/Calls/Days/2024-06-05").await;
+    assert_twilio_error(status, &body, 404, 20404);
+    let (status, _) = app.get(&a, "/v1/Exports/Faxes/Days/2024-06-05").await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn a_removed_file_is_404() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    app.create_job(&a, "Calls", "2024-06-05", "2024-06-05")
+        .await;
+    app.drain().await;
+    let (_, body) = app.get(&a, "/v1/Exports/Calls/Days/2024-06-05").await;
+    let link = body["redirect_to"].as_str().unwrap().to_string();
+    let files = app
+        .dir
+        .path()
+        .join("files")
+        .join(&a.sid)
+        .join("Calls")
+        .join("2024-06-05");
+    for f in std::fs::read_dir(&files).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let (status, body) = crate::helpers::read(app.http.get(&link).send().await.unwrap()).await;
+    assert_twilio_error(status, &body, 404, 20404);
+}
+
+#[tokio::test]
+async fn exporting_a_day_again_replaces_it_and_moves_it_last() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    app.create_job(&a, "Messages", "2024-06-01", "2024-06-03")
+        .await;
+    app.drain().await;
+    let days = |v: &Value| -> Vec<String> {
+        v["days"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["day"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let (_, list) = app.get(&a, "/v1/Exports/Messages/Days").await;
+    let mut first = days(&list);
+    first.sort();
+    assert_eq!(first, ["2024-06-01", "2024-06-02", "2024-06-03"]);
+
+    app.seed(&a, ResourceType::Messages, "2024-06-01", "2024-06-01", 10)
+        .await;
+    app.create_job(&a, "Messages", "2024-06-01", "2024-06-01")
+        .await;
+    app.drain().await;
+    let (_, list) = app.get(&a, "/v1/Exports/Messages/Days").await;
+    let order = days(&list);
+    assert_eq!(order.len(), 3);
+    assert_eq!(order.last().unwrap(), "2024-06-01");
+    assert_eq!(
+        gunzip(&app.download(&a, "Messages", "2024-06-01").await)
+            .lines()
+            .count(),
+        10
+    );
+
+    let (_, p1) = app.get(&a, "/v1/Exports/Messages/Days?PageSize=2").await;
+    let next = p1["meta"]["next_page_url"].as_str().unwrap().to_string();
+    let (_, p2) = app.get(&a, &next).await;
+    assert_eq!([days(&p1), days(&p2)].concat(), order);
+    assert_eq!(p2["meta"]["next_page_url"], Value::Null);
+    let (status, body) = app.get(&a, "/v1/Exports/Messages/Days?PageSize=401").await;
+    assert_twilio_error(status, &body, 400, 20001);
+}

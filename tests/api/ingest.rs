@@ -1,0 +1,138 @@
+use std::io::Write;
+
+use bulkexport::domain::ResourceType;
+use serde_json::json;
+
+use crate::helpers::{gunzip, read, TestApp, ADMIN};
+
+fn gzip(text: &str) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(text.as_bytes()).unwrap();
+    enc.finish().unwrap()
+}
+
+#[tokio::test]
+async fn ingest_reports_loaded_replaced_and_rejected_lines() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    let other = "AC00000000000000000000000000000000";
+    let rest_message = json!({
+        "account_sid": a.sid, "api_version": "2010-04-01", "body": "hello", "date_created": "Fri, 07 Jun 2024 10:00:00 +0000",
+        "date_sent": "Fri, 07 Jun 2024 10:00:01 +0000", "date_updated": "Fri, 07 Jun 2024 10:00:02 +0000",
+        "direction": "outbound-api", "error_code": null, "error_message": null, "from": "+15005550006",
+        "messaging_service_sid": null, "num_media": "0", "num_segments": "1", "price": "-0.00750", "price_unit": "USD",
+        "sid": "SM00000000000000000000000000000001", "status": "delivered", "subresource_uris": {"media": "/m"},
+        "to": "+15005550001", "uri": "/2010-04-01/Accounts/x/Messages/y.json"
+    });
+    let mut replaced = rest_message.clone();
+    replaced["body"] = json!("hello again");
+    let lines = [
+        rest_message.to_string(),
+        "{not json".to_string(),
+        json!({"sid": "SM00000000000000000000000000000002", "date_created": "2024-06-07T09:00:00Z", "account_sid": other}).to_string(),
+        json!({"date_created": "2024-06-07T09:00:00Z"}).to_string(),
+        json!({"sid": "SM00000000000000000000000000000003", "date_created": "the seventh"}).to_string(),
+        json!({"sid": "SM00000000000000000000000000000004", "date_created": "2024-06-07T08:00:00Z"}).to_string(),
+        replaced.to_string(),
+    ];
+    let body = gzip(&(lines.join("\n") + "\n"));
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/v1/Accounts/{}/Records/Messages", a.sid)))
+        .bearer_auth(ADMIN)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let (status, report) = read(r).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["loaded"], 2, "{report}");
+    assert_eq!(report["replaced"], 1, "{report}");
+    assert_eq!(report["rejected"], 4, "{report}");
+    let rejected_lines: Vec<u64> = report["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["line"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rejected_lines, [2, 3, 4, 5]);
+    let reasons: Vec<&str> = report["rejections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons[0].contains("bad JSON"), "{reasons:?}");
+    assert!(reasons[1].contains("account_sid"), "{reasons:?}");
+    assert!(reasons[2].contains("missing sid"), "{reasons:?}");
+    assert!(reasons[3].contains("date_created"), "{reasons:?}");
+
+    app.create_job(&a, "Messages", "2024-06-07", "2024-06-07")
+        .await;
+    app.drain().await;
+    let text = gunzip(&app.download(&a, "Messages", "2024-06-07").await);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(
+        lines[0].contains("SM00000000000000000000000000000004"),
+        "ordered by date_created"
+    );
+    assert_eq!(
+        lines[1],
+        format!(
+            r#"{{"body":"hello again","num_segments":1,"direction":"outbound-api","from":"+15005550006","to":"+15005550001","date_updated":"2024-06-07T10:00:02Z","price":"-0.00750","account_sid":"{}","num_media":0,"status":"delivered","messaging_service_sid":null,"sid":"SM00000000000000000000000000000001","date_sent":"2024-06-07T10:00:01Z","date_created":"2024-06-07T10:00:00Z","error_code":0}}"#,
+            a.sid
+        )
+    );
+}
+
+#[tokio::test]
+async fn ingest_of_unknown_account_or_type_is_refused() {
+    let app = TestApp::spawn().await;
+    let r = app
+        .http
+        .post(app.url("/admin/v1/Accounts/AC00000000000000000000000000000000/Records/Messages"))
+        .bearer_auth(ADMIN)
+        .body("{}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let a = app.account().await;
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/v1/Accounts/{}/Records/Faxes", a.sid)))
+        .bearer_auth(ADMIN)
+        .body("{}\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn seeding_is_deterministic_and_idempotent() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    app.seed(&a, ResourceType::Calls, "2024-06-01", "2024-06-02", 30)
+        .await;
+    app.seed(&a, ResourceType::Calls, "2024-06-01", "2024-06-02", 30)
+        .await;
+    let n = app
+        .exports
+        .db()
+        .count_records(&a.sid, ResourceType::Calls, "2024-06-01".parse_day())
+        .await
+        .unwrap();
+    assert_eq!(n, 30);
+}
+
+trait ParseDay {
+    fn parse_day(&self) -> bulkexport::domain::Day;
+}
+
+impl ParseDay for &str {
+    fn parse_day(&self) -> bulkexport::domain::Day {
+        bulkexport::domain::Day::parse(self).unwrap()
+    }
+}

@@ -1,0 +1,127 @@
+use bulkexport::clock::Clock;
+use bulkexport::domain::ResourceType;
+
+use crate::helpers::{gunzip, settings_for, start_time, TestApp};
+
+#[tokio::test]
+async fn queued_work_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_in(dir, 0, Clock::starting_at(start_time())).await;
+    let a = app.account().await;
+    app.seed(&a, ResourceType::Messages, "2024-06-01", "2024-06-02", 25)
+        .await;
+    let sid = app
+        .create_job(&a, "Messages", "2024-06-01", "2024-06-02")
+        .await;
+    let dir = app.stop().await;
+
+    let app = TestApp::spawn_in(dir, 2, Clock::starting_at(start_time())).await;
+    app.drain().await;
+    let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
+    assert_eq!(job["details"][0]["status"], "Completed", "{job}");
+    assert_eq!(
+        gunzip(&app.download(&a, "Messages", "2024-06-02").await)
+            .lines()
+            .count(),
+        25
+    );
+}
+
+#[tokio::test]
+async fn the_public_url_is_the_base_of_absolute_urls() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut settings = settings_for(dir.path(), 1);
+    settings.public_url = Some("https://exports.example.com/".into());
+    let app = TestApp::spawn_with(dir, settings, Clock::starting_at(start_time())).await;
+    let a = app.account().await;
+    let (_, e) = app.get(&a, "/v1/Exports/Messages").await;
+    assert_eq!(e["url"], "https://exports.example.com/v1/Exports/Messages");
+    let (_, list) = app.get(&a, "/v1/Exports/Messages/Jobs").await;
+    assert_eq!(
+        list["meta"]["url"],
+        "https://exports.example.com/v1/Exports/Messages/Jobs?PageSize=50&Page=0"
+    );
+}
+
+#[tokio::test]
+async fn a_day_claimed_by_a_dead_worker_is_taken_over_after_its_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_in(dir, 0, Clock::starting_at(start_time())).await;
+    let a = app.account().await;
+    app.seed(&a, ResourceType::Calls, "2024-06-03", "2024-06-03", 15)
+        .await;
+    let sid = app
+        .create_job(&a, "Calls", "2024-06-03", "2024-06-03")
+        .await;
+    let now = app.clock.now_ms();
+    let claimed = app
+        .exports
+        .db()
+        .claim("killed-node", now, now - 5_000)
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(claimed.job_sid, sid);
+    let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
+    assert_eq!(job["details"][0]["status"], "Running");
+    let dir = app.stop().await;
+
+    let later = start_time() + chrono::Duration::seconds(30);
+    let app = TestApp::spawn_in(dir, 2, Clock::starting_at(later)).await;
+    app.drain().await;
+    let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
+    assert_eq!(job["details"][0]["status"], "Completed", "{job}");
+    assert_eq!(
+        gunzip(&app.download(&a, "Calls", "2024-06-03").await)
+            .lines()
+            .count(),
+        15
+    );
+}
+
+#[tokio::test]
+async fn deleting_a_job_while_a_day_runs_marks_it_running_to_be_deleted_then_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn_in(dir, 0, Clock::starting_at(start_time())).await;
+    let a = app.account().await;
+    let sid = app
+        .create_job(&a, "Calls", "2024-06-01", "2024-06-02")
+        .await;
+    let now = app.clock.now_ms();
+    let db = app.exports.db();
+    let claimed = db
+        .claim("w1", now, now - 5_000)
+        .await
+        .unwrap()
+        .expect("claimed");
+    assert_eq!(
+        app.delete(&a, &format!("/v1/Exports/Jobs/{sid}")).await,
+        204
+    );
+    let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
+    let statuses: Vec<&str> = job["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        statuses,
+        ["RunningToBeDeleted", "DeletedByUserRequest"],
+        "{job}"
+    );
+    assert!(
+        !db.heartbeat(claimed.id, "w1", now).await.unwrap(),
+        "the worker is told to stop"
+    );
+    let published = db
+        .finish(&claimed, "w1", now, bulkexport::db::Finish::Release)
+        .await
+        .unwrap();
+    assert!(!published);
+    db.mark_job_finished(&sid, now).await.unwrap();
+    let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
+    assert_eq!(job["details"][0]["status"], "DeletedByUserRequest", "{job}");
+    assert_eq!(job["details"][0]["count"], 2);
+    assert_eq!(job["job_queue_position"], serde_json::Value::Null);
+}
