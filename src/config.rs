@@ -61,6 +61,25 @@ pub struct Settings {
     pub max_ingest_bytes: u64,
 }
 
+/// The settings read from `BULKEXPORT_*` variables; other variables with that
+/// prefix (a test harness's, say) are not settings and are left alone.
+const KEYS: [&str; 14] = [
+    "listen",
+    "data_dir",
+    "database_url",
+    "storage_url",
+    "public_url",
+    "admin_token",
+    "workers",
+    "max_attempts",
+    "retry_base_secs",
+    "lease_secs",
+    "poll_ms",
+    "download_ttl_secs",
+    "max_body_bytes",
+    "max_ingest_bytes",
+];
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -131,7 +150,7 @@ impl Settings {
             fig = fig.merge(Toml::file(file));
         }
         let settings: Settings = fig
-            .merge(Env::prefixed("BULKEXPORT_"))
+            .merge(Env::prefixed("BULKEXPORT_").only(&KEYS))
             .merge(Serialized::defaults(flags))
             .extract()?;
         anyhow::ensure!(
@@ -168,4 +187,61 @@ impl Settings {
 
 fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_is_read_from_the_environment() {
+        let names: Vec<String> = match serde_json::to_value(Settings::default()) {
+            Ok(serde_json::Value::Object(m)) => m.keys().cloned().collect(),
+            other => panic!("settings serialise to an object: {other:?}"),
+        };
+        let mut keys: Vec<&str> = KEYS.to_vec();
+        keys.sort_unstable();
+        let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(keys, names);
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        #[expect(
+            clippy::result_large_err,
+            reason = "figment::Jail fixes the closure's error type"
+        )]
+        fn check(jail: &mut figment::Jail) -> figment::error::Result<()> {
+            jail.create_file(
+                "s.toml",
+                "listen = \"127.0.0.1:9000\"\nworkers = 3\npoll_ms = 5",
+            )?;
+            jail.set_env("BULKEXPORT_WORKERS", "4");
+            jail.set_env("BULKEXPORT_UNRELATED", "x");
+            let flags = SettingFlags {
+                config: Some("s.toml".into()),
+                workers: Some(5),
+                ..Default::default()
+            };
+            let s = Settings::load(&flags).map_err(|e| e.to_string())?;
+            assert_eq!(s.listen, "127.0.0.1:9000");
+            assert_eq!(s.workers, Some(5));
+            assert_eq!(s.poll_ms, 5);
+            let s = Settings::load(&SettingFlags {
+                config: Some("s.toml".into()),
+                ..Default::default()
+            })
+            .map_err(|e| e.to_string())?;
+            assert_eq!(s.workers, Some(4));
+            jail.create_file("bad.toml", "lisen = \"x\"")?;
+            assert!(Settings::load(&SettingFlags {
+                config: Some("bad.toml".into()),
+                ..Default::default()
+            })
+            .is_err());
+            Ok(())
+        }
+        figment::Jail::expect_with(check);
+    }
 }

@@ -27,6 +27,8 @@ pub enum ApiError {
     #[error("The requested range is not satisfiable")]
     RangeNotSatisfiable(u64),
     #[error("{0}")]
+    NotImplemented(String),
+    #[error("{0}")]
     Internal(String),
 }
 
@@ -45,6 +47,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 20001),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 20001),
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, 20001),
+            ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, 20501),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 20500),
         }
     }

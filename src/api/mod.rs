@@ -65,6 +65,10 @@ pub fn router(state: AppState) -> Router {
             "/v1/Downloads/{account_sid}/{resource_type}/{file}",
             get(download::download_day),
         )
+        .route(
+            "/v1/Archives/{date}/Calls/{sid}",
+            axum::routing::delete(not_yet_implemented),
+        )
         .route("/admin/v1/Accounts", post(admin::create_account))
         .route(
             "/admin/v1/Accounts/{account_sid}/Keys",
@@ -91,6 +95,15 @@ async fn readyz(State(state): State<AppState>) -> StatusCode {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
+}
+
+/// Operations named in the README as not built yet answer this, never a fake success.
+async fn not_yet_implemented(uri: OriginalUri) -> Response {
+    ApiError::NotImplemented(format!(
+        "{} is not implemented yet in this version of bulkexport",
+        uri.path()
+    ))
+    .into_response()
 }
 
 async fn not_found(uri: OriginalUri) -> Response {

@@ -1,6 +1,9 @@
 //! Integration tests: the real service on port 0, driven over HTTP.
 
-#![expect(clippy::unwrap_used, reason = "a test fails loudly on any unexpected error")]
+#![expect(
+    clippy::unwrap_used,
+    reason = "a test fails loudly on any unexpected error"
+)]
 
 mod auth;
 mod days;

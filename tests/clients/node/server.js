@@ -1,0 +1,83 @@
+// Starts a real `bulkexport serve` for this suite and drives its CLI and admin API.
+const { spawn, execFileSync } = require("node:child_process");
+const fs = require("node:fs");
+const net = require("node:net");
+const os = require("node:os");
+const path = require("node:path");
+
+const ROOT = path.resolve(__dirname, "..", "..", "..");
+const BIN = process.env.BULKEXPORT_BIN || path.join(ROOT, "target", "debug", "bulkexport");
+const ADMIN = "node-suite-admin-token";
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+    srv.on("error", reject);
+  });
+}
+
+class Server {
+  static async start() {
+    const s = new Server();
+    s.dir = fs.mkdtempSync(path.join(os.tmpdir(), "bulkexport-node-"));
+    s.port = await freePort();
+    s.base = `http://127.0.0.1:${s.port}`;
+    s.env = { ...process.env, BULKEXPORT_ADMIN_TOKEN: ADMIN, RUST_LOG: "warn" };
+    const log = fs.openSync(path.join(s.dir, "server.log"), "w");
+    s.proc = spawn(BIN, ["serve", "--data-dir", s.dir, "--listen", `127.0.0.1:${s.port}`], {
+      env: s.env,
+      stdio: ["ignore", log, log],
+    });
+    await s.waitReady();
+    return s;
+  }
+
+  async waitReady() {
+    // Waiting for the process to bind is start-up, not waiting for work.
+    const deadline = Date.now() + 30000;
+    while (Date.now() < deadline) {
+      try {
+        const r = await fetch(`${this.base}/readyz`);
+        if (r.status === 200) return;
+      } catch (_) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    throw new Error("server did not become ready");
+  }
+
+  cli(...args) {
+    const out = execFileSync(BIN, ["--data-dir", this.dir, ...args], { env: this.env, encoding: "utf8" });
+    return out.trim() ? JSON.parse(out) : null;
+  }
+
+  account(name, parent) {
+    const args = ["accounts", "create", "--friendly-name", name];
+    if (parent) args.push("--parent", parent);
+    return this.cli(...args);
+  }
+
+  async drain() {
+    const r = await fetch(`${this.base}/admin/v1/Queue/Drain`, {
+      method: "POST",
+      headers: { Authorization: `Bearer ${ADMIN}` },
+    });
+    const body = await r.json();
+    if (!body.idle) throw new Error("queue did not drain");
+  }
+
+  stop() {
+    this.proc.kill("SIGTERM");
+  }
+}
+
+function day(offset) {
+  const d = new Date(Date.now() - offset * 86400000);
+  return d.toISOString().slice(0, 10);
+}
+
+module.exports = { Server, day };

@@ -1,0 +1,82 @@
+"""Starts a real `bulkexport serve` for the client suites and drives its CLI and admin API."""
+import datetime as dt
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BIN = os.environ.get("BULKEXPORT_BIN", os.path.join(ROOT, "target", "debug", "bulkexport"))
+ADMIN = "client-suite-admin-token"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """One service process on loopback with its own data directory."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="bulkexport-clients-")
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, BULKEXPORT_ADMIN_TOKEN=ADMIN, RUST_LOG="warn")
+        self.env = env
+        self.log = open(os.path.join(self.dir, "server.log"), "w")
+        self.proc = subprocess.Popen(
+            [BIN, "serve", "--data-dir", self.dir, "--listen", f"127.0.0.1:{self.port}"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self._wait_ready()
+
+    def _wait_ready(self):
+        # Waiting for the process to bind is start-up, not waiting for work.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited: {open(self.log.name).read()}")
+            try:
+                with urllib.request.urlopen(self.base + "/readyz", timeout=1) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("server did not become ready")
+
+    def cli(self, *args):
+        """Runs a CLI subcommand against the same data directory (a second process on the same SQLite file)."""
+        out = subprocess.run([BIN, "--data-dir", self.dir, *args], env=self.env, check=True, capture_output=True, text=True)
+        return json.loads(out.stdout) if out.stdout.strip() else None
+
+    def account(self, name="client-suite", parent=None):
+        args = ["accounts", "create", "--friendly-name", name]
+        if parent:
+            args += ["--parent", parent]
+        return self.cli(*args)
+
+    def drain(self):
+        req = urllib.request.Request(self.base + "/admin/v1/Queue/Drain", data=b"", method="POST",
+                                     headers={"Authorization": f"Bearer {ADMIN}"})
+        with urllib.request.urlopen(req, timeout=120) as r:
+            assert json.load(r)["idle"] is True
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def day(offset):
+    """The UTC day `offset` days before today."""
+    return (dt.datetime.now(dt.timezone.utc).date() - dt.timedelta(days=offset)).isoformat()
+
+
+if __name__ == "__main__":
+    sys.exit("import this module")
