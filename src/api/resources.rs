@@ -116,8 +116,6 @@ fn list_page<'a>(
         list_url,
         key,
         page,
-        next: None,
-        prev: None,
     })
 }
 
@@ -132,18 +130,12 @@ pub async fn list_export_custom_job(
     let rt = resource_type(&rt, &uri)?;
     let scope = Exports::list_scope(&caller.account_sid, rt, "jobs");
     let url = format!("{base}/v1/Exports/{rt}/Jobs");
-    let mut page = list_page(&state.exports, &scope, &params, url, "jobs", MAX_JOBS_PAGE)?;
-    let (jobs, next, prev) = state
+    let list = list_page(&state.exports, &scope, &params, url, "jobs", MAX_JOBS_PAGE)?;
+    let jobs = state
         .exports
-        .list_jobs(&caller.account_sid, rt, page.page)
+        .list_jobs(&caller.account_sid, rt, list.page)
         .await?;
-    page.next = next;
-    page.prev = prev;
-    let items = jobs
-        .into_iter()
-        .map(|j| to_value(JobWire::new(j, &base, false)))
-        .collect();
-    Ok(page.respond(items))
+    Ok(list.respond(jobs, |j| to_value(JobWire::new(j, &base, false))))
 }
 
 pub async fn fetch_job(
@@ -179,18 +171,12 @@ pub async fn list_day(
     let rt = resource_type(&rt, &uri)?;
     let scope = Exports::list_scope(&caller.account_sid, rt, "days");
     let url = format!("{base}/v1/Exports/{rt}/Days");
-    let mut page = list_page(&state.exports, &scope, &params, url, "days", MAX_DAYS_PAGE)?;
-    let (days, next, prev) = state
+    let list = list_page(&state.exports, &scope, &params, url, "days", MAX_DAYS_PAGE)?;
+    let days = state
         .exports
-        .list_days(&caller.account_sid, rt, page.page)
+        .list_days(&caller.account_sid, rt, list.page)
         .await?;
-    page.next = next;
-    page.prev = prev;
-    Ok(page.respond(
-        days.into_iter()
-            .map(|d| to_value(DayWire::from(d)))
-            .collect(),
-    ))
+    Ok(list.respond(days, |d| to_value(DayWire::from(d))))
 }
 
 pub async fn fetch_day(

@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 
 use super::error::json_response;
 use crate::domain::ResourceType;
-use crate::exports::{Cursor, DayView, ExportConfig, Exports, JobView, PageRequest};
+use crate::exports::{Cursor, DayView, ExportConfig, Exports, JobView, Page, PageRequest};
 
 #[derive(Serialize)]
 pub struct StatusGroupWire {
@@ -113,8 +113,6 @@ pub struct ListPage<'a> {
     pub list_url: String,
     pub key: &'static str,
     pub page: PageRequest,
-    pub next: Option<Cursor>,
-    pub prev: Option<Cursor>,
 }
 
 impl ListPage<'_> {
@@ -130,15 +128,16 @@ impl ListPage<'_> {
         url
     }
 
-    pub fn respond(self, items: Vec<Value>) -> Response {
+    pub fn respond<T>(self, found: Page<T>, wire: impl Fn(T) -> Value) -> Response {
+        let items: Vec<Value> = found.items.into_iter().map(wire).collect();
         let page = self.page.page;
         let meta = json!({
             "page": page,
             "page_size": self.page.page_size,
             "first_page_url": self.page_url(0, None),
-            "previous_page_url": self.prev.map(|c| self.page_url((page - 1).max(0), Some(c))),
+            "previous_page_url": found.prev.map(|c| self.page_url((page - 1).max(0), Some(c))),
             "url": self.page_url(page, self.page.cursor),
-            "next_page_url": self.next.map(|c| self.page_url(page + 1, Some(c))),
+            "next_page_url": found.next.map(|c| self.page_url(page + 1, Some(c))),
             "key": self.key,
         });
         let mut body = Map::new();

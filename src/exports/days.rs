@@ -3,8 +3,7 @@
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use super::jobs::page_links;
-use super::links::{Cursor, PageRequest};
+use super::links::{Cursor, Page, PageRequest};
 use super::{Error, Exports, Result};
 use crate::db::DayRow;
 use crate::domain::{Day, ResourceType};
@@ -75,30 +74,18 @@ impl Exports {
         account_sid: &str,
         rt: ResourceType,
         page: PageRequest,
-    ) -> Result<(Vec<DayView>, Option<Cursor>, Option<Cursor>)> {
-        let (after, before) = match page.cursor {
-            None => (None, None),
-            Some(Cursor::After(g)) => (Some(g), None),
-            Some(Cursor::Before(g)) => (None, Some(g)),
-        };
-        let mut rows = self
+    ) -> Result<Page<DayView>> {
+        let (after, before, limit) = page.bounds();
+        let rows = self
             .db()
-            .list_days(account_sid, rt.as_str(), after, before, page.page_size + 1)
+            .list_days(account_sid, rt.as_str(), after, before, limit)
             .await?;
-        let more = rows.len() as i64 > page.page_size;
-        if more {
-            if before.is_some() {
-                rows.remove(0);
-            } else {
-                rows.truncate(page.page_size as usize);
-            }
-        }
-        let (first, last) = match (rows.first(), rows.last()) {
-            (Some(f), Some(l)) => (f.generation, l.generation),
-            _ => return Ok((Vec::new(), None, None)),
-        };
-        let (next, prev) = page_links(page.cursor, more, first, last);
-        Ok((rows.into_iter().map(DayView::from).collect(), next, prev))
+        let p = page.paginate(rows, |r| r.generation);
+        Ok(Page {
+            items: p.items.into_iter().map(DayView::from).collect(),
+            next: p.next,
+            prev: p.prev,
+        })
     }
 
     /// A download link for a published day, valid for the configured time.

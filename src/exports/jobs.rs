@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::links::{Cursor, PageRequest};
+use super::links::{Page, PageRequest};
 use super::{Error, Exports, Result};
 use crate::db::{JobRow, NewJob};
 use crate::domain::{
@@ -238,30 +238,25 @@ impl Exports {
         account_sid: &str,
         rt: ResourceType,
         page: PageRequest,
-    ) -> Result<(Vec<JobView>, Option<Cursor>, Option<Cursor>)> {
-        let limit = page.page_size + 1;
-        let (after, before) = match page.cursor {
-            None => (None, None),
-            Some(Cursor::After(s)) => (Some(s), None),
-            Some(Cursor::Before(s)) => (None, Some(s)),
-        };
-        let mut rows = self
+    ) -> Result<Page<JobView>> {
+        let (after, before, limit) = page.bounds();
+        let rows = self
             .db()
             .list_jobs(account_sid, rt.as_str(), after, before, limit)
             .await?;
-        let more = rows.len() as i64 > page.page_size;
-        if more {
-            if before.is_some() {
-                rows.remove(0);
-            } else {
-                rows.truncate(page.page_size as usize);
-            }
-        }
-        let (first, last) = match (rows.first(), rows.last()) {
-            (Some(f), Some(l)) => (f.seq, l.seq),
-            _ => return Ok((Vec::new(), None, None)),
+        let Page {
+            items: rows,
+            next,
+            prev,
+        } = page.paginate(rows, |r| r.seq);
+        let (Some(first), Some(last)) = (rows.first().map(|r| r.seq), rows.last().map(|r| r.seq))
+        else {
+            return Ok(Page {
+                items: Vec::new(),
+                next,
+                prev,
+            });
         };
-        let (next, prev) = page_links(page.cursor, more, first, last);
         let all_days = self.db().job_days_between(first, last).await?;
         let mut views = Vec::with_capacity(rows.len());
         for row in rows {
@@ -273,7 +268,11 @@ impl Exports {
             );
             views.push(self.job_view(row, details).await?);
         }
-        Ok((views, next, prev))
+        Ok(Page {
+            items: views,
+            next,
+            prev,
+        })
     }
 
     /// Deletes a job: queued days never run, a running day stops. Idempotent.
@@ -290,27 +289,6 @@ impl Exports {
         } else {
             Err(not_found_job(sid))
         }
-    }
-}
-
-/// The cursors of the next and previous pages, given the page just read
-/// (positions `first..=last`) and whether more items lie in the read direction.
-pub(crate) fn page_links(
-    cursor: Option<Cursor>,
-    more: bool,
-    first: i64,
-    last: i64,
-) -> (Option<Cursor>, Option<Cursor>) {
-    match cursor {
-        None => (more.then_some(Cursor::After(last)), None),
-        Some(Cursor::After(_)) => (
-            more.then_some(Cursor::After(last)),
-            Some(Cursor::Before(first)),
-        ),
-        Some(Cursor::Before(_)) => (
-            Some(Cursor::After(last)),
-            more.then_some(Cursor::Before(first)),
-        ),
     }
 }
 

@@ -70,6 +70,64 @@ pub struct PageRequest {
     pub cursor: Option<Cursor>,
 }
 
+/// One page of rows with the cursors of the pages around it.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<Cursor>,
+    pub prev: Option<Cursor>,
+}
+
+impl PageRequest {
+    /// The (after, before) positions to read from, and how many rows to read:
+    /// one more than a page, to learn whether more lie beyond it.
+    pub(crate) fn bounds(&self) -> (Option<i64>, Option<i64>, i64) {
+        let limit = self.page_size + 1;
+        match self.cursor {
+            None => (None, None, limit),
+            Some(Cursor::After(p)) => (Some(p), None, limit),
+            Some(Cursor::Before(p)) => (None, Some(p), limit),
+        }
+    }
+
+    /// Cuts rows read with `bounds` (in list order) to a page, with the cursors
+    /// of the next and previous pages; `pos` is a row's position in the list.
+    pub(crate) fn paginate<T>(&self, mut rows: Vec<T>, pos: impl Fn(&T) -> i64) -> Page<T> {
+        let backward = matches!(self.cursor, Some(Cursor::Before(_)));
+        let more = rows.len() as i64 > self.page_size;
+        if more {
+            if backward {
+                rows.remove(0);
+            } else {
+                rows.truncate(self.page_size as usize);
+            }
+        }
+        let (Some(first), Some(last)) = (rows.first().map(&pos), rows.last().map(&pos)) else {
+            return Page {
+                items: rows,
+                next: None,
+                prev: None,
+            };
+        };
+        let (next, prev) = match self.cursor {
+            None => (more.then_some(Cursor::After(last)), None),
+            Some(Cursor::After(_)) => (
+                more.then_some(Cursor::After(last)),
+                Some(Cursor::Before(first)),
+            ),
+            Some(Cursor::Before(_)) => (
+                Some(Cursor::After(last)),
+                more.then_some(Cursor::Before(first)),
+            ),
+        };
+        Page {
+            items: rows,
+            next,
+            prev,
+        }
+    }
+}
+
 const MAC_HEX: usize = 16;
 
 impl Signer {

@@ -24,7 +24,7 @@ pub use config::{ConfigUpdate, ExportConfig};
 pub use days::{DayView, Download, DownloadLink};
 pub use ingest::{maybe_gunzip, IngestReport, Rejection};
 pub use jobs::{JobRequest, JobView, StatusGroup};
-pub use links::{Cursor, PageRequest};
+pub use links::{Cursor, Page, PageRequest};
 pub use worker::Workers;
 
 #[derive(Debug, thiserror::Error)]
