@@ -63,25 +63,67 @@ pub fn day_records(
     per_day: u32,
     seed: u64,
 ) -> Vec<Record> {
-    let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, rt, day));
-    let midnight = Utc.from_utc_datetime(&day.date().and_time(NaiveTime::MIN));
-    let mut offsets: Vec<i64> = (0..per_day).map(|_| rng.gen_range(0..86_400_000)).collect();
-    offsets.sort_unstable();
-    offsets
-        .into_iter()
-        .map(|ms| {
-            let created = midnight + Duration::milliseconds(ms);
-            let value = match rt {
-                ResourceType::Messages => message(&mut rng, account_sid, created),
-                ResourceType::Calls => call(&mut rng, account_sid, created),
-                ResourceType::Conferences => conference(&mut rng, account_sid, created),
-                ResourceType::Participants => participant(&mut rng, account_sid, created),
+    DaySeeder::new(account_sid, rt, day, per_day, seed).take(usize::MAX)
+}
+
+/// The records of one seeded day, produced a chunk at a time so that memory
+/// stays bounded however many records a day has. Chunking does not change them.
+pub struct DaySeeder {
+    rng: ChaCha8Rng,
+    account_sid: String,
+    rt: ResourceType,
+    midnight: chrono::DateTime<Utc>,
+    offsets_ms: Vec<u32>,
+    next: usize,
+}
+
+impl DaySeeder {
+    pub fn new(
+        account_sid: &str,
+        rt: ResourceType,
+        day: Day,
+        per_day: u32,
+        seed: u64,
+    ) -> DaySeeder {
+        let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, rt, day));
+        let mut offsets_ms: Vec<u32> = (0..per_day).map(|_| rng.gen_range(0..86_400_000)).collect();
+        offsets_ms.sort_unstable();
+        DaySeeder {
+            rng,
+            account_sid: account_sid.to_string(),
+            rt,
+            midnight: Utc.from_utc_datetime(&day.date().and_time(NaiveTime::MIN)),
+            offsets_ms,
+            next: 0,
+        }
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.next >= self.offsets_ms.len()
+    }
+
+    /// The next `n` records (fewer at the end).
+    pub fn take(&mut self, n: usize) -> Vec<Record> {
+        let end = self.offsets_ms.len().min(self.next.saturating_add(n));
+        let mut out = Vec::with_capacity(end - self.next);
+        for i in self.next..end {
+            let created = self.midnight + Duration::milliseconds(i64::from(self.offsets_ms[i]));
+            let rng = &mut self.rng;
+            let account = self.account_sid.as_str();
+            let value = match self.rt {
+                ResourceType::Messages => message(rng, account, created),
+                ResourceType::Calls => call(rng, account, created),
+                ResourceType::Conferences => conference(rng, account, created),
+                ResourceType::Participants => participant(rng, account, created),
             };
             // Generated values are always valid, so this cannot fail.
-            record::normalize(rt, account_sid, value)
-                .unwrap_or_else(|e| panic!("seed produced a bad record: {e}"))
-        })
-        .collect()
+            let record = record::normalize(self.rt, account, value)
+                .unwrap_or_else(|e| panic!("seed produced a bad record: {e}"));
+            out.push(record);
+        }
+        self.next = end;
+        out
+    }
 }
 
 fn stream_seed(seed: u64, rt: ResourceType, day: Day) -> u64 {
@@ -252,6 +294,12 @@ mod tests {
             assert_eq!(a, day_records(ac, rt, day, 50, 7));
             assert_ne!(a, day_records(ac, rt, day, 50, 8));
             assert!(a.iter().all(|r| r.day == day));
+            let mut chunked = DaySeeder::new(ac, rt, day, 50, 7);
+            let mut pieces = Vec::new();
+            while !chunked.is_done() {
+                pieces.extend(chunked.take(7));
+            }
+            assert_eq!(pieces, a, "chunking does not change the records");
         }
     }
 }

@@ -11,6 +11,8 @@ use crate::domain::{seed, Day, ResourceType};
 
 /// Records stored per transaction.
 const BATCH: usize = 2000;
+/// Seeded records generated and stored at a time.
+const SEED_CHUNK: usize = 10_000;
 /// Rejections listed in a report; the count covers them all.
 const LISTED_REJECTIONS: usize = 1000;
 
@@ -135,14 +137,16 @@ impl Exports {
         self.require_account(account_sid).await?;
         let mut report = IngestReport::default();
         for day in start.through(end) {
-            let account = account_sid.to_string();
-            let records = tokio::task::spawn_blocking(move || {
-                seed::day_records(&account, rt, day, per_day, seed_value)
-            })
-            .await
-            .map_err(|e| super::Error::Invalid(format!("seeding failed: {e}")))?;
-            for chunk in records.chunks(BATCH * 5) {
-                report.count(&self.db().store_records(account_sid, rt, chunk).await?);
+            let mut seeder = seed::DaySeeder::new(account_sid, rt, day, per_day, seed_value);
+            while !seeder.is_done() {
+                let (back, records) = tokio::task::spawn_blocking(move || {
+                    let records = seeder.take(SEED_CHUNK);
+                    (seeder, records)
+                })
+                .await
+                .map_err(|e| super::Error::Invalid(format!("seeding failed: {e}")))?;
+                seeder = back;
+                report.count(&self.db().store_records(account_sid, rt, &records).await?);
             }
         }
         Ok(report)
