@@ -55,6 +55,9 @@ pub struct Settings {
     pub poll_ms: u64,
     /// How long a FetchDay download link stays valid.
     pub download_ttl_secs: u64,
+    /// With S3 storage, FetchDay links to a pre-signed URL of the bucket itself
+    /// (downloads bypass the service); false serves them through the service.
+    pub presigned_downloads: bool,
     /// Largest accepted API request body.
     pub max_body_bytes: usize,
     /// Largest accepted body of the admin ingest endpoint.
@@ -63,7 +66,7 @@ pub struct Settings {
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "listen",
     "data_dir",
     "database_url",
@@ -76,6 +79,7 @@ const KEYS: [&str; 14] = [
     "lease_secs",
     "poll_ms",
     "download_ttl_secs",
+    "presigned_downloads",
     "max_body_bytes",
     "max_ingest_bytes",
 ];
@@ -95,6 +99,7 @@ impl Default for Settings {
             lease_secs: 60,
             poll_ms: 1000,
             download_ttl_secs: 900,
+            presigned_downloads: true,
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 16 * 1024 * 1024 * 1024,
         }

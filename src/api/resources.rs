@@ -10,7 +10,7 @@ use super::request::{BaseUrl, Caller, Params};
 use super::wire::{config_wire, export_wire, DayWire, JobWire, ListPage};
 use super::AppState;
 use crate::domain::ResourceType;
-use crate::exports::{ConfigUpdate, Exports, JobRequest};
+use crate::exports::{ConfigUpdate, DownloadLink, Exports, JobRequest};
 
 const MAX_DAYS_PAGE: i64 = 400;
 const MAX_JOBS_PAGE: i64 = 1000;
@@ -191,7 +191,10 @@ pub async fn fetch_day(
         .exports
         .fetch_day(&caller.account_sid, rt, &day)
         .await?;
-    let url = format!("{base}{}", link.0);
+    let url = match link {
+        DownloadLink::Service(path) => format!("{base}{path}"),
+        DownloadLink::Store(url) => url,
+    };
     let mut resp = json_response(
         StatusCode::TEMPORARY_REDIRECT,
         &json!({ "redirect_to": url }),

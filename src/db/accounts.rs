@@ -1,6 +1,6 @@
 //! Accounts, subaccounts and API keys.
 
-use super::{Db, Result};
+use super::{with_pool, Db, Result};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Account {
@@ -20,48 +20,57 @@ pub struct ApiKey {
     pub created_at: i64,
 }
 
+const ACCOUNT_COLUMNS: &str = "sid, friendly_name, auth_token, parent_sid, created_at";
+
 impl Db {
     pub async fn insert_account(&self, a: &Account) -> Result<()> {
-        sqlx::query("INSERT INTO accounts (sid, friendly_name, auth_token, parent_sid, created_at) VALUES (?, ?, ?, ?, ?)")
+        let sql = "INSERT INTO accounts (sid, friendly_name, auth_token, parent_sid, created_at) VALUES ($1, $2, $3, $4, $5)";
+        with_pool!(self, |pool| sqlx::query(sql)
             .bind(&a.sid)
             .bind(&a.friendly_name)
             .bind(&a.auth_token)
             .bind(&a.parent_sid)
             .bind(a.created_at)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
     pub async fn find_account(&self, sid: &str) -> Result<Option<Account>> {
-        Ok(sqlx::query_as("SELECT sid, friendly_name, auth_token, parent_sid, created_at FROM accounts WHERE sid = ?")
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE sid = $1");
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(sid)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     pub async fn list_accounts(&self) -> Result<Vec<Account>> {
-        Ok(sqlx::query_as("SELECT sid, friendly_name, auth_token, parent_sid, created_at FROM accounts ORDER BY created_at, sid")
-            .fetch_all(&self.pool)
-            .await?)
+        let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at, sid");
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .fetch_all(pool)
+            .await)?)
     }
 
     pub async fn insert_api_key(&self, k: &ApiKey) -> Result<()> {
-        sqlx::query("INSERT INTO api_keys (sid, account_sid, friendly_name, secret_sha256, created_at) VALUES (?, ?, ?, ?, ?)")
+        let sql = "INSERT INTO api_keys (sid, account_sid, friendly_name, secret_sha256, created_at) VALUES ($1, $2, $3, $4, $5)";
+        with_pool!(self, |pool| sqlx::query(sql)
             .bind(&k.sid)
             .bind(&k.account_sid)
             .bind(&k.friendly_name)
             .bind(&k.secret_sha256)
             .bind(k.created_at)
-            .execute(&self.pool)
-            .await?;
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 
     pub async fn find_api_key(&self, sid: &str) -> Result<Option<ApiKey>> {
-        Ok(sqlx::query_as("SELECT sid, account_sid, friendly_name, secret_sha256, created_at FROM api_keys WHERE sid = ?")
+        let sql = "SELECT sid, account_sid, friendly_name, secret_sha256, created_at FROM api_keys WHERE sid = $1";
+        Ok(with_pool!(self, |pool| sqlx::query_as(sql)
             .bind(sid)
-            .fetch_optional(&self.pool)
-            .await?)
+            .fetch_optional(pool)
+            .await)?)
     }
 }

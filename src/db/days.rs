@@ -1,6 +1,6 @@
 //! Published Days and per-resource export configuration.
 
-use super::{Db, Result};
+use super::{with_pool, Db, Result};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DayRow {
@@ -32,14 +32,13 @@ impl Db {
         resource_type: &str,
         day: &str,
     ) -> Result<Option<DayRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {DAY_COLUMNS} FROM days WHERE account_sid = ? AND resource_type = ? AND day = ?"
-        ))
-        .bind(account_sid)
-        .bind(resource_type)
-        .bind(day)
-        .fetch_optional(&self.pool)
-        .await?)
+        let sql = format!("SELECT {DAY_COLUMNS} FROM days WHERE account_sid = $1 AND resource_type = $2 AND day = $3");
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(account_sid)
+            .bind(resource_type)
+            .bind(day)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     /// One page of Days in generation order, after or before a generation.
@@ -51,28 +50,21 @@ impl Db {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<DayRow>> {
-        let mut rows: Vec<DayRow> = match before {
-            Some(b) => sqlx::query_as(&format!(
-                "SELECT {DAY_COLUMNS} FROM days WHERE account_sid = ? AND resource_type = ? AND generation < ? \
-                 ORDER BY generation DESC LIMIT ?"
-            ))
-            .bind(account_sid)
-            .bind(resource_type)
-            .bind(b)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
-            None => sqlx::query_as(&format!(
-                "SELECT {DAY_COLUMNS} FROM days WHERE account_sid = ? AND resource_type = ? AND generation > ? \
-                 ORDER BY generation LIMIT ?"
-            ))
-            .bind(account_sid)
-            .bind(resource_type)
-            .bind(after.unwrap_or(0))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
+        let (cmp, order, pos) = match before {
+            Some(b) => ("<", "DESC", b),
+            None => (">", "ASC", after.unwrap_or(0)),
         };
+        let sql = format!(
+            "SELECT {DAY_COLUMNS} FROM days WHERE account_sid = $1 AND resource_type = $2 AND generation {cmp} $3 \
+             ORDER BY generation {order} LIMIT $4"
+        );
+        let mut rows: Vec<DayRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(account_sid)
+            .bind(resource_type)
+            .bind(pos)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
         if before.is_some() {
             rows.reverse();
         }
@@ -84,14 +76,13 @@ impl Db {
         account_sid: &str,
         resource_type: &str,
     ) -> Result<Option<ExportConfigRow>> {
-        Ok(sqlx::query_as(
-            "SELECT enabled, webhook_url, webhook_method, email FROM export_configurations \
-             WHERE account_sid = ? AND resource_type = ?",
-        )
-        .bind(account_sid)
-        .bind(resource_type)
-        .fetch_optional(&self.pool)
-        .await?)
+        let sql = "SELECT enabled, webhook_url, webhook_method, email FROM export_configurations \
+                   WHERE account_sid = $1 AND resource_type = $2";
+        Ok(with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(account_sid)
+            .bind(resource_type)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     pub async fn save_export_config(
@@ -101,21 +92,21 @@ impl Db {
         c: &ExportConfigRow,
         now: i64,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO export_configurations (account_sid, resource_type, enabled, webhook_url, webhook_method, email, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account_sid, resource_type) DO UPDATE SET enabled = excluded.enabled, \
-             webhook_url = excluded.webhook_url, webhook_method = excluded.webhook_method, email = excluded.email, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(account_sid)
-        .bind(resource_type)
-        .bind(c.enabled)
-        .bind(&c.webhook_url)
-        .bind(&c.webhook_method)
-        .bind(&c.email)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
+        let sql = "INSERT INTO export_configurations (account_sid, resource_type, enabled, webhook_url, webhook_method, \
+                   email, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (account_sid, resource_type) \
+                   DO UPDATE SET enabled = excluded.enabled, webhook_url = excluded.webhook_url, \
+                   webhook_method = excluded.webhook_method, email = excluded.email, updated_at = excluded.updated_at";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(account_sid)
+            .bind(resource_type)
+            .bind(c.enabled)
+            .bind(&c.webhook_url)
+            .bind(&c.webhook_method)
+            .bind(&c.email)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Export custom jobs and their days.
 
-use super::{Db, Result};
+use super::{with_pool, Db, Result};
 
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -49,52 +49,63 @@ const JOB_COLUMNS: &str =
 pub(super) const OPEN_STATUSES: &str =
     "('Submitted', 'Running', 'ErrorDuringRun', 'RunningToBeDeleted')";
 
+/// Takes the next value of a named counter inside a transaction; the row lock
+/// orders concurrent takers, so values follow commit order.
+pub(super) const NEXT_COUNTER: &str =
+    "UPDATE service_counters SET value = value + 1 WHERE name = $1 RETURNING value";
+
 impl Db {
-    /// Stores a job and queues each of its days, atomically.
+    /// Stores a job and queues each of its days, atomically. Returns its place in the queue order.
     pub async fn insert_job(&self, job: &NewJob) -> Result<i64> {
-        let mut tx = self.pool.begin().await?;
-        let seq: i64 = sqlx::query_scalar(
-            "INSERT INTO jobs (sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
-             webhook_method, email, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq",
-        )
-        .bind(&job.sid)
-        .bind(&job.account_sid)
-        .bind(&job.resource_type)
-        .bind(&job.friendly_name)
-        .bind(&job.start_day)
-        .bind(&job.end_day)
-        .bind(&job.webhook_url)
-        .bind(&job.webhook_method)
-        .bind(&job.email)
-        .bind(job.created_at)
-        .fetch_one(&mut *tx)
-        .await?;
-        for day in &job.days {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let seq: i64 = sqlx::query_scalar(NEXT_COUNTER)
+                .bind("job_seq")
+                .fetch_one(&mut *tx)
+                .await?;
             sqlx::query(
-                "INSERT INTO job_days (job_seq, job_sid, account_sid, resource_type, day, status, run_after) \
-                 VALUES (?, ?, ?, ?, ?, 'Submitted', ?)",
+                "INSERT INTO jobs (seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
+                 webhook_method, email, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             )
             .bind(seq)
             .bind(&job.sid)
             .bind(&job.account_sid)
             .bind(&job.resource_type)
-            .bind(day)
+            .bind(&job.friendly_name)
+            .bind(&job.start_day)
+            .bind(&job.end_day)
+            .bind(&job.webhook_url)
+            .bind(&job.webhook_method)
+            .bind(&job.email)
             .bind(job.created_at)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
-        Ok(seq)
+            for day in &job.days {
+                sqlx::query(
+                    "INSERT INTO job_days (job_seq, job_sid, account_sid, resource_type, day, status, run_after) \
+                     VALUES ($1, $2, $3, $4, $5, 'Submitted', $6)",
+                )
+                .bind(seq)
+                .bind(&job.sid)
+                .bind(&job.account_sid)
+                .bind(&job.resource_type)
+                .bind(day)
+                .bind(job.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(seq)
+        })
     }
 
     pub async fn find_job(&self, account_sid: &str, sid: &str) -> Result<Option<JobRow>> {
-        Ok(sqlx::query_as(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE sid = ? AND account_sid = ?"
-        ))
-        .bind(sid)
-        .bind(account_sid)
-        .fetch_optional(&self.pool)
-        .await?)
+        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND account_sid = $2");
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(sid)
+            .bind(account_sid)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     /// One page of an account's jobs of one resource type, in submission
@@ -107,26 +118,21 @@ impl Db {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<JobRow>> {
-        let mut rows: Vec<JobRow> = match before {
-            Some(b) => sqlx::query_as(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE account_sid = ? AND resource_type = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-            ))
-            .bind(account_sid)
-            .bind(resource_type)
-            .bind(b)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
-            None => sqlx::query_as(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE account_sid = ? AND resource_type = ? AND seq > ? ORDER BY seq LIMIT ?"
-            ))
-            .bind(account_sid)
-            .bind(resource_type)
-            .bind(after.unwrap_or(0))
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?,
+        let (cmp, order, pos) = match before {
+            Some(b) => ("<", "DESC", b),
+            None => (">", "ASC", after.unwrap_or(0)),
         };
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE account_sid = $1 AND resource_type = $2 AND seq {cmp} $3 \
+             ORDER BY seq {order} LIMIT $4"
+        );
+        let mut rows: Vec<JobRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(account_sid)
+            .bind(resource_type)
+            .bind(pos)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
         if before.is_some() {
             rows.reverse();
         }
@@ -135,82 +141,76 @@ impl Db {
 
     /// The days of the jobs whose seq lies in `first..=last`, by job and day.
     pub async fn job_days_between(&self, first_seq: i64, last_seq: i64) -> Result<Vec<JobDayRow>> {
-        Ok(sqlx::query_as(
-            "SELECT job_sid, day, status FROM job_days WHERE job_seq BETWEEN ? AND ? ORDER BY job_seq, day",
-        )
-        .bind(first_seq)
-        .bind(last_seq)
-        .fetch_all(&self.pool)
-        .await?)
+        let sql = "SELECT job_sid, day, status FROM job_days WHERE job_seq BETWEEN $1 AND $2 ORDER BY job_seq, day";
+        Ok(with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(first_seq)
+            .bind(last_seq)
+            .fetch_all(pool)
+            .await)?)
     }
 
     /// The job's place among unfinished jobs, from 1; None once it finished.
     pub async fn queue_position(&self, seq: i64) -> Result<Option<i64>> {
-        let unfinished: Option<i64> =
-            sqlx::query_scalar("SELECT seq FROM jobs WHERE seq = ? AND finished_at IS NULL")
-                .bind(seq)
-                .fetch_optional(&self.pool)
-                .await?;
-        if unfinished.is_none() {
-            return Ok(None);
-        }
-        Ok(Some(
-            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND seq <= ?")
-                .bind(seq)
-                .fetch_one(&self.pool)
-                .await?,
-        ))
+        let sql = "SELECT (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND seq <= $1) \
+                   FROM jobs WHERE seq = $1 AND finished_at IS NULL";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(seq)
+            .fetch_optional(pool)
+            .await)?)
     }
 
     /// Unfinished job days at or before job `seq` in the queue.
     pub async fn open_days_ahead(&self, seq: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM job_days WHERE job_seq <= ? AND status IN {OPEN_STATUSES}"
-        ))
-        .bind(seq)
-        .fetch_one(&self.pool)
-        .await?)
+        let sql = format!(
+            "SELECT COUNT(*) FROM job_days WHERE job_seq <= $1 AND status IN {OPEN_STATUSES}"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(seq)
+            .fetch_one(pool)
+            .await)?)
     }
 
     /// Mean milliseconds one day took, over the most recently finished days.
     pub async fn recent_day_duration_ms(&self, sample: i64) -> Result<Option<f64>> {
-        Ok(sqlx::query_scalar(
-            "SELECT AVG(CAST(finished_at - started_at AS REAL)) FROM (SELECT finished_at, started_at FROM job_days \
-             WHERE status IN ('Completed', 'CompletedEmptyRecords') AND started_at IS NOT NULL \
-             ORDER BY finished_at DESC LIMIT ?) AS recent",
-        )
-        .bind(sample)
-        .fetch_one(&self.pool)
-        .await?)
+        let sql = "SELECT AVG(CAST(finished_at - started_at AS DOUBLE PRECISION)) FROM (SELECT finished_at, started_at \
+                   FROM job_days WHERE status IN ('Completed', 'CompletedEmptyRecords') AND started_at IS NOT NULL \
+                   ORDER BY finished_at DESC LIMIT $1) AS recent";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(sample)
+            .fetch_one(pool)
+            .await)?)
     }
 
     /// Marks a job deleted: queued days will never run, a running day is told
     /// to stop. Returns false when the account has no such job.
     pub async fn delete_job(&self, account_sid: &str, sid: &str, now: i64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let found = sqlx::query("UPDATE jobs SET deleted_at = COALESCE(deleted_at, ?) WHERE sid = ? AND account_sid = ?")
-            .bind(now)
-            .bind(sid)
-            .bind(account_sid)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            == 1;
-        if found {
-            sqlx::query(
-                "UPDATE job_days SET status = 'DeletedByUserRequest', finished_at = ?, locked_by = NULL \
-                 WHERE job_sid = ? AND status IN ('Submitted', 'ErrorDuringRun')",
-            )
-            .bind(now)
-            .bind(sid)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query("UPDATE job_days SET status = 'RunningToBeDeleted' WHERE job_sid = ? AND status = 'Running'")
+        let found = with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let found = sqlx::query("UPDATE jobs SET deleted_at = COALESCE(deleted_at, $1) WHERE sid = $2 AND account_sid = $3")
+                .bind(now)
+                .bind(sid)
+                .bind(account_sid)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if found {
+                sqlx::query(
+                    "UPDATE job_days SET status = 'DeletedByUserRequest', finished_at = $1, locked_by = NULL \
+                     WHERE job_sid = $2 AND status IN ('Submitted', 'ErrorDuringRun')",
+                )
+                .bind(now)
                 .bind(sid)
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
+                sqlx::query("UPDATE job_days SET status = 'RunningToBeDeleted' WHERE job_sid = $1 AND status = 'Running'")
+                    .bind(sid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<bool, super::Error>(found)
+        })?;
         if found {
             self.mark_job_finished(sid, now).await?;
         }
@@ -220,16 +220,16 @@ impl Db {
     /// Records that a job finished, once all its days are final. Returns true
     /// for the one call that records it.
     pub async fn mark_job_finished(&self, sid: &str, now: i64) -> Result<bool> {
-        Ok(sqlx::query(&format!(
-            "UPDATE jobs SET finished_at = ? WHERE sid = ? AND finished_at IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = ? AND status IN {OPEN_STATUSES})"
-        ))
-        .bind(now)
-        .bind(sid)
-        .bind(sid)
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1)
+        let sql = format!(
+            "UPDATE jobs SET finished_at = $1 WHERE sid = $2 AND finished_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $2 AND status IN {OPEN_STATUSES})"
+        );
+        let done = with_pool!(self, |pool| sqlx::query(&sql)
+            .bind(now)
+            .bind(sid)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(done == 1)
     }
 }

@@ -1,5 +1,8 @@
-//! The database: the only module that knows SQL. One `Db` handle over a
-//! connection pool; each submodule owns the queries of one table family.
+//! The database: the only module that knows SQL. One `Db` handle over a pool
+//! of SQLite or PostgreSQL connections; each submodule owns the queries of
+//! one table family. SQL is written once (with `$N` placeholders, which both
+//! drivers accept) and `with_pool!` compiles it for each driver; a `match` on
+//! the pool appears only where the dialects differ.
 
 mod accounts;
 mod days;
@@ -10,9 +13,11 @@ mod records;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::ConnectOptions;
-use sqlx::SqlitePool;
 
 pub use accounts::{Account, ApiKey};
 pub use days::{DayRow, ExportConfigRow};
@@ -20,13 +25,31 @@ pub use jobs::{JobDayRow, JobRow, NewJob};
 pub use queue::{Claimed, Finish};
 pub use records::StoreOutcome;
 
+/// Runs `$body` with `$pool` bound to the concrete pool: the body is written
+/// once and compiled for each driver.
+macro_rules! with_pool {
+    ($db:expr, |$pool:ident| $body:expr) => {
+        match &$db.pool {
+            $crate::db::Pool::Sqlite($pool) => $body,
+            $crate::db::Pool::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+#[derive(Clone, Debug)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: this build supports sqlite:// only")]
+    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
     Unsupported(String),
     #[error("could not create the database directory {path}: {source}")]
     Directory {
@@ -40,13 +63,26 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// A handle to the database, cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
+    pool: Pool,
 }
 
 impl Db {
-    /// Opens (creating if missing) the database at `url`. SQLite runs in WAL
-    /// mode with a busy timeout, so several processes can share the file.
+    /// Opens the database at `url`: `sqlite://PATH` (created if missing; WAL
+    /// mode with a busy timeout, so several processes can share the file) or
+    /// `postgres://…`.
     pub async fn connect(url: &str) -> Result<Db> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgConnectOptions::from_str(url)?
+                .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await?;
+            return Ok(Db {
+                pool: Pool::Postgres(pool),
+            });
+        }
         let Some(path) = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -75,65 +111,85 @@ impl Db {
             .max_connections(8)
             .connect_with(options)
             .await?;
-        Ok(Db { pool })
+        Ok(Db {
+            pool: Pool::Sqlite(pool),
+        })
     }
 
-    /// Brings the schema up to date. Safe to run from several processes.
+    /// "sqlite" or "postgres".
+    pub fn dialect(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    fn migrator(&self) -> sqlx::migrate::Migrator {
+        match self.pool {
+            Pool::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),
+            Pool::Postgres(_) => sqlx::migrate!("./migrations/postgres"),
+        }
+    }
+
+    /// Brings the schema up to date. Safe to run from several processes at once.
     pub async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&self.pool)
-            .await?;
+        let migrator = self.migrator();
+        with_pool!(self, |pool| migrator.run(pool).await?);
         Ok(())
     }
 
     /// True when the database answers and every migration is applied.
     pub async fn is_ready(&self) -> bool {
-        let migrator = sqlx::migrate!("./migrations/sqlite");
-        let latest = migrator.iter().map(|m| m.version).max().unwrap_or(0);
-        let applied: std::result::Result<Option<i64>, _> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await;
+        let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        let sql = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
+        let applied: std::result::Result<Option<i64>, sqlx::Error> =
+            with_pool!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await);
         matches!(applied, Ok(Some(v)) if v >= latest)
     }
 
     /// A named service secret, created with `make` on first use. Every process
     /// sharing the database sees the same value.
     pub async fn secret(&self, name: &str, make: impl FnOnce() -> String) -> Result<String> {
-        sqlx::query(
-            "INSERT INTO service_secrets (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(make())
-        .execute(&self.pool)
-        .await?;
-        Ok(
-            sqlx::query_scalar("SELECT value FROM service_secrets WHERE name = ?")
+        let value = make();
+        with_pool!(self, |pool| {
+            sqlx::query("INSERT INTO service_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
                 .bind(name)
-                .fetch_one(&self.pool)
-                .await?,
-        )
+                .bind(&value)
+                .execute(pool)
+                .await?;
+            Ok(
+                sqlx::query_scalar("SELECT value FROM service_secrets WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(pool)
+                    .await?,
+            )
+        })
     }
 
     pub async fn marker(&self, name: &str) -> Result<Option<String>> {
-        Ok(
-            sqlx::query_scalar("SELECT value FROM service_markers WHERE name = ?")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
+        with_pool!(self, |pool| Ok(sqlx::query_scalar(
+            "SELECT value FROM service_markers WHERE name = $1"
         )
+        .bind(name)
+        .fetch_optional(pool)
+        .await?))
     }
 
     pub async fn set_marker(&self, name: &str, value: &str) -> Result<()> {
-        sqlx::query("INSERT INTO service_markers (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value")
-            .bind(name)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
+        with_pool!(self, |pool| {
+            sqlx::query(
+            "INSERT INTO service_markers (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+        )
+        .bind(name)
+        .bind(value)
+        .execute(pool)
+        .await
+        .map(|_| ())
+        })?;
         Ok(())
     }
 
     pub async fn close(&self) {
-        self.pool.close().await;
+        with_pool!(self, |pool| pool.close().await)
     }
 }

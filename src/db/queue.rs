@@ -2,8 +2,9 @@
 //! settle. Every transition checks the lease holder, so a node that lost its
 //! lease can never overwrite the work of the node that took it over.
 
+use super::jobs::NEXT_COUNTER;
 use super::jobs::OPEN_STATUSES;
-use super::{Db, Result};
+use super::{with_pool, Db, Pool, Result};
 
 /// A job day claimed by a worker.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -37,6 +38,27 @@ pub enum Finish {
     Release,
 }
 
+/// Which day to claim: the first runnable one in queue order, or one whose
+/// lease expired. PostgreSQL skips rows other nodes are claiming right now;
+/// SQLite has one writer at a time, so the plain subquery is already atomic.
+const CLAIMABLE: &str = "SELECT id FROM job_days WHERE \
+    (status IN ('Submitted', 'ErrorDuringRun') AND run_after <= $3) OR (status = 'Running' AND heartbeat_at < $4) \
+    ORDER BY job_seq, day LIMIT 1";
+
+const CLAIMED_COLUMNS: &str =
+    "SELECT d.id, d.job_sid, d.account_sid, d.resource_type, d.day, d.attempts, j.friendly_name \
+    FROM job_days d JOIN jobs j ON j.sid = d.job_sid WHERE d.id = $1";
+
+const PUBLISH_DAY: &str = "INSERT INTO days (account_sid, resource_type, day, size, record_count, create_date, \
+    friendly_name, job_sid, blob_key, generation, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+    ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET size = excluded.size, \
+    record_count = excluded.record_count, create_date = excluded.create_date, friendly_name = excluded.friendly_name, \
+    job_sid = excluded.job_sid, blob_key = excluded.blob_key, generation = excluded.generation, \
+    created_at = excluded.created_at";
+
+const ADD_GARBAGE: &str =
+    "INSERT INTO blob_garbage (blob_key, not_before) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING";
+
 impl Db {
     /// Claims the next runnable day (queue order: job, then day), or a day whose
     /// lease expired before `stale_before`.
@@ -46,34 +68,28 @@ impl Db {
         now: i64,
         stale_before: i64,
     ) -> Result<Option<Claimed>> {
-        let claimed: Option<(i64,)> = sqlx::query_as(
-            "UPDATE job_days SET status = 'Running', locked_by = ?, heartbeat_at = ?, started_at = ?, \
-             attempts = attempts + 1 \
-             WHERE id = (SELECT id FROM job_days WHERE \
-                 (status IN ('Submitted', 'ErrorDuringRun') AND run_after <= ?) \
-                 OR (status = 'Running' AND heartbeat_at < ?) \
-               ORDER BY job_seq, day LIMIT 1) \
-             RETURNING id",
-        )
-        .bind(worker)
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .bind(stale_before)
-        .fetch_optional(&self.pool)
-        .await?;
-        let Some((id,)) = claimed else {
-            return Ok(None);
+        let lock = match self.pool {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
         };
-        Ok(Some(
-            sqlx::query_as(
-                "SELECT d.id, d.job_sid, d.account_sid, d.resource_type, d.day, d.attempts, j.friendly_name \
-                 FROM job_days d JOIN jobs j ON j.sid = d.job_sid WHERE d.id = ?",
-            )
-            .bind(id)
-            .fetch_one(&self.pool)
-            .await?,
-        ))
+        let sql = format!(
+            "UPDATE job_days SET status = 'Running', locked_by = $1, heartbeat_at = $2, started_at = $2, \
+             attempts = attempts + 1 WHERE id = ({CLAIMABLE}{lock}) RETURNING id"
+        );
+        let claimed: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(worker)
+            .bind(now)
+            .bind(now)
+            .bind(stale_before)
+            .fetch_optional(pool)
+            .await)?;
+        let Some(id) = claimed else { return Ok(None) };
+        Ok(Some(with_pool!(self, |pool| sqlx::query_as(
+            CLAIMED_COLUMNS
+        )
+        .bind(id)
+        .fetch_one(pool)
+        .await)?))
     }
 
     /// Ends days whose deletion was requested while a node that since died ran them.
@@ -83,36 +99,41 @@ impl Db {
         now: i64,
         stale_before: i64,
     ) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "UPDATE job_days SET status = 'DeletedByUserRequest', finished_at = ?, locked_by = NULL \
-             WHERE status = 'RunningToBeDeleted' AND heartbeat_at < ? RETURNING job_sid",
-        )
-        .bind(now)
-        .bind(stale_before)
-        .fetch_all(&self.pool)
-        .await?)
+        let sql = "UPDATE job_days SET status = 'DeletedByUserRequest', finished_at = $1, locked_by = NULL \
+                   WHERE status = 'RunningToBeDeleted' AND heartbeat_at < $2 RETURNING job_sid";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(now)
+            .bind(stale_before)
+            .fetch_all(pool)
+            .await)?)
     }
 
     /// Renews the lease. False when the lease is lost or the job's deletion was
     /// requested: the worker must stop.
     pub async fn heartbeat(&self, id: i64, worker: &str, now: i64) -> Result<bool> {
-        Ok(sqlx::query("UPDATE job_days SET heartbeat_at = ? WHERE id = ? AND locked_by = ? AND status = 'Running'")
+        let sql = "UPDATE job_days SET heartbeat_at = $1 WHERE id = $2 AND locked_by = $3 AND status = 'Running'";
+        let n = with_pool!(self, |pool| sqlx::query(sql)
             .bind(now)
             .bind(id)
             .bind(worker)
-            .execute(&self.pool)
-            .await?
-            .rows_affected()
-            == 1)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 
     /// Settles a claimed day. Returns false when the lease was no longer ours
     /// or the job's deletion was requested (the day then ends DeletedByUserRequest);
     /// nothing was published in that case.
     pub async fn finish(&self, c: &Claimed, worker: &str, now: i64, how: Finish) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let (status, run_after, finished_at, error, undo_attempt) = match &how {
-            Finish::Published { status, .. } => (*status, None, Some(now), None, 0),
+        let (status, run_after, finished_at, error, undo_attempt): (
+            &str,
+            Option<i64>,
+            Option<i64>,
+            Option<String>,
+            i64,
+        ) = match &how {
+            Finish::Published { status, .. } => (status, None, Some(now), None, 0),
             Finish::Retry { run_after, error } => (
                 "ErrorDuringRun",
                 Some(*run_after),
@@ -123,120 +144,114 @@ impl Db {
             Finish::Failed { error } => ("Failed", None, Some(now), Some(error.clone()), 0),
             Finish::Release => ("Submitted", None, None, None, 1),
         };
-        let ours = sqlx::query(
-            "UPDATE job_days SET status = ?, run_after = COALESCE(?, run_after), finished_at = ?, \
-             last_error = COALESCE(?, last_error), attempts = attempts - ?, locked_by = NULL, heartbeat_at = NULL \
-             WHERE id = ? AND locked_by = ? AND status = 'Running'",
-        )
-        .bind(status)
-        .bind(run_after)
-        .bind(finished_at)
-        .bind(error)
-        .bind(undo_attempt)
-        .bind(c.id)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if !ours {
-            sqlx::query(
-                "UPDATE job_days SET status = 'DeletedByUserRequest', finished_at = ?, locked_by = NULL, heartbeat_at = NULL \
-                 WHERE id = ? AND locked_by = ? AND status = 'RunningToBeDeleted'",
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let ours = sqlx::query(
+                "UPDATE job_days SET status = $1, run_after = COALESCE($2, run_after), finished_at = $3, \
+                 last_error = COALESCE($4, last_error), attempts = attempts - $5, locked_by = NULL, heartbeat_at = NULL \
+                 WHERE id = $6 AND locked_by = $7 AND status = 'Running'",
             )
-            .bind(now)
+            .bind(status)
+            .bind(run_after)
+            .bind(finished_at)
+            .bind(&error)
+            .bind(undo_attempt)
             .bind(c.id)
             .bind(worker)
             .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            return Ok(false);
-        }
-        if let Finish::Published {
-            blob_key,
-            size,
-            record_count,
-            create_date,
-            garbage_after,
-            ..
-        } = how
-        {
-            let old: Option<String> = sqlx::query_scalar(
-                "SELECT blob_key FROM days WHERE account_sid = ? AND resource_type = ? AND day = ?",
-            )
-            .bind(&c.account_sid)
-            .bind(&c.resource_type)
-            .bind(&c.day)
-            .fetch_optional(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO days (account_sid, resource_type, day, size, record_count, create_date, friendly_name, \
-                 job_sid, blob_key, generation, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT COALESCE(MAX(generation), 0) + 1 FROM days), ?) \
-                 ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET size = excluded.size, \
-                 record_count = excluded.record_count, create_date = excluded.create_date, \
-                 friendly_name = excluded.friendly_name, job_sid = excluded.job_sid, blob_key = excluded.blob_key, \
-                 generation = excluded.generation, created_at = excluded.created_at",
-            )
-            .bind(&c.account_sid)
-            .bind(&c.resource_type)
-            .bind(&c.day)
-            .bind(size)
-            .bind(record_count)
-            .bind(&create_date)
-            .bind(&c.friendly_name)
-            .bind(&c.job_sid)
-            .bind(&blob_key)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            if let Some(old) = old.filter(|k| *k != blob_key) {
-                self.add_garbage_in(&mut tx, &old, garbage_after).await?;
+            .await?
+            .rows_affected()
+                == 1;
+            if !ours {
+                sqlx::query(
+                    "UPDATE job_days SET status = 'DeletedByUserRequest', finished_at = $1, locked_by = NULL, \
+                     heartbeat_at = NULL WHERE id = $2 AND locked_by = $3 AND status = 'RunningToBeDeleted'",
+                )
+                .bind(now)
+                .bind(c.id)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                return Ok(false);
             }
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    async fn add_garbage_in(
-        &self,
-        tx: &mut sqlx::SqliteConnection,
-        key: &str,
-        not_before: i64,
-    ) -> Result<()> {
-        sqlx::query("INSERT INTO blob_garbage (blob_key, not_before) VALUES (?, ?) ON CONFLICT (blob_key) DO NOTHING")
-            .bind(key)
-            .bind(not_before)
-            .execute(tx)
-            .await?;
-        Ok(())
+            if let Finish::Published {
+                blob_key,
+                size,
+                record_count,
+                create_date,
+                garbage_after,
+                ..
+            } = &how
+            {
+                let old: Option<String> =
+                    sqlx::query_scalar("SELECT blob_key FROM days WHERE account_sid = $1 AND resource_type = $2 AND day = $3")
+                        .bind(&c.account_sid)
+                        .bind(&c.resource_type)
+                        .bind(&c.day)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                let generation: i64 = sqlx::query_scalar(NEXT_COUNTER)
+                    .bind("day_generation")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(PUBLISH_DAY)
+                    .bind(&c.account_sid)
+                    .bind(&c.resource_type)
+                    .bind(&c.day)
+                    .bind(size)
+                    .bind(record_count)
+                    .bind(create_date)
+                    .bind(&c.friendly_name)
+                    .bind(&c.job_sid)
+                    .bind(blob_key)
+                    .bind(generation)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(old) = old.filter(|k| k != blob_key) {
+                    sqlx::query(ADD_GARBAGE)
+                        .bind(&old)
+                        .bind(garbage_after)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
     }
 
     /// Queues a blob for removal once `not_before` has passed.
     pub async fn add_garbage(&self, key: &str, not_before: i64) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        self.add_garbage_in(&mut conn, key, not_before).await
+        with_pool!(self, |pool| sqlx::query(ADD_GARBAGE)
+            .bind(key)
+            .bind(not_before)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     /// Takes up to `limit` blobs that are due for removal.
     pub async fn take_garbage(&self, now: i64, limit: i64) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "DELETE FROM blob_garbage WHERE blob_key IN \
-             (SELECT blob_key FROM blob_garbage WHERE not_before <= ? LIMIT ?) RETURNING blob_key",
-        )
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+        let sql = "DELETE FROM blob_garbage WHERE blob_key IN \
+                   (SELECT blob_key FROM blob_garbage WHERE not_before <= $1 LIMIT $2) RETURNING blob_key";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
     }
 
     /// Days that are queued, running, or due for a retry.
     pub async fn pending_work(&self, now: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM job_days WHERE status IN {OPEN_STATUSES} AND (status <> 'ErrorDuringRun' OR run_after <= ?)"
-        ))
-        .bind(now)
-        .fetch_one(&self.pool)
-        .await?)
+        let sql = format!(
+            "SELECT COUNT(*) FROM job_days WHERE status IN {OPEN_STATUSES} AND (status <> 'ErrorDuringRun' OR run_after <= $1)"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(now)
+            .fetch_one(pool)
+            .await)?)
     }
 }

@@ -3,7 +3,7 @@
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{Db, Result};
+use super::{with_pool, Db, Result};
 use crate::domain::record::Record;
 use crate::domain::{Day, ResourceType};
 
@@ -14,6 +14,11 @@ pub enum StoreOutcome {
     Replaced,
 }
 
+const INSERT_NEW: &str = "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) \
+                          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_sid, resource_type, record_key) DO NOTHING";
+const REPLACE: &str = "UPDATE records SET day = $1, sort_key = $2, line = $3 \
+                       WHERE account_sid = $4 AND resource_type = $5 AND record_key = $6";
+
 impl Db {
     /// Stores records in one transaction; a record with a known key replaces the old one.
     pub async fn store_records(
@@ -22,41 +27,39 @@ impl Db {
         rt: ResourceType,
         batch: &[Record],
     ) -> Result<Vec<StoreOutcome>> {
-        let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(batch.len());
-        for r in batch {
-            let inserted = sqlx::query(
-                "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (account_sid, resource_type, record_key) DO NOTHING",
-            )
-            .bind(account_sid)
-            .bind(rt.as_str())
-            .bind(&r.key)
-            .bind(r.day.to_string())
-            .bind(&r.sort_key)
-            .bind(&r.line)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                out.push(StoreOutcome::Loaded);
-                continue;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut out = Vec::with_capacity(batch.len());
+            for r in batch {
+                let day = r.day.to_string();
+                let inserted = sqlx::query(INSERT_NEW)
+                    .bind(account_sid)
+                    .bind(rt.as_str())
+                    .bind(&r.key)
+                    .bind(&day)
+                    .bind(&r.sort_key)
+                    .bind(&r.line)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if inserted == 1 {
+                    out.push(StoreOutcome::Loaded);
+                    continue;
+                }
+                sqlx::query(REPLACE)
+                    .bind(&day)
+                    .bind(&r.sort_key)
+                    .bind(&r.line)
+                    .bind(account_sid)
+                    .bind(rt.as_str())
+                    .bind(&r.key)
+                    .execute(&mut *tx)
+                    .await?;
+                out.push(StoreOutcome::Replaced);
             }
-            sqlx::query(
-                "UPDATE records SET day = ?, sort_key = ?, line = ? WHERE account_sid = ? AND resource_type = ? AND record_key = ?",
-            )
-            .bind(r.day.to_string())
-            .bind(&r.sort_key)
-            .bind(&r.line)
-            .bind(account_sid)
-            .bind(rt.as_str())
-            .bind(&r.key)
-            .execute(&mut *tx)
-            .await?;
-            out.push(StoreOutcome::Replaced);
-        }
-        tx.commit().await?;
-        Ok(out)
+            tx.commit().await?;
+            Ok(out)
+        })
     }
 
     /// The day-file lines of one day, in file order, streamed.
@@ -66,15 +69,15 @@ impl Db {
         rt: ResourceType,
         day: Day,
     ) -> BoxStream<'_, Result<String>> {
-        sqlx::query_scalar::<_, String>(
-            "SELECT line FROM records WHERE account_sid = ? AND resource_type = ? AND day = ? ORDER BY sort_key",
-        )
-        .bind(account_sid.to_string())
-        .bind(rt.as_str())
-        .bind(day.to_string())
-        .fetch(&self.pool)
-        .map_err(Into::into)
-        .boxed()
+        let sql = "SELECT line FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3 ORDER BY sort_key";
+        let (account, day) = (account_sid.to_string(), day.to_string());
+        with_pool!(self, |pool| sqlx::query_scalar::<_, String>(sql)
+            .bind(account)
+            .bind(rt.as_str())
+            .bind(day)
+            .fetch(pool)
+            .map_err(Into::into)
+            .boxed())
     }
 
     pub async fn count_records(
@@ -83,13 +86,12 @@ impl Db {
         rt: ResourceType,
         day: Day,
     ) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM records WHERE account_sid = ? AND resource_type = ? AND day = ?",
-        )
-        .bind(account_sid)
-        .bind(rt.as_str())
-        .bind(day.to_string())
-        .fetch_one(&self.pool)
-        .await?)
+        let sql = "SELECT COUNT(*) FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(account_sid)
+            .bind(rt.as_str())
+            .bind(day.to_string())
+            .fetch_one(pool)
+            .await)?)
     }
 }

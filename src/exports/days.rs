@@ -29,9 +29,14 @@ impl From<DayRow> for DayView {
     }
 }
 
-/// A signed, expiring link to a day file: path and query, relative to the service base URL.
+/// A signed, expiring link to a day file.
 #[derive(Debug, Clone)]
-pub struct DownloadLink(pub String);
+pub enum DownloadLink {
+    /// Served by this service: a path and query relative to its base URL.
+    Service(String),
+    /// A pre-signed URL of the object store itself.
+    Store(String),
+}
 
 /// A day file ready to be served.
 #[derive(Debug, Clone)]
@@ -96,16 +101,24 @@ impl Exports {
         day: &str,
     ) -> Result<DownloadLink> {
         let parsed = Day::parse(day).map_err(|_| not_found_day(rt, day))?;
-        self.db()
+        let row = self
+            .db()
             .find_day(account_sid, rt.as_str(), day)
             .await?
             .ok_or_else(|| not_found_day(rt, day))?;
-        let expires = self.clock().now().timestamp() + self.inner.engine.download_ttl_secs;
+        let ttl = self.inner.engine.download_ttl_secs;
+        if self.inner.engine.presigned_downloads {
+            let ttl = std::time::Duration::from_secs(ttl.max(1) as u64);
+            if let Some(url) = self.blobs().presigned_get(&row.blob_key, ttl).await? {
+                return Ok(DownloadLink::Store(url));
+            }
+        }
+        let expires = self.clock().now().timestamp() + ttl;
         let signature = self
             .inner
             .signer
             .sign(&link_data(account_sid, rt, parsed, expires));
-        Ok(DownloadLink(format!(
+        Ok(DownloadLink::Service(format!(
             "/v1/Downloads/{account_sid}/{rt}/{parsed}.json.gz?Expires={expires}&Signature={signature}"
         )))
     }

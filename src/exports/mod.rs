@@ -55,6 +55,8 @@ pub struct EngineSettings {
     pub lease_ms: i64,
     pub poll_ms: u64,
     pub download_ttl_secs: i64,
+    /// Hand out the object store's own pre-signed links where it can sign them.
+    pub presigned_downloads: bool,
 }
 
 impl EngineSettings {
@@ -66,6 +68,7 @@ impl EngineSettings {
             lease_ms: (s.lease_secs * 1000) as i64,
             poll_ms: s.poll_ms,
             download_ttl_secs: s.download_ttl_secs as i64,
+            presigned_downloads: s.presigned_downloads,
         }
     }
 }
@@ -118,7 +121,7 @@ impl Exports {
         &self.inner.clock
     }
 
-    pub(crate) fn blobs(&self) -> &BlobStore {
+    pub fn blobs(&self) -> &BlobStore {
         &self.inner.blobs
     }
 }

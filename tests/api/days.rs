@@ -171,16 +171,14 @@ async fn a_removed_file_is_404() {
     app.drain().await;
     let (_, body) = app.get(&a, "/v1/Exports/Calls/Days/2024-06-05").await;
     let link = body["redirect_to"].as_str().unwrap().to_string();
-    let files = app
-        .dir
-        .path()
-        .join("files")
-        .join(&a.sid)
-        .join("Calls")
-        .join("2024-06-05");
-    for f in std::fs::read_dir(&files).unwrap() {
-        std::fs::remove_file(f.unwrap().path()).unwrap();
-    }
+    let day = app
+        .exports
+        .db()
+        .find_day(&a.sid, "Calls", "2024-06-05")
+        .await
+        .unwrap()
+        .unwrap();
+    app.exports.blobs().delete(&day.blob_key).await.unwrap();
     let (status, body) = crate::helpers::read(app.http.get(&link).send().await.unwrap()).await;
     assert_twilio_error(status, &body, 404, 20404);
 }
@@ -228,4 +226,44 @@ async fn exporting_a_day_again_replaces_it_and_moves_it_last() {
     assert_eq!(p2["meta"]["next_page_url"], Value::Null);
     let (status, body) = app.get(&a, "/v1/Exports/Messages/Days?PageSize=401").await;
     assert_twilio_error(status, &body, 400, 20001);
+}
+
+#[tokio::test]
+async fn fetch_day_links_to_the_bucket_itself_when_the_store_can_presign() {
+    let place = crate::helpers::Place::new().await;
+    let s3 = place.is_s3();
+    let mut settings = crate::helpers::settings_for(&place, 1);
+    settings.presigned_downloads = true;
+    let app = TestApp::spawn_with(
+        place,
+        settings,
+        bulkexport::clock::Clock::starting_at(crate::helpers::start_time()),
+    )
+    .await;
+    let a = app.account().await;
+    app.seed(&a, ResourceType::Messages, "2024-06-05", "2024-06-05", 20)
+        .await;
+    app.create_job(&a, "Messages", "2024-06-05", "2024-06-05")
+        .await;
+    app.drain().await;
+    let (status, body) = app.get(&a, "/v1/Exports/Messages/Days/2024-06-05").await;
+    assert_eq!(status, 307);
+    let link = body["redirect_to"].as_str().unwrap();
+    if s3 {
+        let endpoint = std::env::var("AWS_ENDPOINT").unwrap();
+        assert!(
+            link.starts_with(&endpoint),
+            "a pre-signed bucket URL: {link}"
+        );
+        assert!(link.contains("X-Amz-Signature="), "{link}");
+    } else {
+        assert!(
+            link.starts_with(&app.base),
+            "local files fall back to the service's own link: {link}"
+        );
+    }
+    let r = app.http.get(link).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get("content-encoding").is_none());
+    assert_eq!(gunzip(&r.bytes().await.unwrap()).lines().count(), 20);
 }

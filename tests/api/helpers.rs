@@ -21,12 +21,60 @@ pub fn start_time() -> DateTime<Utc> {
     "2024-06-10T12:00:00Z".parse().expect("valid instant")
 }
 
+/// Where one test's service keeps its state: a fresh data directory, and on the
+/// PostgreSQL + S3 run a fresh database and a fresh bucket prefix. Survives
+/// restarts of the service within the test.
+pub struct Place {
+    pub dir: TempDir,
+    database_url: Option<String>,
+    storage_url: Option<String>,
+}
+
+impl Place {
+    /// SQLite and files, or, when `BULKEXPORT_TEST_POSTGRES_URL` and
+    /// `BULKEXPORT_TEST_S3_BUCKET` are set, a new database and S3 prefix.
+    pub async fn new() -> Place {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = format!("t{}", hex::encode(rand::random::<[u8; 8]>()));
+        let database_url = match std::env::var("BULKEXPORT_TEST_POSTGRES_URL") {
+            Ok(admin) => {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("postgres admin connection");
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(b, _)| b.to_string())
+                    .unwrap_or(admin);
+                Some(format!("{base}/{name}"))
+            }
+            Err(_) => None,
+        };
+        let storage_url = std::env::var("BULKEXPORT_TEST_S3_BUCKET")
+            .ok()
+            .map(|b| format!("s3://{b}/{name}"));
+        Place {
+            dir,
+            database_url,
+            storage_url,
+        }
+    }
+
+    pub fn is_s3(&self) -> bool {
+        self.storage_url.is_some()
+    }
+}
+
 pub struct TestApp {
     pub base: String,
     pub http: reqwest::Client,
     pub exports: Exports,
     pub clock: Clock,
-    pub dir: TempDir,
+    pub place: Place,
     shutdown: CancellationToken,
     handle: JoinHandle<anyhow::Result<()>>,
 }
@@ -36,10 +84,14 @@ pub struct Account {
     pub token: String,
 }
 
-pub fn settings_for(dir: &std::path::Path, workers: usize) -> Settings {
+pub fn settings_for(place: &Place, workers: usize) -> Settings {
     Settings {
         listen: "127.0.0.1:0".into(),
-        data_dir: dir.to_path_buf(),
+        data_dir: place.dir.path().to_path_buf(),
+        database_url: place.database_url.clone(),
+        storage_url: place.storage_url.clone(),
+        // Most tests exercise the service's own signed links; one checks pre-signed S3 links.
+        presigned_downloads: false,
         admin_token: Some(Secret::new(ADMIN)),
         workers: Some(workers),
         lease_secs: 5,
@@ -50,16 +102,15 @@ pub fn settings_for(dir: &std::path::Path, workers: usize) -> Settings {
 
 impl TestApp {
     pub async fn spawn() -> TestApp {
-        let dir = tempfile::tempdir().expect("tempdir");
-        TestApp::spawn_in(dir, 2, Clock::starting_at(start_time())).await
+        TestApp::spawn_in(Place::new().await, 2, Clock::starting_at(start_time())).await
     }
 
-    pub async fn spawn_in(dir: TempDir, workers: usize, clock: Clock) -> TestApp {
-        TestApp::spawn_with(dir, settings_for_owned(workers), clock).await
+    pub async fn spawn_in(place: Place, workers: usize, clock: Clock) -> TestApp {
+        let settings = settings_for(&place, workers);
+        TestApp::spawn_with(place, settings, clock).await
     }
 
-    pub async fn spawn_with(dir: TempDir, mut settings: Settings, clock: Clock) -> TestApp {
-        settings.data_dir = dir.path().to_path_buf();
+    pub async fn spawn_with(place: Place, settings: Settings, clock: Clock) -> TestApp {
         let app = Application::build(&settings, clock.clone())
             .await
             .expect("app builds");
@@ -76,17 +127,17 @@ impl TestApp {
             http,
             exports,
             clock,
-            dir,
+            place,
             shutdown,
             handle,
         }
     }
 
-    /// Stops the service as SIGTERM would; returns its data directory.
-    pub async fn stop(self) -> TempDir {
+    /// Stops the service as SIGTERM would; returns where it kept its state.
+    pub async fn stop(self) -> Place {
         self.shutdown.cancel();
         self.handle.await.expect("joined").expect("clean shutdown");
-        self.dir
+        self.place
     }
 
     pub async fn account(&self) -> Account {
@@ -195,10 +246,6 @@ impl TestApp {
         assert!(r.headers().get("content-encoding").is_none());
         r.bytes().await.expect("body").to_vec()
     }
-}
-
-fn settings_for_owned(workers: usize) -> Settings {
-    settings_for(std::path::Path::new("."), workers)
 }
 
 pub async fn read(r: reqwest::Response) -> (u16, Value) {

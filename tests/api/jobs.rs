@@ -193,9 +193,9 @@ async fn a_job_runs_to_completion_with_details() {
 
 #[tokio::test]
 async fn queue_positions_and_estimates_follow_the_queue() {
-    let dir = tempfile::tempdir().unwrap();
+    let place = crate::helpers::Place::new().await;
     let app = TestApp::spawn_in(
-        dir,
+        place,
         0,
         bulkexport::clock::Clock::starting_at(crate::helpers::start_time()),
     )
@@ -337,9 +337,9 @@ async fn another_accounts_job_is_not_found() {
 
 #[tokio::test]
 async fn deleting_a_queued_job_stops_its_days_and_keeps_it_fetchable() {
-    let dir = tempfile::tempdir().unwrap();
+    let place = crate::helpers::Place::new().await;
     let app = TestApp::spawn_in(
-        dir,
+        place,
         0,
         bulkexport::clock::Clock::starting_at(crate::helpers::start_time()),
     )
@@ -360,9 +360,9 @@ async fn deleting_a_queued_job_stops_its_days_and_keeps_it_fetchable() {
     let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
     assert_eq!(job["details"][0]["status"], "DeletedByUserRequest", "{job}");
     assert_eq!(job["details"][0]["count"], 3);
-    let dir = app.stop().await;
+    let place = app.stop().await;
     let app = TestApp::spawn_in(
-        dir,
+        place,
         2,
         bulkexport::clock::Clock::starting_at(crate::helpers::start_time()),
     )

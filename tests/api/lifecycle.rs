@@ -5,17 +5,17 @@ use crate::helpers::{gunzip, settings_for, start_time, TestApp};
 
 #[tokio::test]
 async fn queued_work_survives_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_in(dir, 0, Clock::starting_at(start_time())).await;
+    let place = crate::helpers::Place::new().await;
+    let app = TestApp::spawn_in(place, 0, Clock::starting_at(start_time())).await;
     let a = app.account().await;
     app.seed(&a, ResourceType::Messages, "2024-06-01", "2024-06-02", 25)
         .await;
     let sid = app
         .create_job(&a, "Messages", "2024-06-01", "2024-06-02")
         .await;
-    let dir = app.stop().await;
+    let place = app.stop().await;
 
-    let app = TestApp::spawn_in(dir, 2, Clock::starting_at(start_time())).await;
+    let app = TestApp::spawn_in(place, 2, Clock::starting_at(start_time())).await;
     app.drain().await;
     let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
     assert_eq!(job["details"][0]["status"], "Completed", "{job}");
@@ -29,10 +29,10 @@ async fn queued_work_survives_a_restart() {
 
 #[tokio::test]
 async fn the_public_url_is_the_base_of_absolute_urls() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut settings = settings_for(dir.path(), 1);
+    let place = crate::helpers::Place::new().await;
+    let mut settings = settings_for(&place, 1);
     settings.public_url = Some("https://exports.example.com/".into());
-    let app = TestApp::spawn_with(dir, settings, Clock::starting_at(start_time())).await;
+    let app = TestApp::spawn_with(place, settings, Clock::starting_at(start_time())).await;
     let a = app.account().await;
     let (_, e) = app.get(&a, "/v1/Exports/Messages").await;
     assert_eq!(e["url"], "https://exports.example.com/v1/Exports/Messages");
@@ -45,8 +45,8 @@ async fn the_public_url_is_the_base_of_absolute_urls() {
 
 #[tokio::test]
 async fn a_day_claimed_by_a_dead_worker_is_taken_over_after_its_lease() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_in(dir, 0, Clock::starting_at(start_time())).await;
+    let place = crate::helpers::Place::new().await;
+    let app = TestApp::spawn_in(place, 0, Clock::starting_at(start_time())).await;
     let a = app.account().await;
     app.seed(&a, ResourceType::Calls, "2024-06-03", "2024-06-03", 15)
         .await;
@@ -64,10 +64,10 @@ async fn a_day_claimed_by_a_dead_worker_is_taken_over_after_its_lease() {
     assert_eq!(claimed.job_sid, sid);
     let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
     assert_eq!(job["details"][0]["status"], "Running");
-    let dir = app.stop().await;
+    let place = app.stop().await;
 
     let later = start_time() + chrono::Duration::seconds(30);
-    let app = TestApp::spawn_in(dir, 2, Clock::starting_at(later)).await;
+    let app = TestApp::spawn_in(place, 2, Clock::starting_at(later)).await;
     app.drain().await;
     let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
     assert_eq!(job["details"][0]["status"], "Completed", "{job}");
@@ -81,8 +81,8 @@ async fn a_day_claimed_by_a_dead_worker_is_taken_over_after_its_lease() {
 
 #[tokio::test]
 async fn deleting_a_job_while_a_day_runs_marks_it_running_to_be_deleted_then_deleted() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = TestApp::spawn_in(dir, 0, Clock::starting_at(start_time())).await;
+    let place = crate::helpers::Place::new().await;
+    let app = TestApp::spawn_in(place, 0, Clock::starting_at(start_time())).await;
     let a = app.account().await;
     let sid = app
         .create_job(&a, "Calls", "2024-06-01", "2024-06-02")
