@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Every test of the project, from a fresh machine: formatting and lints, unit and
-# integration tests, then the conformance suites with the official Twilio clients
-# (twilio-python and twilio-node at pinned versions, installed here).
+# Every test of the project, from a fresh machine: formatting and lints, then the
+# whole integration suite and the official-client conformance suites twice — on
+# SQLite with local files, and on PostgreSQL with S3 — then the multi-node test.
+# It installs what it needs: the official clients at pinned versions (PyPI, npm),
+# PostgreSQL from Debian's packages if missing, and moto's S3 server from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -10,22 +12,37 @@ if [ ! -f ../shared/clients/local_twilio.py ]; then
   echo "error: ../shared/clients is missing (the shared/ folder must sit beside this checkout)" >&2
   exit 1
 fi
+source scripts/services.sh
 
 echo "== cargo fmt, clippy"
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
-
-echo "== cargo test"
 cargo build --locked --bin bulkexport
-cargo test --locked
+export BULKEXPORT_BIN="$root/target/debug/bulkexport"
 
 echo "== installing the official clients"
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 (cd tests/clients/node && npm ci --no-audit --no-fund --loglevel=error)
+export NODE_PATH="$root/tests/clients/node/node_modules"
 
-export BULKEXPORT_BIN="$root/target/debug/bulkexport"
-echo "== twilio-python conformance"
-.venv/bin/python -m pytest -q tests/clients
-echo "== twilio-node conformance"
-NODE_PATH="$root/tests/clients/node/node_modules" node --test tests/clients/node/
+client_suites() {
+  .venv/bin/python -m pytest -q tests/clients
+  node --test tests/clients/node/
+}
+
+echo "== SQLite and local files: cargo test, twilio-python, twilio-node"
+cargo test --locked
+client_suites
+
+echo "== PostgreSQL and S3: starting the servers"
+start_postgres
+start_s3
+echo "== PostgreSQL and S3: cargo test, twilio-python, twilio-node"
+cargo test --locked --test api
+psql "$BULKEXPORT_TEST_POSTGRES_URL" -qc "CREATE DATABASE client_suites"
+BULKEXPORT_DATABASE_URL="${BULKEXPORT_TEST_POSTGRES_URL%/*}/client_suites" \
+BULKEXPORT_STORAGE_URL="s3://$BULKEXPORT_TEST_S3_BUCKET/client-suites" \
+  client_suites
+echo "== three nodes over PostgreSQL and S3, one SIGKILLed"
+.venv/bin/python -m pytest -q tests/multinode

@@ -73,6 +73,14 @@ impl Application {
     }
 }
 
+/// Runs `count` workers until `shutdown` fires, then gives unfinished work back.
+pub async fn run_workers(exports: &Exports, count: usize, shutdown: CancellationToken) {
+    let workers = Workers::start(exports, count, &shutdown);
+    shutdown.cancelled().await;
+    workers.shutdown().await;
+    exports.db().close().await;
+}
+
 /// A token cancelled on SIGINT or SIGTERM.
 pub fn shutdown_on_signals() -> CancellationToken {
     let token = CancellationToken::new();

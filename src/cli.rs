@@ -32,6 +32,8 @@ enum Command {
         #[arg(long)]
         demo: bool,
     },
+    /// Run only the export workers (no HTTP listener), sharing the database and storage.
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Manage accounts.
@@ -109,6 +111,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let clock = Clock::system();
     match cli.command {
         Command::Serve { demo } => serve(&settings, clock, demo).await,
+        Command::Worker => {
+            let exports = app::open(&settings, clock).await?;
+            let count = settings.worker_count();
+            anyhow::ensure!(count > 0, "a worker process needs at least one worker (workers = 0 was given)");
+            tracing::info!(workers = count, database = exports.db().dialect(), "bulkexport workers running");
+            app::run_workers(&exports, count, app::shutdown_on_signals()).await;
+            Ok(())
+        }
         Command::Migrate => {
             app::open(&settings, clock).await?;
             eprintln!("database is up to date: {}", settings.database_url());
