@@ -114,8 +114,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Worker => {
             let exports = app::open(&settings, clock).await?;
             let count = settings.worker_count();
-            anyhow::ensure!(count > 0, "a worker process needs at least one worker (workers = 0 was given)");
-            tracing::info!(workers = count, database = exports.db().dialect(), "bulkexport workers running");
+            anyhow::ensure!(
+                count > 0,
+                "a worker process needs at least one worker (workers = 0 was given)"
+            );
+            tracing::info!(
+                workers = count,
+                database = exports.db().dialect(),
+                "bulkexport workers running"
+            );
             app::run_workers(&exports, count, app::shutdown_on_signals()).await;
             Ok(())
         }
