@@ -152,7 +152,8 @@ async fn bad_resource_types_and_job_sids_are_404() {
 
 #[tokio::test]
 async fn a_job_runs_to_completion_with_details() {
-    let app = TestApp::spawn().await;
+    let clock = || bulkexport::clock::Clock::starting_at(crate::helpers::start_time());
+    let app = TestApp::spawn_in(crate::helpers::Place::new().await, 0, clock()).await;
     let a = app.account().await;
     app.seed(&a, ResourceType::Messages, "2024-06-01", "2024-06-02", 40)
         .await;
@@ -162,7 +163,9 @@ async fn a_job_runs_to_completion_with_details() {
     let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
     assert_eq!(job["job_queue_position"], "1");
     assert_eq!(job["details"][0]["status"], "Submitted");
+    assert_eq!(job["details"][0]["count"], 3);
     assert_eq!(job["url"], format!("{}/v1/Exports/Jobs/{sid}", app.base));
+    let app = TestApp::spawn_in(app.stop().await, 2, clock()).await;
     app.drain().await;
     let (status, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
     assert_eq!(status, 200);
