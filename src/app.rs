@@ -11,7 +11,7 @@ use crate::blob::BlobStore;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::db::Db;
-use crate::exports::{EngineSettings, Exports, Workers};
+use crate::exports::{Deliverer, EngineSettings, Exports, Workers};
 
 /// The service's parts, without a listener: what CLI commands use.
 pub async fn open(settings: &Settings, clock: Clock) -> anyhow::Result<Exports> {
@@ -61,12 +61,14 @@ impl Application {
     /// accepting, lets requests finish, and gives unfinished work back.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let workers = Workers::start(&self.exports, self.workers, &shutdown);
+        let deliverer = Deliverer::start(&self.exports, &shutdown);
         let app = api::router(self.state);
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await;
         shutdown.cancel();
         workers.shutdown().await;
+        deliverer.shutdown().await;
         self.exports.db().close().await;
         served?;
         Ok(())
@@ -76,8 +78,10 @@ impl Application {
 /// Runs `count` workers until `shutdown` fires, then gives unfinished work back.
 pub async fn run_workers(exports: &Exports, count: usize, shutdown: CancellationToken) {
     let workers = Workers::start(exports, count, &shutdown);
+    let deliverer = Deliverer::start(exports, &shutdown);
     shutdown.cancelled().await;
     workers.shutdown().await;
+    deliverer.shutdown().await;
     exports.db().close().await;
 }
 

@@ -51,6 +51,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Inspect notifications (webhooks, emails) and their attempts.
+    #[command(subcommand)]
+    Deliveries(DeliveriesCommand),
     /// Generate deterministic synthetic records.
     Seed {
         #[arg(long)]
@@ -82,6 +85,17 @@ enum AccountsCommand {
 }
 
 #[derive(Subcommand, Debug)]
+enum DeliveriesCommand {
+    /// One JSON line per delivery, newest first, with every attempt and its outcome.
+    List {
+        #[arg(long)]
+        account: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum KeysCommand {
     /// Create an API key; prints its SID and secret (shown only once) as JSON.
     Create {
@@ -99,6 +113,11 @@ fn parse_resource_type(s: &str) -> Result<ResourceType, String> {
 
 fn parse_day(s: &str) -> Result<Day, String> {
     Day::parse(s).map_err(|e| e.to_string())
+}
+
+fn millis(ms: i64) -> Option<String> {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
 }
 
 fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
@@ -144,6 +163,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 println!(
                     "{}",
                     serde_json::json!({"sid": a.sid, "friendly_name": a.friendly_name, "parent_sid": a.parent_sid})
+                );
+            }
+            Ok(())
+        }
+        Command::Deliveries(DeliveriesCommand::List { account, limit }) => {
+            let ex = app::open(&settings, clock).await?;
+            for d in ex.db().list_deliveries(account.as_deref(), limit).await? {
+                let attempts: Vec<serde_json::Value> = ex
+                    .db()
+                    .delivery_attempts(d.id)
+                    .await?
+                    .into_iter()
+                    .map(|a| serde_json::json!({"attempt": a.attempt, "at": millis(a.at), "outcome": a.outcome, "detail": a.detail}))
+                    .collect();
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "id": d.id, "event": d.dedupe_key, "account_sid": d.account_sid, "channel": d.channel,
+                        "target": d.target, "method": d.method, "status": d.status,
+                        "idempotency_token": d.idempotency_token, "created_at": millis(d.created_at),
+                        "next_attempt_at": (d.status == "pending").then(|| millis(d.next_attempt_at)),
+                        "last_error": d.last_error, "attempts": attempts,
+                    })
                 );
             }
             Ok(())

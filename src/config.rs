@@ -58,6 +58,15 @@ pub struct Settings {
     /// With S3 storage, FetchDay links to a pre-signed URL of the bucket itself
     /// (downloads bypass the service); false serves them through the service.
     pub presigned_downloads: bool,
+    /// Timeout of one webhook request.
+    pub webhook_timeout_secs: u64,
+    /// How long a notification is retried before it is given up.
+    pub delivery_retry_secs: u64,
+    /// First retry delay of a notification; doubles each attempt, at most an hour.
+    pub delivery_backoff_secs: u64,
+    /// Refuse webhook URLs that resolve to loopback, private or link-local
+    /// addresses. Off for local development; turn it on in production.
+    pub refuse_private_webhooks: bool,
     /// Largest accepted API request body.
     pub max_body_bytes: usize,
     /// Largest accepted body of the admin ingest endpoint.
@@ -66,7 +75,7 @@ pub struct Settings {
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 15] = [
+const KEYS: [&str; 19] = [
     "listen",
     "data_dir",
     "database_url",
@@ -80,6 +89,10 @@ const KEYS: [&str; 15] = [
     "poll_ms",
     "download_ttl_secs",
     "presigned_downloads",
+    "webhook_timeout_secs",
+    "delivery_retry_secs",
+    "delivery_backoff_secs",
+    "refuse_private_webhooks",
     "max_body_bytes",
     "max_ingest_bytes",
 ];
@@ -100,6 +113,10 @@ impl Default for Settings {
             poll_ms: 1000,
             download_ttl_secs: 900,
             presigned_downloads: true,
+            webhook_timeout_secs: 10,
+            delivery_retry_secs: 24 * 3600,
+            delivery_backoff_secs: 10,
+            refuse_private_webhooks: false,
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 16 * 1024 * 1024 * 1024,
         }

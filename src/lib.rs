@@ -26,3 +26,4 @@ pub mod demo;
 pub mod domain;
 pub mod export;
 pub mod exports;
+pub mod notify;

@@ -217,6 +217,32 @@ impl Db {
         Ok(found)
     }
 
+    /// The job, if every one of its days is final but its end is not recorded yet.
+    pub async fn job_if_complete(&self, sid: &str) -> Result<Option<JobRow>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND finished_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $1 AND status IN {OPEN_STATUSES})"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(sid)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Jobs whose days are all final but whose end is not recorded (a process
+    /// died in between): the sweep finishes them.
+    pub async fn complete_unfinished_jobs(&self, limit: i64) -> Result<Vec<String>> {
+        let sql = format!(
+            "SELECT sid FROM jobs j WHERE finished_at IS NULL \
+             AND NOT EXISTS (SELECT 1 FROM job_days d WHERE d.job_sid = j.sid AND d.status IN {OPEN_STATUSES}) \
+             ORDER BY seq LIMIT $1"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     /// Records that a job finished, once all its days are final. Returns true
     /// for the one call that records it.
     pub async fn mark_job_finished(&self, sid: &str, now: i64) -> Result<bool> {

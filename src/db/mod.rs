@@ -6,6 +6,7 @@
 
 mod accounts;
 mod days;
+mod deliveries;
 mod jobs;
 mod queue;
 mod records;
@@ -21,6 +22,7 @@ use sqlx::ConnectOptions;
 
 pub use accounts::{Account, ApiKey};
 pub use days::{DayRow, ExportConfigRow};
+pub use deliveries::{AttemptRow, DeliveryRow, NewDelivery};
 pub use jobs::{JobDayRow, JobRow, NewJob};
 pub use queue::{Claimed, Finish};
 pub use records::StoreOutcome;

@@ -184,6 +184,12 @@ impl Db {
                 ..
             } = &how
             {
+                // The counter's row lock serialises publishers until commit, so the
+                // old key read next is the one this upsert replaces, on every database.
+                let generation: i64 = sqlx::query_scalar(NEXT_COUNTER)
+                    .bind("day_generation")
+                    .fetch_one(&mut *tx)
+                    .await?;
                 let old: Option<String> =
                     sqlx::query_scalar("SELECT blob_key FROM days WHERE account_sid = $1 AND resource_type = $2 AND day = $3")
                         .bind(&c.account_sid)
@@ -191,10 +197,7 @@ impl Db {
                         .bind(&c.day)
                         .fetch_optional(&mut *tx)
                         .await?;
-                let generation: i64 = sqlx::query_scalar(NEXT_COUNTER)
-                    .bind("day_generation")
-                    .fetch_one(&mut *tx)
-                    .await?;
+
                 sqlx::query(PUBLISH_DAY)
                     .bind(&c.account_sid)
                     .bind(&c.resource_type)

@@ -73,6 +73,9 @@ impl Exports {
         let url = u.webhook_url.clone().or(current.webhook_url);
         let method = u.webhook_method.clone().or(current.webhook_method);
         let webhook = webhook_params(url.as_deref(), method.as_deref())?;
+        if let Some((url, _)) = &webhook {
+            self.check_webhook_target(url.as_str()).await?;
+        }
         let email = match &u.email {
             Some(e) => email_param(Some(e))?.map(|e| e.as_str().to_string()),
             None => current.email,

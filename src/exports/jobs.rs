@@ -137,7 +137,9 @@ pub struct JobView {
     pub estimated_completion: Option<DateTime<Utc>>,
 }
 
-fn group_details<'a>(days: impl Iterator<Item = (&'a str, &'a str)>) -> Vec<StatusGroup> {
+pub(crate) fn group_details<'a>(
+    days: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Vec<StatusGroup> {
     let mut groups: BTreeMap<DayStatus, Vec<String>> = BTreeMap::new();
     for (day, status) in days {
         let status = status.parse().unwrap_or(DayStatus::ErrorDuringRun);
@@ -161,6 +163,9 @@ impl Exports {
         req: &JobRequest,
     ) -> Result<JobView> {
         let spec = req.parse(self.clock().today())?;
+        if let Some((url, _)) = &spec.webhook {
+            self.check_webhook_target(url.as_str()).await?;
+        }
         let job = NewJob {
             sid: SidKind::Job.generate(),
             account_sid: account_sid.to_string(),

@@ -8,6 +8,7 @@ mod days;
 mod ingest;
 mod jobs;
 mod links;
+mod notifications;
 mod worker;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ pub use days::{DayView, Download, DownloadLink};
 pub use ingest::{maybe_gunzip, IngestReport, Rejection};
 pub use jobs::{JobRequest, JobView, StatusGroup};
 pub use links::{Cursor, Page, PageRequest};
+pub use notifications::Deliverer;
 pub use worker::Workers;
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +59,10 @@ pub struct EngineSettings {
     pub download_ttl_secs: i64,
     /// Hand out the object store's own pre-signed links where it can sign them.
     pub presigned_downloads: bool,
+    pub webhook_timeout: std::time::Duration,
+    pub delivery_retry_ms: i64,
+    pub delivery_backoff_ms: i64,
+    pub refuse_private_webhooks: bool,
 }
 
 impl EngineSettings {
@@ -69,6 +75,10 @@ impl EngineSettings {
             poll_ms: s.poll_ms,
             download_ttl_secs: s.download_ttl_secs as i64,
             presigned_downloads: s.presigned_downloads,
+            webhook_timeout: std::time::Duration::from_secs(s.webhook_timeout_secs.max(1)),
+            delivery_retry_ms: (s.delivery_retry_secs * 1000) as i64,
+            delivery_backoff_ms: (s.delivery_backoff_secs.max(1) * 1000) as i64,
+            refuse_private_webhooks: s.refuse_private_webhooks,
         }
     }
 }
@@ -88,6 +98,9 @@ struct Inner {
     signer: links::Signer,
     /// Woken when work is submitted, so idle workers start at once.
     work_submitted: Notify,
+    /// Woken when a notification is stored.
+    delivery_queued: Notify,
+    webhooks: crate::notify::WebhookSender,
 }
 
 impl Exports {
@@ -106,9 +119,14 @@ impl Exports {
                 db,
                 blobs,
                 clock,
-                engine,
                 signer: links::Signer::from_hex(&key),
                 work_submitted: Notify::new(),
+                delivery_queued: Notify::new(),
+                webhooks: crate::notify::WebhookSender::new(
+                    engine.webhook_timeout,
+                    engine.refuse_private_webhooks,
+                ),
+                engine,
             }),
         })
     }

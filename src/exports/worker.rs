@@ -24,7 +24,7 @@ impl Workers {
     /// Starts `count` workers; they stop when `shutdown` fires.
     pub fn start(exports: &Exports, count: usize, shutdown: &CancellationToken) -> Workers {
         let stop = shutdown.child_token();
-        let node = format!("{}-{}", hostname(), std::process::id());
+        let node = node_id();
         let mut tasks = JoinSet::new();
         for n in 0..count {
             let ex = exports.clone();
@@ -42,11 +42,13 @@ impl Workers {
     }
 }
 
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
+/// This process among the nodes: host name and process id.
+pub(crate) fn node_id() -> String {
+    let host = std::env::var("HOSTNAME")
         .ok()
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "node".into())
+        .unwrap_or_else(|| "node".into());
+    format!("{host}-{}", std::process::id())
 }
 
 impl Exports {
@@ -92,7 +94,7 @@ impl Exports {
         if let (false, Some(key)) = (settled, key) {
             self.blobs().delete(&key).await?;
         }
-        self.db().mark_job_finished(&claimed.job_sid, now).await?;
+        self.finish_job_if_complete(&claimed.job_sid).await?;
         Ok(true)
     }
 
@@ -199,12 +201,15 @@ impl Exports {
         Ok(())
     }
 
-    /// Waits until no job day is queued, running or due for a retry: what
+    /// Waits until no job day is queued, running or due for a retry, and no
+    /// notification is due: what
     /// tests and the admin API use instead of sleeping.
     pub async fn wait_idle(&self, timeout: Duration) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if self.db().pending_work(self.clock().now_ms()).await? == 0 {
+            let now = self.clock().now_ms();
+            if self.db().pending_work(now).await? == 0 && self.db().due_deliveries(now).await? == 0
+            {
                 return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {

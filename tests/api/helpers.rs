@@ -95,6 +95,7 @@ pub fn settings_for(place: &Place, workers: usize) -> Settings {
         admin_token: Some(Secret::new(ADMIN)),
         workers: Some(workers),
         lease_secs: 5,
+        poll_ms: 50,
         retry_base_secs: 1,
         ..Settings::default()
     }

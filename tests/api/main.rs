@@ -11,3 +11,5 @@ mod helpers;
 mod ingest;
 mod jobs;
 mod lifecycle;
+mod listener;
+mod notifications;

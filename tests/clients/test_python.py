@@ -165,3 +165,67 @@ def test_every_validation_error(server):
     _expect_error(404, 20404, lambda: bulk(theirs).exports.jobs(job.job_sid).delete())
     bad = local_client(server.base, account["sid"], "wrong-token")
     _expect_error(401, 20003, lambda: bad.bulkexports.v1.exports("Messages").fetch())
+
+
+class _Hooks:
+    """A real HTTP listener on loopback that records webhook requests."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _record(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                received.append((self.command, self.path, dict(self.headers), self.rfile.read(length).decode()))
+                self.send_response(204)
+                self.end_headers()
+
+            do_GET = do_POST = _record
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_webhook_signatures_pass_the_official_validator(server):
+    from urllib.parse import parse_qsl
+    from twilio.request_validator import RequestValidator
+
+    account = server.account("python-webhooks")
+    client = local_client(server.base, account["sid"], account["auth_token"])
+    hooks = _Hooks()
+    try:
+        jobs = bulk(client).exports("Calls").export_custom_jobs
+        post = jobs.create(start_day=day(20), end_day=day(19), friendly_name="post hook",
+                           webhook_url=hooks.base + "/post?x=1", webhook_method="POST")
+        get = jobs.create(start_day=day(20), end_day=day(20), friendly_name="get hook",
+                          webhook_url=hooks.base + "/get", webhook_method="GET")
+        server.drain()
+    finally:
+        hooks.close()
+    validator = RequestValidator(account["auth_token"])
+    by_job = {}
+    for method, path, headers, body in hooks.received:
+        url = hooks.base + path
+        if method == "POST":
+            params = dict(parse_qsl(body))
+            assert validator.validate(hooks.base + path, params, headers["X-Twilio-Signature"])
+        else:
+            params = dict(parse_qsl(path.split("?", 1)[1]))
+            assert validator.validate(url, {}, headers["X-Twilio-Signature"])
+        assert not validator.validate(url, {**params, "Status": "forged"} if method == "POST" else {"x": "y"},
+                                      headers["X-Twilio-Signature"])
+        assert headers["I-Twilio-Idempotency-Token"]
+        by_job[params["JobSid"]] = params
+    assert set(by_job) == {post.job_sid, get.job_sid}
+    assert by_job[post.job_sid]["Status"] == "Completed"
+    assert by_job[post.job_sid]["AccountSid"] == account["sid"]
+    assert by_job[get.job_sid]["FriendlyName"] == "get hook"

@@ -3,8 +3,9 @@
 20 jobs of several days are submitted through the official Python client, round
 robin over the nodes; one node is SIGKILLed while it holds a lease. The other
 nodes take its work over once the lease expires. Then every job must be
-complete, every Day file byte-correct and present exactly once, and no object
-in the bucket may be left unreferenced."""
+complete, every Day file byte-correct and present exactly once, no object in
+the bucket may be left unreferenced, and every job's webhook must have been
+delivered at least once, with one idempotency token per delivery."""
 import gzip
 import json
 import os
@@ -23,6 +24,7 @@ sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..", "..", "shared"
 from local_twilio import local_client  # noqa: E402
 from records import day_file_shape, file_order, iso, rest_messages, write_ndjson  # noqa: E402
 from server import ADMIN, BIN, day, free_port  # noqa: E402
+from test_python import _Hooks  # noqa: E402
 
 PG = os.environ.get("BULKEXPORT_TEST_POSTGRES_URL")
 BUCKET = os.environ.get("BULKEXPORT_TEST_S3_BUCKET")
@@ -70,16 +72,17 @@ def cluster(tmp_path_factory):
         pytest.fail("the multi-node test needs BULKEXPORT_TEST_POSTGRES_URL and BULKEXPORT_TEST_S3_BUCKET "
                     "(scripts/test.sh starts both)")
     tmp = str(tmp_path_factory.mktemp("multinode"))
-    psql(PG, "CREATE DATABASE multinode")
-    db_url = PG.rsplit("/", 1)[0] + "/multinode"
-    env = dict(os.environ, BULKEXPORT_DATABASE_URL=db_url, BULKEXPORT_STORAGE_URL=f"s3://{BUCKET}/multinode",
+    name = "multinode_" + os.urandom(4).hex()
+    psql(PG, f"CREATE DATABASE {name}")
+    db_url = PG.rsplit("/", 1)[0] + "/" + name
+    env = dict(os.environ, BULKEXPORT_DATABASE_URL=db_url, BULKEXPORT_STORAGE_URL=f"s3://{BUCKET}/{name}",
                BULKEXPORT_ADMIN_TOKEN=ADMIN, BULKEXPORT_WORKERS="2", BULKEXPORT_LEASE_SECS="3",
                BULKEXPORT_POLL_MS="50", RUST_LOG="warn")
     subprocess.run([BIN, "migrate"], env=env, check=True, capture_output=True)
     nodes = [Node(n, env, tmp) for n in range(NODES)]
     for n in nodes:
         n.wait_ready()
-    yield {"nodes": nodes, "env": env, "db": db_url, "tmp": tmp}
+    yield {"nodes": nodes, "env": env, "db": db_url, "tmp": tmp, "prefix": name + "/"}
     for n in nodes:
         if n.proc.poll() is None:
             n.proc.terminate()
@@ -87,7 +90,7 @@ def cluster(tmp_path_factory):
 
 
 def test_three_nodes_share_the_work_and_survive_a_sigkill(cluster):
-    nodes, env, db, tmp = cluster["nodes"], cluster["env"], cluster["db"], cluster["tmp"]
+    nodes, env, db, tmp, prefix = cluster["nodes"], cluster["env"], cluster["db"], cluster["tmp"], cluster["prefix"]
     account = json.loads(subprocess.run([BIN, "accounts", "create", "--friendly-name", "multinode"], env=env,
                                         check=True, capture_output=True, text=True).stdout)
     rest = [r for i, d in enumerate(SEEDED_DAYS) for r in rest_messages(account["sid"], d, RECORDS_PER_DAY, seed=10 + i)]
@@ -97,13 +100,15 @@ def test_three_nodes_share_the_work_and_survive_a_sigkill(cluster):
                                        env=env, check=True, capture_output=True, text=True).stdout)
     assert report["loaded"] == len(rest)
 
+    hooks = _Hooks()
     clients = [local_client(n.base, account["sid"], account["auth_token"]) for n in nodes]
     jobs = []
     for i in range(JOBS):
         c = clients[i % NODES]
         start, end = (day(9), day(7)) if i % 2 == 0 else (day(10 + i % 3), day(7))
         jobs.append(c.bulkexports.v1.exports("Messages").export_custom_jobs.create(
-            start_day=start, end_day=end, friendly_name=f"job{i}").job_sid)
+            start_day=start, end_day=end, friendly_name=f"job{i}",
+            webhook_url=f"{hooks.base}/done/{i}", webhook_method="POST").job_sid)
 
     # Queue positions agree across nodes and follow submission order.
     positions = []
@@ -145,6 +150,20 @@ def test_three_nodes_share_the_work_and_survive_a_sigkill(cluster):
     taken_over = psql(db, "SELECT COUNT(*) FROM job_days WHERE attempts > 1")
     assert int(taken_over) >= 1, "a surviving node took over the killed node's day"
 
+    # Every webhook delivered at least once; every retry of one delivery carries its token.
+    from urllib.parse import parse_qsl
+    from twilio.request_validator import RequestValidator
+    hooks.close()
+    validator = RequestValidator(account["auth_token"])
+    tokens = {}
+    for method, path, headers, body in hooks.received:
+        params = dict(parse_qsl(body))
+        assert validator.validate(hooks.base + path, params, headers["X-Twilio-Signature"])
+        tokens.setdefault(params["JobSid"], set()).add(headers["I-Twilio-Idempotency-Token"])
+    assert set(tokens) == set(jobs), "every job's webhook arrived"
+    assert all(len(t) == 1 for t in tokens.values()), tokens
+    print(f"{len(hooks.received)} webhook requests for {len(jobs)} jobs")
+
     # Every Day once, byte-correct.
     listed = [d.day for d in c.bulkexports.v1.exports("Messages").days.stream(page_size=3)]
     assert sorted(listed) == sorted(set(listed)), listed
@@ -164,11 +183,11 @@ def test_three_nodes_share_the_work_and_survive_a_sigkill(cluster):
     # Day's file, or an old one queued for removal.
     s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT"])
     keys = set()
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="multinode/"):
-        keys |= {o["Key"][len("multinode/"):] for o in page.get("Contents", [])}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        keys |= {o["Key"][len(prefix):] for o in page.get("Contents", [])}
     published = set(psql(db, "SELECT blob_key FROM days").splitlines())
     garbage = set(filter(None, psql(db, "SELECT blob_key FROM blob_garbage").splitlines()))
     assert published <= keys
     assert keys <= published | garbage, keys - published - garbage
-    uploads = s3.list_multipart_uploads(Bucket=BUCKET, Prefix="multinode/").get("Uploads", [])
+    uploads = s3.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
     print(f"{len(uploads)} unfinished multipart upload(s) of the killed node, invisible as objects")

@@ -94,6 +94,38 @@ test("export configuration", async () => {
   assert.equal(updated.webhookMethod, "GET");
 });
 
+test("webhook signatures pass validateRequest", async () => {
+  const http = require("node:http");
+  const twilio = require("twilio");
+  const received = [];
+  const listener = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      received.push({ method: req.method, url: req.url, headers: req.headers, body });
+      res.writeHead(200);
+      res.end("ok");
+    });
+  });
+  await new Promise((r) => listener.listen(0, "127.0.0.1", r));
+  const base = `http://127.0.0.1:${listener.address().port}`;
+  const fresh = server.account("node-webhooks");
+  const c = localClient(server.base, fresh.sid, fresh.auth_token).bulkexports.v1;
+  const job = await c.exports("Messages").exportCustomJobs.create({
+    startDay: day(20), endDay: day(20), friendlyName: "node hook", webhookUrl: `${base}/done`, webhookMethod: "POST",
+  });
+  await server.drain();
+  listener.close();
+  assert.equal(received.length, 1);
+  const r = received[0];
+  const params = Object.fromEntries(new URLSearchParams(r.body));
+  assert.equal(params.JobSid, job.jobSid);
+  assert.equal(params.Status, "Completed");
+  assert.ok(twilio.validateRequest(fresh.auth_token, r.headers["x-twilio-signature"], `${base}/done`, params));
+  assert.ok(!twilio.validateRequest(fresh.auth_token, r.headers["x-twilio-signature"], `${base}/done`, { ...params, Status: "Failed" }));
+  assert.ok(r.headers["i-twilio-idempotency-token"]);
+});
+
 async function expectError(status, code, fn, word) {
   await assert.rejects(fn, (e) => {
     assert.equal(e.status, status, e.message);

@@ -1,0 +1,236 @@
+//! Completion notifications: what is sent when a job ends, and the loop that
+//! delivers stored notifications with retries.
+
+use std::time::Duration;
+
+use rand::Rng;
+use serde_json::json;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use super::jobs::group_details;
+use super::{Exports, Result};
+use crate::db::{DeliveryRow, NewDelivery};
+use crate::domain::DayStatus;
+use crate::notify::Outcome;
+
+/// Longest wait between two attempts of one delivery.
+const MAX_BACKOFF_MS: i64 = 3_600_000;
+/// Jobs finished by the sweep per pass.
+const SWEEP_BATCH: i64 = 100;
+
+/// The process's delivery loop.
+pub struct Deliverer {
+    tasks: JoinSet<()>,
+}
+
+impl Deliverer {
+    pub fn start(exports: &Exports, shutdown: &CancellationToken) -> Deliverer {
+        let mut tasks = JoinSet::new();
+        let ex = exports.clone();
+        let stop = shutdown.clone();
+        let id = format!("{}-deliver", super::worker::node_id());
+        tasks.spawn(async move { ex.delivery_loop(&id, &stop).await });
+        Deliverer { tasks }
+    }
+
+    pub async fn shutdown(mut self) {
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+/// One notification to store.
+pub(crate) struct Notice<'a> {
+    /// Identifies the event and channel: the same key is stored once.
+    pub dedupe_key: String,
+    pub account_sid: &'a str,
+    pub channel: &'a str,
+    pub target: &'a str,
+    pub method: &'a str,
+    /// JSON list of [name, value] pairs.
+    pub params: String,
+}
+
+pub(crate) fn webhook_params(pairs: &[(&str, String)]) -> String {
+    json!(pairs
+        .iter()
+        .map(|(k, v)| [k.to_string(), v.clone()])
+        .collect::<Vec<_>>())
+    .to_string()
+}
+
+fn parse_params(s: &str) -> Vec<(String, String)> {
+    serde_json::from_str::<Vec<(String, String)>>(s).unwrap_or_default()
+}
+
+impl Exports {
+    /// Called whenever a job may have ended: once every day is final, stores
+    /// its notifications (unless it was deleted), then records its end. Safe
+    /// to call twice or from several processes: a notification is stored once
+    /// per job and channel, and the end is recorded once.
+    pub(crate) async fn finish_job_if_complete(&self, sid: &str) -> Result<()> {
+        let now = self.clock().now_ms();
+        let Some(job) = self.db().job_if_complete(sid).await? else {
+            return Ok(());
+        };
+        if job.deleted_at.is_none() {
+            let days = self.db().job_days_between(job.seq, job.seq).await?;
+            let details = group_details(days.iter().map(|d| (d.day.as_str(), d.status.as_str())));
+            let failed = details.iter().any(|g| g.status == DayStatus::Failed);
+            let status = if failed { "Failed" } else { "Completed" };
+            let details_json = json!(details
+                .iter()
+                .map(
+                    |g| json!({"status": g.status.as_str(), "count": g.days.len(), "days": g.days})
+                )
+                .collect::<Vec<_>>());
+            if let (Some(url), Some(method)) = (&job.webhook_url, &job.webhook_method) {
+                let params = webhook_params(&[
+                    ("AccountSid", job.account_sid.clone()),
+                    ("ResourceType", job.resource_type.clone()),
+                    ("Status", status.to_string()),
+                    ("JobSid", job.sid.clone()),
+                    ("FriendlyName", job.friendly_name.clone()),
+                    ("StartDay", job.start_day.clone()),
+                    ("EndDay", job.end_day.clone()),
+                    ("Details", details_json.to_string()),
+                ]);
+                let notice = Notice {
+                    dedupe_key: format!("job:{sid}:webhook"),
+                    account_sid: &job.account_sid,
+                    channel: "webhook",
+                    target: url,
+                    method,
+                    params,
+                };
+                self.enqueue(notice, now).await?;
+            }
+        }
+        self.db().mark_job_finished(sid, now).await?;
+        Ok(())
+    }
+
+    /// Stores a notification (once per event and channel) and wakes the deliverer.
+    pub(crate) async fn enqueue(&self, notice: Notice<'_>, now: i64) -> Result<()> {
+        let Notice {
+            dedupe_key,
+            account_sid,
+            channel,
+            target,
+            method,
+            params,
+        } = notice;
+        let token = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
+        let delivery = NewDelivery {
+            dedupe_key,
+            account_sid: account_sid.to_string(),
+            channel: channel.to_string(),
+            target: target.to_string(),
+            method: method.to_string(),
+            params,
+            idempotency_token: token,
+            created_at: now,
+            give_up_at: now + self.inner.engine.delivery_retry_ms,
+        };
+        if self.db().insert_delivery(&delivery).await? {
+            self.inner.delivery_queued.notify_waiters();
+        }
+        Ok(())
+    }
+
+    async fn delivery_loop(&self, worker: &str, stop: &CancellationToken) {
+        let poll = Duration::from_millis(self.inner.engine.poll_ms.max(10));
+        while !stop.is_cancelled() {
+            let woken = self.inner.delivery_queued.notified();
+            match self.deliver_next(worker).await {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "delivery step failed"),
+            }
+            if let Err(e) = self.sweep_finished_jobs().await {
+                tracing::error!(error = %e, "finishing jobs failed");
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.cancelled() => {}
+            }
+        }
+    }
+
+    /// Finishes jobs whose last day ended in a process that died before it
+    /// could record the end and queue the notifications.
+    async fn sweep_finished_jobs(&self) -> Result<()> {
+        for sid in self.db().complete_unfinished_jobs(SWEEP_BATCH).await? {
+            self.finish_job_if_complete(&sid).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes one attempt at the next due delivery. False when none is due.
+    pub(crate) async fn deliver_next(&self, worker: &str) -> Result<bool> {
+        let now = self.clock().now_ms();
+        let lease = 2 * self.inner.engine.webhook_timeout.as_millis() as i64 + 5_000;
+        let Some(d) = self.db().claim_delivery(worker, now, lease).await? else {
+            return Ok(false);
+        };
+        let outcome = self.attempt(&d).await;
+        let now = self.clock().now_ms();
+        let backoff = self
+            .inner
+            .engine
+            .delivery_backoff_ms
+            .saturating_mul(1 << (d.attempts - 1).clamp(0, 20))
+            .min(MAX_BACKOFF_MS);
+        let (label, detail, status, next) = match outcome {
+            Outcome::Delivered(detail) => ("delivered", detail, "delivered", now),
+            Outcome::Retry(detail) if now + backoff <= d.give_up_at => {
+                ("retry", detail, "pending", now + backoff)
+            }
+            Outcome::Retry(detail) => (
+                "failed",
+                format!("{detail}; giving up after {} attempts", d.attempts),
+                "failed",
+                now,
+            ),
+            Outcome::Fail(detail) => ("failed", detail, "failed", now),
+        };
+        if status != "delivered" {
+            tracing::warn!(delivery = d.id, target = %d.target, %detail, status, "notification attempt did not succeed");
+        }
+        self.db()
+            .settle_delivery(&d, worker, now, label, &detail, status, next)
+            .await?;
+        Ok(true)
+    }
+
+    async fn attempt(&self, d: &DeliveryRow) -> Outcome {
+        let params = parse_params(&d.params);
+        match d.channel.as_str() {
+            "webhook" => {
+                let token = match self.db().find_account(&d.account_sid).await {
+                    Ok(Some(a)) => a.auth_token,
+                    Ok(None) => {
+                        return Outcome::Fail(format!("account {} no longer exists", d.account_sid))
+                    }
+                    Err(e) => return Outcome::Retry(format!("database: {e}")),
+                };
+                self.inner
+                    .webhooks
+                    .send(&d.target, &d.method, &params, &token, &d.idempotency_token)
+                    .await
+            }
+            other => Outcome::Fail(format!("unknown channel {other}")),
+        }
+    }
+
+    /// Checks a webhook URL against the internal-address setting.
+    pub(crate) async fn check_webhook_target(&self, url: &str) -> Result<()> {
+        if self.inner.engine.refuse_private_webhooks {
+            crate::notify::check_public(url)
+                .await
+                .map_err(|e| super::Error::Invalid(format!("WebhookUrl {e}")))?;
+        }
+        Ok(())
+    }
+}
