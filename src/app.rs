@@ -40,6 +40,7 @@ impl Application {
             admin_token: settings.admin_token.clone(),
             max_body_bytes: settings.max_body_bytes,
             max_ingest_bytes: settings.max_ingest_bytes,
+            settable_clock: false,
         };
         Ok(Application {
             listener,
@@ -51,6 +52,11 @@ impl Application {
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// Lets the admin API move the service clock forward (`serve --clock`).
+    pub fn allow_clock_changes(&mut self) {
+        self.state.settable_clock = true;
     }
 
     pub fn exports(&self) -> &Exports {

@@ -31,6 +31,10 @@ enum Command {
         /// Create (once) a demo account with a week of records, and print how to use it.
         #[arg(long)]
         demo: bool,
+        /// Start the service clock at this RFC 3339 instant (it then runs forward in
+        /// real time) and allow moving it forward with POST /admin/v1/Clock.
+        #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
+        clock: Option<chrono::DateTime<chrono::Utc>>,
     },
     /// Run only the export workers (no HTTP listener), sharing the database and storage.
     Worker,
@@ -111,6 +115,12 @@ fn parse_resource_type(s: &str) -> Result<ResourceType, String> {
         .map_err(|e: crate::domain::UnknownResourceType| e.to_string())
 }
 
+fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("{s:?} is not an RFC 3339 instant such as 2026-01-10T00:00:00Z: {e}"))
+}
+
 fn parse_day(s: &str) -> Result<Day, String> {
     Day::parse(s).map_err(|e| e.to_string())
 }
@@ -129,7 +139,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.settings)?;
     let clock = Clock::system();
     match cli.command {
-        Command::Serve { demo } => serve(&settings, clock, demo).await,
+        Command::Serve { demo, clock: start } => {
+            let clock = start.map(Clock::starting_at).unwrap_or(clock);
+            serve(&settings, clock, start.is_some(), demo).await
+        }
         Command::Worker => {
             let exports = app::open(&settings, clock).await?;
             let count = settings.worker_count();
@@ -256,8 +269,17 @@ async fn ingest_files(
     Ok(report)
 }
 
-async fn serve(settings: &Settings, clock: Clock, demo: bool) -> anyhow::Result<()> {
-    let app = Application::build(settings, clock).await?;
+async fn serve(
+    settings: &Settings,
+    clock: Clock,
+    settable_clock: bool,
+    demo: bool,
+) -> anyhow::Result<()> {
+    let mut app = Application::build(settings, clock).await?;
+    if settable_clock {
+        app.allow_clock_changes();
+        tracing::info!(now = %app.exports().clock().now(), "the service clock is settable: POST /admin/v1/Clock");
+    }
     let addr = app.local_addr()?;
     let base = settings
         .public_url

@@ -40,8 +40,10 @@ impl Clock {
         if to < now {
             return Err(BackwardClock { now, to });
         }
-        self.offset_ms
-            .fetch_add((to - now).num_milliseconds(), Ordering::SeqCst);
+        // Rounded up, so that the clock reads `to` or just after it, never before.
+        let step = to - now;
+        let ms = step.num_milliseconds() + i64::from(step.subsec_nanos() % 1_000_000 != 0);
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
         Ok(())
     }
 
@@ -56,5 +58,20 @@ impl Clock {
 
     pub fn today(&self) -> crate::domain::Day {
         crate::domain::Day::from_date(self.now().date_naive())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_reaches_the_instant_and_refuses_to_go_back() {
+        let clock = Clock::starting_at("2024-06-10T12:00:00Z".parse().expect("instant"));
+        let to: DateTime<Utc> = "2024-06-12T00:00:00Z".parse().expect("instant");
+        clock.set(to).expect("forward");
+        assert!(clock.now() >= to, "{}", clock.now());
+        assert!(clock.now() < to + chrono::Duration::seconds(1));
+        assert!(clock.set(to - chrono::Duration::hours(1)).is_err());
     }
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{FromRequestParts, OriginalUri, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
@@ -142,4 +142,54 @@ pub async fn drain_queue(
         StatusCode::GATEWAY_TIMEOUT
     };
     Ok(json_response(status, &json!({ "idle": idle })))
+}
+
+fn clock_body(now: chrono::DateTime<chrono::Utc>) -> serde_json::Value {
+    json!({ "now": now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true) })
+}
+
+/// The service clock; 404 unless the service was started with `--clock`.
+pub async fn fetch_clock(
+    State(state): State<AppState>,
+    _: Admin,
+    uri: OriginalUri,
+) -> Result<Response, ApiError> {
+    if !state.settable_clock {
+        return Err(ApiError::not_found_path(uri.path()));
+    }
+    Ok(json_response(
+        StatusCode::OK,
+        &clock_body(state.exports.clock().now()),
+    ))
+}
+
+/// Moves the service clock forward to `Now` (RFC 3339); every time-driven
+/// behaviour follows at once.
+pub async fn set_clock(
+    State(state): State<AppState>,
+    _: Admin,
+    uri: OriginalUri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    if !state.settable_clock {
+        return Err(ApiError::not_found_path(uri.path()));
+    }
+    let raw = params
+        .get("Now")
+        .ok_or_else(|| ApiError::BadRequest("Missing required parameter Now".into()))?;
+    let to = chrono::DateTime::parse_from_rfc3339(raw)
+        .map_err(|_| {
+            ApiError::BadRequest(format!(
+                "Now {raw:?} is not an RFC 3339 instant such as 2026-01-10T00:00:00Z"
+            ))
+        })?
+        .with_timezone(&chrono::Utc);
+    state
+        .exports
+        .move_clock(to)
+        .map_err(|e| ApiError::BadRequest(format!("Now: {e}")))?;
+    Ok(json_response(
+        StatusCode::OK,
+        &clock_body(state.exports.clock().now()),
+    ))
 }

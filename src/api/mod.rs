@@ -27,6 +27,8 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     pub max_body_bytes: usize,
     pub max_ingest_bytes: u64,
+    /// True when started with `--clock`: the admin API may move the clock.
+    pub settable_clock: bool,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -79,6 +81,10 @@ pub fn router(state: AppState) -> Router {
             post(admin::ingest_records),
         )
         .route("/admin/v1/Queue/Drain", post(admin::drain_queue))
+        .route(
+            "/admin/v1/Clock",
+            post(admin::set_clock).get(admin::fetch_clock),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors)

@@ -208,8 +208,10 @@ impl Exports {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             let now = self.clock().now_ms();
-            if self.db().pending_work(now).await? == 0 && self.db().due_deliveries(now).await? == 0
-            {
+            let idle = self.db().pending_work(now).await? == 0
+                && self.db().complete_unfinished_jobs(1).await?.is_empty()
+                && self.db().due_deliveries(now).await? == 0;
+            if idle {
                 return Ok(true);
             }
             if tokio::time::Instant::now() >= deadline {

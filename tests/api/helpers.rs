@@ -112,9 +112,10 @@ impl TestApp {
     }
 
     pub async fn spawn_with(place: Place, settings: Settings, clock: Clock) -> TestApp {
-        let app = Application::build(&settings, clock.clone())
+        let mut app = Application::build(&settings, clock.clone())
             .await
             .expect("app builds");
+        app.allow_clock_changes();
         let base = format!("http://{}", app.local_addr().expect("bound"));
         let exports = app.exports().clone();
         let shutdown = CancellationToken::new();

@@ -6,6 +6,7 @@
 )]
 
 mod auth;
+mod clock;
 mod days;
 mod helpers;
 mod ingest;
