@@ -67,6 +67,9 @@ pub struct Settings {
     /// Refuse webhook URLs that resolve to loopback, private or link-local
     /// addresses. Off for local development; turn it on in production.
     pub refuse_private_webhooks: bool,
+    /// Days that custom jobs of one account family (a parent and its
+    /// subaccounts) may request per UTC day; 0 for no limit.
+    pub requested_days_per_day: u32,
     /// Largest accepted API request body.
     pub max_body_bytes: usize,
     /// Largest accepted body of the admin ingest endpoint.
@@ -75,7 +78,7 @@ pub struct Settings {
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 19] = [
+const KEYS: [&str; 20] = [
     "listen",
     "data_dir",
     "database_url",
@@ -93,6 +96,7 @@ const KEYS: [&str; 19] = [
     "delivery_retry_secs",
     "delivery_backoff_secs",
     "refuse_private_webhooks",
+    "requested_days_per_day",
     "max_body_bytes",
     "max_ingest_bytes",
 ];
@@ -117,6 +121,7 @@ impl Default for Settings {
             delivery_retry_secs: 24 * 3600,
             delivery_backoff_secs: 10,
             refuse_private_webhooks: false,
+            requested_days_per_day: 366,
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 16 * 1024 * 1024 * 1024,
         }

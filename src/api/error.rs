@@ -22,6 +22,8 @@ pub enum ApiError {
     NotFound(String),
     #[error("{0}")]
     MethodNotAllowed(String),
+    #[error("{0}")]
+    TooManyRequests(String),
     #[error("The request body is larger than the limit of {0} bytes")]
     TooLarge(u64),
     #[error("The requested range is not satisfiable")]
@@ -44,6 +46,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, 20003),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, 20403),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, 20404),
+            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, 20429),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 20001),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 20001),
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, 20001),
@@ -59,6 +62,7 @@ impl From<exports::Error> for ApiError {
             exports::Error::Invalid(m) => ApiError::BadRequest(m),
             exports::Error::NotFound(path) => ApiError::NotFound(path),
             exports::Error::Forbidden(m) => ApiError::Forbidden(m.to_string()),
+            exports::Error::QuotaExceeded(m) => ApiError::TooManyRequests(m),
             other => {
                 tracing::error!(error = ?other, "internal error");
                 ApiError::Internal("Internal server error".into())

@@ -45,6 +45,18 @@ const JOB_COLUMNS: &str =
     "seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
                            webhook_method, email, created_at, deleted_at, finished_at";
 
+/// The requested-days quota of one account family for one UTC day.
+#[derive(Debug, Clone)]
+pub struct DayQuota {
+    /// The parent account (or the account itself when it has none).
+    pub root_sid: String,
+    /// Days a family may request per UTC day; 0 for no limit.
+    pub limit: i64,
+    /// The UTC day, as [start, end) in milliseconds.
+    pub day_start: i64,
+    pub day_end: i64,
+}
+
 /// Statuses a day can still leave.
 pub(super) const OPEN_STATUSES: &str =
     "('Submitted', 'Running', 'ErrorDuringRun', 'RunningToBeDeleted')";
@@ -56,9 +68,34 @@ pub(super) const NEXT_COUNTER: &str =
 
 impl Db {
     /// Stores a job and queues each of its days, atomically. Returns its place in the queue order.
-    pub async fn insert_job(&self, job: &NewJob) -> Result<i64> {
+    pub async fn insert_job(
+        &self,
+        job: &NewJob,
+        quota: &DayQuota,
+    ) -> Result<std::result::Result<i64, i64>> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // Locks the family's root account first: a write lock on SQLite, a row
+            // lock on PostgreSQL, so concurrent requests of one family are counted
+            // one after the other.
+            sqlx::query("UPDATE accounts SET sid = sid WHERE sid = $1")
+                .bind(&quota.root_sid)
+                .execute(&mut *tx)
+                .await?;
+            let used: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM job_days d JOIN jobs j ON j.sid = d.job_sid \
+                 WHERE j.created_at >= $1 AND j.created_at < $2 \
+                 AND j.account_sid IN (SELECT sid FROM accounts WHERE sid = $3 OR parent_sid = $3)",
+            )
+            .bind(quota.day_start)
+            .bind(quota.day_end)
+            .bind(&quota.root_sid)
+            .fetch_one(&mut *tx)
+            .await?;
+            if quota.limit > 0 && used + job.days.len() as i64 > quota.limit {
+                tx.rollback().await?;
+                return Ok(Err(used));
+            }
             let seq: i64 = sqlx::query_scalar(NEXT_COUNTER)
                 .bind("job_seq")
                 .fetch_one(&mut *tx)
@@ -95,7 +132,7 @@ impl Db {
                 .await?;
             }
             tx.commit().await?;
-            Ok(seq)
+            Ok(Ok(seq))
         })
     }
 

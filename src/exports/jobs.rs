@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::links::{Page, PageRequest};
 use super::{Error, Exports, Result};
-use crate::db::{JobRow, NewJob};
+use crate::db::{DayQuota, JobRow, NewJob};
 use crate::domain::{
     Day, DayStatus, EmailAddress, ResourceType, SidKind, WebhookMethod, WebhookUrl,
 };
@@ -183,9 +183,39 @@ impl Exports {
                 .map(|d| d.to_string())
                 .collect(),
         };
-        self.db().insert_job(&job).await?;
+        let quota = self.day_quota(account_sid).await?;
+        if let Err(used) = self.db().insert_job(&job, &quota).await? {
+            let left = (quota.limit - used).max(0);
+            let resets = chrono::DateTime::from_timestamp_millis(quota.day_end)
+                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            return Err(Error::QuotaExceeded(format!(
+                "This job requests {} days, but only {left} of the {} days allowed per UTC day remain today for \
+                 {} and its subaccounts; the allowance resets at {resets}",
+                job.days.len(),
+                quota.limit,
+                quota.root_sid
+            )));
+        }
         self.inner.work_submitted.notify_waiters();
         self.fetch_job(account_sid, &job.sid).await
+    }
+
+    /// The quota of the account's family (its parent and the parent's
+    /// subaccounts) for the current UTC day of the service clock.
+    async fn day_quota(&self, account_sid: &str) -> Result<DayQuota> {
+        let account = self.require_account(account_sid).await?;
+        let today = self.clock().today().date();
+        let start = today
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+            .timestamp_millis();
+        Ok(DayQuota {
+            root_sid: account.parent_sid.unwrap_or(account.sid),
+            limit: self.inner.engine.requested_days_per_day,
+            day_start: start,
+            day_end: start + 86_400_000,
+        })
     }
 
     pub async fn fetch_job(&self, account_sid: &str, sid: &str) -> Result<JobView> {

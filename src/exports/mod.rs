@@ -37,6 +37,9 @@ pub enum Error {
     /// The resource (a path without `/v1`) does not exist for this account.
     #[error("The requested resource {0} was not found")]
     NotFound(String),
+    /// The account family's requested-days allowance for today is used up.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// A download link that was tampered with or has expired.
     #[error("{0}")]
     Forbidden(&'static str),
@@ -63,6 +66,7 @@ pub struct EngineSettings {
     pub delivery_retry_ms: i64,
     pub delivery_backoff_ms: i64,
     pub refuse_private_webhooks: bool,
+    pub requested_days_per_day: i64,
 }
 
 impl EngineSettings {
@@ -79,6 +83,7 @@ impl EngineSettings {
             delivery_retry_ms: (s.delivery_retry_secs * 1000) as i64,
             delivery_backoff_ms: (s.delivery_backoff_secs.max(1) * 1000) as i64,
             refuse_private_webhooks: s.refuse_private_webhooks,
+            requested_days_per_day: i64::from(s.requested_days_per_day),
         }
     }
 }

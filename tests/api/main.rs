@@ -14,3 +14,4 @@ mod jobs;
 mod lifecycle;
 mod listener;
 mod notifications;
+mod quota;
