@@ -70,6 +70,10 @@ pub struct Settings {
     /// Days that custom jobs of one account family (a parent and its
     /// subaccounts) may request per UTC day; 0 for no limit.
     pub requested_days_per_day: u32,
+    /// Days (and their files) are removed this long after they were created.
+    pub day_retention_secs: u64,
+    /// Finished and deleted jobs are removed this long after they finished.
+    pub job_retention_secs: u64,
     /// Largest accepted API request body.
     pub max_body_bytes: usize,
     /// Largest accepted body of the admin ingest endpoint.
@@ -78,7 +82,7 @@ pub struct Settings {
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 20] = [
+const KEYS: [&str; 22] = [
     "listen",
     "data_dir",
     "database_url",
@@ -97,6 +101,8 @@ const KEYS: [&str; 20] = [
     "delivery_backoff_secs",
     "refuse_private_webhooks",
     "requested_days_per_day",
+    "day_retention_secs",
+    "job_retention_secs",
     "max_body_bytes",
     "max_ingest_bytes",
 ];
@@ -122,6 +128,8 @@ impl Default for Settings {
             delivery_backoff_secs: 10,
             refuse_private_webhooks: false,
             requested_days_per_day: 366,
+            day_retention_secs: 7 * 86_400,
+            job_retention_secs: 7 * 86_400,
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 16 * 1024 * 1024 * 1024,
         }

@@ -31,12 +31,16 @@ impl Db {
         account_sid: &str,
         resource_type: &str,
         day: &str,
+        created_since: i64,
     ) -> Result<Option<DayRow>> {
-        let sql = format!("SELECT {DAY_COLUMNS} FROM days WHERE account_sid = $1 AND resource_type = $2 AND day = $3");
+        let sql = format!(
+            "SELECT {DAY_COLUMNS} FROM days WHERE account_sid = $1 AND resource_type = $2 AND day = $3 AND created_at >= $4"
+        );
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account_sid)
             .bind(resource_type)
             .bind(day)
+            .bind(created_since)
             .fetch_optional(pool)
             .await)?)
     }
@@ -49,6 +53,7 @@ impl Db {
         after: Option<i64>,
         before: Option<i64>,
         limit: i64,
+        created_since: i64,
     ) -> Result<Vec<DayRow>> {
         let (cmp, order, pos) = match before {
             Some(b) => ("<", "DESC", b),
@@ -56,13 +61,14 @@ impl Db {
         };
         let sql = format!(
             "SELECT {DAY_COLUMNS} FROM days WHERE account_sid = $1 AND resource_type = $2 AND generation {cmp} $3 \
-             ORDER BY generation {order} LIMIT $4"
+             AND created_at >= $5 ORDER BY generation {order} LIMIT $4"
         );
         let mut rows: Vec<DayRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account_sid)
             .bind(resource_type)
             .bind(pos)
             .bind(limit)
+            .bind(created_since)
             .fetch_all(pool)
             .await)?;
         if before.is_some() {
@@ -108,5 +114,30 @@ impl Db {
             .await
             .map(|_| ()))?;
         Ok(())
+    }
+
+    /// Removes Days created before `created_before`, queueing their files for
+    /// removal in the same transaction. Returns how many were removed.
+    pub async fn expire_days(&self, created_before: i64, now: i64, limit: i64) -> Result<usize> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let keys: Vec<String> = sqlx::query_scalar(
+                "DELETE FROM days WHERE (account_sid, resource_type, day) IN \
+                 (SELECT account_sid, resource_type, day FROM days WHERE created_at < $1 LIMIT $2) RETURNING blob_key",
+            )
+            .bind(created_before)
+            .bind(limit)
+            .fetch_all(&mut *tx)
+            .await?;
+            for key in &keys {
+                sqlx::query(super::queue::ADD_GARBAGE)
+                    .bind(key)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(keys.len())
+        })
     }
 }

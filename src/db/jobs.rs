@@ -136,11 +136,21 @@ impl Db {
         })
     }
 
-    pub async fn find_job(&self, account_sid: &str, sid: &str) -> Result<Option<JobRow>> {
-        let sql = format!("SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND account_sid = $2");
+    /// The job, unless it finished before `finished_since` (retention).
+    pub async fn find_job(
+        &self,
+        account_sid: &str,
+        sid: &str,
+        finished_since: i64,
+    ) -> Result<Option<JobRow>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND account_sid = $2 \
+             AND (finished_at IS NULL OR finished_at >= $3)"
+        );
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(sid)
             .bind(account_sid)
+            .bind(finished_since)
             .fetch_optional(pool)
             .await)?)
     }
@@ -154,6 +164,7 @@ impl Db {
         after: Option<i64>,
         before: Option<i64>,
         limit: i64,
+        finished_since: i64,
     ) -> Result<Vec<JobRow>> {
         let (cmp, order, pos) = match before {
             Some(b) => ("<", "DESC", b),
@@ -161,13 +172,14 @@ impl Db {
         };
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE account_sid = $1 AND resource_type = $2 AND seq {cmp} $3 \
-             ORDER BY seq {order} LIMIT $4"
+             AND (finished_at IS NULL OR finished_at >= $5) ORDER BY seq {order} LIMIT $4"
         );
         let mut rows: Vec<JobRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account_sid)
             .bind(resource_type)
             .bind(pos)
             .bind(limit)
+            .bind(finished_since)
             .fetch_all(pool)
             .await)?;
         if before.is_some() {
@@ -294,5 +306,23 @@ impl Db {
             .await
             .map(|r| r.rows_affected()))?;
         Ok(done == 1)
+    }
+
+    /// Removes jobs (and their days) that finished before `finished_before`.
+    pub async fn expire_jobs(&self, finished_before: i64) -> Result<u64> {
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM job_days WHERE job_sid IN (SELECT sid FROM jobs WHERE finished_at < $1)")
+                .bind(finished_before)
+                .execute(&mut *tx)
+                .await?;
+            let n = sqlx::query("DELETE FROM jobs WHERE finished_at < $1")
+                .bind(finished_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(n)
+        })
     }
 }

@@ -56,7 +56,7 @@ const PUBLISH_DAY: &str = "INSERT INTO days (account_sid, resource_type, day, si
     job_sid = excluded.job_sid, blob_key = excluded.blob_key, generation = excluded.generation, \
     created_at = excluded.created_at";
 
-const ADD_GARBAGE: &str =
+pub(super) const ADD_GARBAGE: &str =
     "INSERT INTO blob_garbage (blob_key, not_before) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING";
 
 impl Db {

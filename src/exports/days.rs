@@ -83,7 +83,14 @@ impl Exports {
         let (after, before, limit) = page.bounds();
         let rows = self
             .db()
-            .list_days(account_sid, rt.as_str(), after, before, limit)
+            .list_days(
+                account_sid,
+                rt.as_str(),
+                after,
+                before,
+                limit,
+                self.days_visible_since(),
+            )
             .await?;
         let p = page.paginate(rows, |r| r.generation);
         Ok(Page {
@@ -103,7 +110,7 @@ impl Exports {
         let parsed = Day::parse(day).map_err(|_| not_found_day(rt, day))?;
         let row = self
             .db()
-            .find_day(account_sid, rt.as_str(), day)
+            .find_day(account_sid, rt.as_str(), day, self.days_visible_since())
             .await?
             .ok_or_else(|| not_found_day(rt, day))?;
         let ttl = self.inner.engine.download_ttl_secs;
@@ -139,14 +146,21 @@ impl Exports {
         {
             return Err(Error::Forbidden("The download link signature is not valid"));
         }
+
+        let row = self
+            .db()
+            .find_day(
+                account_sid,
+                rt.as_str(),
+                &day.to_string(),
+                self.days_visible_since(),
+            )
+            .await?
+            .ok_or_else(|| not_found_day(rt, &day.to_string()))?;
+        // A link to a Day that retention removed answers 404 even once it has expired.
         if self.clock().now().timestamp() > expires {
             return Err(Error::Forbidden("The download link has expired"));
         }
-        let row = self
-            .db()
-            .find_day(account_sid, rt.as_str(), &day.to_string())
-            .await?
-            .ok_or_else(|| not_found_day(rt, &day.to_string()))?;
         let meta = match self.blobs().head(&row.blob_key).await {
             Ok(m) => m,
             Err(crate::blob::Error::Store(object_store::Error::NotFound { .. })) => {

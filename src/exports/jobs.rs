@@ -224,7 +224,7 @@ impl Exports {
         }
         let row = self
             .db()
-            .find_job(account_sid, sid)
+            .find_job(account_sid, sid, self.jobs_visible_since())
             .await?
             .ok_or_else(|| not_found_job(sid))?;
         let days = self.db().job_days_between(row.seq, row.seq).await?;
@@ -277,7 +277,14 @@ impl Exports {
         let (after, before, limit) = page.bounds();
         let rows = self
             .db()
-            .list_jobs(account_sid, rt.as_str(), after, before, limit)
+            .list_jobs(
+                account_sid,
+                rt.as_str(),
+                after,
+                before,
+                limit,
+                self.jobs_visible_since(),
+            )
             .await?;
         let Page {
             items: rows,

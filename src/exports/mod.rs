@@ -67,6 +67,8 @@ pub struct EngineSettings {
     pub delivery_backoff_ms: i64,
     pub refuse_private_webhooks: bool,
     pub requested_days_per_day: i64,
+    pub day_retention_ms: i64,
+    pub job_retention_ms: i64,
 }
 
 impl EngineSettings {
@@ -84,6 +86,8 @@ impl EngineSettings {
             delivery_backoff_ms: (s.delivery_backoff_secs.max(1) * 1000) as i64,
             refuse_private_webhooks: s.refuse_private_webhooks,
             requested_days_per_day: i64::from(s.requested_days_per_day),
+            day_retention_ms: (s.day_retention_secs * 1000) as i64,
+            job_retention_ms: (s.job_retention_secs * 1000) as i64,
         }
     }
 }
@@ -153,6 +157,30 @@ impl Exports {
         self.inner.clock.set(to)?;
         self.inner.work_submitted.notify_waiters();
         self.inner.delivery_queued.notify_waiters();
+        Ok(())
+    }
+
+    /// Days created before this are past retention.
+    pub(crate) fn days_visible_since(&self) -> i64 {
+        self.clock().now_ms() - self.inner.engine.day_retention_ms
+    }
+
+    /// Jobs that finished before this are past retention.
+    pub(crate) fn jobs_visible_since(&self) -> i64 {
+        self.clock().now_ms() - self.inner.engine.job_retention_ms
+    }
+
+    /// Removes what is past retention: Days (their files go with them) and
+    /// finished jobs. Idempotent, and safe in several processes at once.
+    pub async fn sweep_retention(&self) -> Result<()> {
+        let now = self.clock().now_ms();
+        while self
+            .db()
+            .expire_days(self.days_visible_since(), now, 500)
+            .await?
+            == 500
+        {}
+        self.db().expire_jobs(self.jobs_visible_since()).await?;
         Ok(())
     }
 

@@ -150,6 +150,9 @@ impl Exports {
             if let Err(e) = self.sweep_finished_jobs().await {
                 tracing::error!(error = %e, "finishing jobs failed");
             }
+            if let Err(e) = self.sweep_retention().await {
+                tracing::error!(error = %e, "retention sweep failed");
+            }
             tokio::select! {
                 _ = woken => {}
                 _ = tokio::time::sleep(poll) => {}

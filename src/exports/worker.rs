@@ -192,7 +192,8 @@ impl Exports {
         })
     }
 
-    async fn collect_garbage(&self, now: i64) -> Result<()> {
+    /// Removes old day files whose time has come.
+    pub async fn collect_garbage(&self, now: i64) -> Result<()> {
         for key in self.db().take_garbage(now, GARBAGE_BATCH).await? {
             if let Err(e) = self.blobs().delete(&key).await {
                 tracing::warn!(error = %e, key, "could not remove an old day file");

@@ -174,7 +174,7 @@ async fn a_removed_file_is_404() {
     let day = app
         .exports
         .db()
-        .find_day(&a.sid, "Calls", "2024-06-05")
+        .find_day(&a.sid, "Calls", "2024-06-05", 0)
         .await
         .unwrap()
         .unwrap();

@@ -15,3 +15,4 @@ mod lifecycle;
 mod listener;
 mod notifications;
 mod quota;
+mod retention;
