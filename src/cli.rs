@@ -83,6 +83,16 @@ enum AccountsCommand {
         friendly_name: String,
         #[arg(long)]
         parent: Option<String>,
+        /// Put the account on an Editions plan (automatic daily exports).
+        #[arg(long)]
+        editions: bool,
+    },
+    /// Change an account's plan.
+    Update {
+        account: String,
+        /// true: an Editions plan (automatic daily exports); false: not.
+        #[arg(long, action = clap::ArgAction::Set)]
+        editions: bool,
     },
     /// List accounts as JSON lines.
     List,
@@ -166,16 +176,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Accounts(AccountsCommand::Create {
             friendly_name,
             parent,
+            editions,
         }) => {
             let ex = app::open(&settings, clock).await?;
-            print_json(&ex.create_account(&friendly_name, parent.as_deref()).await?)
+            let account = ex.create_account(&friendly_name, parent.as_deref()).await?;
+            if editions {
+                ex.set_editions(&account.sid, true).await?;
+            }
+            let mut shown = serde_json::to_value(&account)?;
+            shown["editions"] = serde_json::Value::Bool(editions);
+            print_json(&shown)
+        }
+        Command::Accounts(AccountsCommand::Update { account, editions }) => {
+            let ex = app::open(&settings, clock).await?;
+            ex.set_editions(&account, editions).await?;
+            print_json(&serde_json::json!({"sid": account, "editions": editions}))
         }
         Command::Accounts(AccountsCommand::List) => {
             let ex = app::open(&settings, clock).await?;
             for a in ex.db().list_accounts().await? {
                 println!(
                     "{}",
-                    serde_json::json!({"sid": a.sid, "friendly_name": a.friendly_name, "parent_sid": a.parent_sid})
+                    serde_json::json!({"sid": a.sid, "friendly_name": a.friendly_name, "parent_sid": a.parent_sid, "editions": a.editions})
                 );
             }
             Ok(())

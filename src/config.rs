@@ -74,6 +74,8 @@ pub struct Settings {
     pub day_retention_secs: u64,
     /// Finished and deleted jobs are removed this long after they finished.
     pub job_retention_secs: u64,
+    /// How long after a UTC day ends its automatic export starts.
+    pub daily_settle_secs: u64,
     /// Largest accepted API request body.
     pub max_body_bytes: usize,
     /// Largest accepted body of the admin ingest endpoint.
@@ -82,7 +84,7 @@ pub struct Settings {
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 22] = [
+const KEYS: [&str; 23] = [
     "listen",
     "data_dir",
     "database_url",
@@ -103,6 +105,7 @@ const KEYS: [&str; 22] = [
     "requested_days_per_day",
     "day_retention_secs",
     "job_retention_secs",
+    "daily_settle_secs",
     "max_body_bytes",
     "max_ingest_bytes",
 ];
@@ -130,6 +133,7 @@ impl Default for Settings {
             requested_days_per_day: 366,
             day_retention_secs: 7 * 86_400,
             job_retention_secs: 7 * 86_400,
+            daily_settle_secs: 3600,
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 16 * 1024 * 1024 * 1024,
         }

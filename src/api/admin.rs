@@ -55,11 +55,26 @@ pub async fn create_account(
     params: Params,
 ) -> Result<Response, ApiError> {
     let name = params.get("FriendlyName").unwrap_or("account");
+    let editions = match params.get("Editions") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "Editions {other:?} must be true or false"
+            )))
+        }
+    };
     let account = state
         .exports
         .create_account(name, params.get("ParentSid"))
         .await?;
-    Ok(json_response(StatusCode::CREATED, &account))
+    if editions {
+        state.exports.set_editions(&account.sid, true).await?;
+    }
+    let mut shown =
+        serde_json::to_value(&account).map_err(|e| ApiError::Internal(e.to_string()))?;
+    shown["editions"] = serde_json::Value::Bool(editions);
+    Ok(json_response(StatusCode::CREATED, &shown))
 }
 
 pub async fn create_key(

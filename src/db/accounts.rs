@@ -9,6 +9,8 @@ pub struct Account {
     pub auth_token: String,
     pub parent_sid: Option<String>,
     pub created_at: i64,
+    /// On an Editions plan: may enable automatic daily exports.
+    pub editions: bool,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -20,17 +22,18 @@ pub struct ApiKey {
     pub created_at: i64,
 }
 
-const ACCOUNT_COLUMNS: &str = "sid, friendly_name, auth_token, parent_sid, created_at";
+const ACCOUNT_COLUMNS: &str = "sid, friendly_name, auth_token, parent_sid, created_at, editions";
 
 impl Db {
     pub async fn insert_account(&self, a: &Account) -> Result<()> {
-        let sql = "INSERT INTO accounts (sid, friendly_name, auth_token, parent_sid, created_at) VALUES ($1, $2, $3, $4, $5)";
+        let sql = "INSERT INTO accounts (sid, friendly_name, auth_token, parent_sid, created_at, editions) VALUES ($1, $2, $3, $4, $5, $6)";
         with_pool!(self, |pool| sqlx::query(sql)
             .bind(&a.sid)
             .bind(&a.friendly_name)
             .bind(&a.auth_token)
             .bind(&a.parent_sid)
             .bind(a.created_at)
+            .bind(a.editions)
             .execute(pool)
             .await
             .map(|_| ()))?;
@@ -72,5 +75,18 @@ impl Db {
             .bind(sid)
             .fetch_optional(pool)
             .await)?)
+    }
+
+    /// Puts an account on, or takes it off, an Editions plan. False when unknown.
+    pub async fn set_editions(&self, sid: &str, editions: bool) -> Result<bool> {
+        let n = with_pool!(self, |pool| sqlx::query(
+            "UPDATE accounts SET editions = $1 WHERE sid = $2"
+        )
+        .bind(editions)
+        .bind(sid)
+        .execute(pool)
+        .await
+        .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
     }
 }

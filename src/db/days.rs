@@ -20,6 +20,8 @@ pub struct ExportConfigRow {
     pub webhook_url: Option<String>,
     pub webhook_method: Option<String>,
     pub email: Option<String>,
+    /// When automatic exports were last switched on.
+    pub enabled_at: Option<i64>,
 }
 
 const DAY_COLUMNS: &str =
@@ -82,7 +84,7 @@ impl Db {
         account_sid: &str,
         resource_type: &str,
     ) -> Result<Option<ExportConfigRow>> {
-        let sql = "SELECT enabled, webhook_url, webhook_method, email FROM export_configurations \
+        let sql = "SELECT enabled, webhook_url, webhook_method, email, enabled_at FROM export_configurations \
                    WHERE account_sid = $1 AND resource_type = $2";
         Ok(with_pool!(self, |pool| sqlx::query_as(sql)
             .bind(account_sid)
@@ -99,9 +101,10 @@ impl Db {
         now: i64,
     ) -> Result<()> {
         let sql = "INSERT INTO export_configurations (account_sid, resource_type, enabled, webhook_url, webhook_method, \
-                   email, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (account_sid, resource_type) \
+                   email, updated_at, enabled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (account_sid, resource_type) \
                    DO UPDATE SET enabled = excluded.enabled, webhook_url = excluded.webhook_url, \
-                   webhook_method = excluded.webhook_method, email = excluded.email, updated_at = excluded.updated_at";
+                   webhook_method = excluded.webhook_method, email = excluded.email, updated_at = excluded.updated_at, \
+                   enabled_at = excluded.enabled_at";
         with_pool!(self, |pool| sqlx::query(sql)
             .bind(account_sid)
             .bind(resource_type)
@@ -110,6 +113,7 @@ impl Db {
             .bind(&c.webhook_method)
             .bind(&c.email)
             .bind(now)
+            .bind(c.enabled_at)
             .execute(pool)
             .await
             .map(|_| ()))?;
@@ -139,5 +143,16 @@ impl Db {
             tx.commit().await?;
             Ok(keys.len())
         })
+    }
+
+    /// Configurations with automatic exports on, of accounts on an Editions plan:
+    /// (account, resource type, enabled_at).
+    pub async fn enabled_daily_exports(&self) -> Result<Vec<(String, String, i64)>> {
+        let sql = "SELECT c.account_sid, c.resource_type, COALESCE(c.enabled_at, c.updated_at) \
+                   FROM export_configurations c JOIN accounts a ON a.sid = c.account_sid \
+                   WHERE c.enabled AND a.editions ORDER BY c.account_sid, c.resource_type";
+        Ok(with_pool!(self, |pool| sqlx::query_as(sql)
+            .fetch_all(pool)
+            .await)?)
     }
 }

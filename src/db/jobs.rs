@@ -15,6 +15,32 @@ pub struct NewJob {
     pub email: Option<String>,
     pub created_at: i64,
     pub days: Vec<String>,
+    pub kind: JobKind,
+}
+
+/// An ExportCustomJob, or the job behind an automatic daily export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Custom,
+    Daily,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Custom => "custom",
+            JobKind::Daily => "daily",
+        }
+    }
+}
+
+/// What must hold for a job to be stored.
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// A custom job: within the family's requested-days quota.
+    Quota(DayQuota),
+    /// A daily export: the first for its (account, resource type, day).
+    DailyOnce,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -32,6 +58,7 @@ pub struct JobRow {
     pub created_at: i64,
     pub deleted_at: Option<i64>,
     pub finished_at: Option<i64>,
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -43,7 +70,7 @@ pub struct JobDayRow {
 
 const JOB_COLUMNS: &str =
     "seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
-                           webhook_method, email, created_at, deleted_at, finished_at";
+                           webhook_method, email, created_at, deleted_at, finished_at, kind";
 
 /// The requested-days quota of one account family for one UTC day.
 #[derive(Debug, Clone)]
@@ -68,33 +95,60 @@ pub(super) const NEXT_COUNTER: &str =
 
 impl Db {
     /// Stores a job and queues each of its days, atomically. Returns its place in the queue order.
+    /// Stores a job and queues each of its days, atomically, if `admission`
+    /// holds. Returns its place in the queue order, or what refused it: the
+    /// days the family already requested today, or 0 for a daily export that
+    /// already exists.
     pub async fn insert_job(
         &self,
         job: &NewJob,
-        quota: &DayQuota,
+        admission: &Admission,
     ) -> Result<std::result::Result<i64, i64>> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            // Locks the family's root account first: a write lock on SQLite, a row
-            // lock on PostgreSQL, so concurrent requests of one family are counted
-            // one after the other.
-            sqlx::query("UPDATE accounts SET sid = sid WHERE sid = $1")
-                .bind(&quota.root_sid)
-                .execute(&mut *tx)
-                .await?;
-            let used: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM job_days d JOIN jobs j ON j.sid = d.job_sid \
-                 WHERE j.created_at >= $1 AND j.created_at < $2 \
-                 AND j.account_sid IN (SELECT sid FROM accounts WHERE sid = $3 OR parent_sid = $3)",
-            )
-            .bind(quota.day_start)
-            .bind(quota.day_end)
-            .bind(&quota.root_sid)
-            .fetch_one(&mut *tx)
-            .await?;
-            if quota.limit > 0 && used + job.days.len() as i64 > quota.limit {
-                tx.rollback().await?;
-                return Ok(Err(used));
+            match admission {
+                Admission::Quota(quota) => {
+                    // Locks the family's root account first: a write lock on SQLite, a
+                    // row lock on PostgreSQL, so concurrent requests of one family are
+                    // counted one after the other.
+                    sqlx::query("UPDATE accounts SET sid = sid WHERE sid = $1")
+                        .bind(&quota.root_sid)
+                        .execute(&mut *tx)
+                        .await?;
+                    let used: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM job_days d JOIN jobs j ON j.sid = d.job_sid \
+                         WHERE j.created_at >= $1 AND j.created_at < $2 AND j.kind = 'custom' \
+                         AND j.account_sid IN (SELECT sid FROM accounts WHERE sid = $3 OR parent_sid = $3)",
+                    )
+                    .bind(quota.day_start)
+                    .bind(quota.day_end)
+                    .bind(&quota.root_sid)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    if quota.limit > 0 && used + job.days.len() as i64 > quota.limit {
+                        tx.rollback().await?;
+                        return Ok(Err(used));
+                    }
+                }
+                Admission::DailyOnce => {
+                    let first = sqlx::query(
+                        "INSERT INTO daily_exports (account_sid, resource_type, day, job_sid, created_at) \
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_sid, resource_type, day) DO NOTHING",
+                    )
+                    .bind(&job.account_sid)
+                    .bind(&job.resource_type)
+                    .bind(&job.start_day)
+                    .bind(&job.sid)
+                    .bind(job.created_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    if !first {
+                        tx.rollback().await?;
+                        return Ok(Err(0));
+                    }
+                }
             }
             let seq: i64 = sqlx::query_scalar(NEXT_COUNTER)
                 .bind("job_seq")
@@ -102,7 +156,7 @@ impl Db {
                 .await?;
             sqlx::query(
                 "INSERT INTO jobs (seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
-                 webhook_method, email, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                 webhook_method, email, created_at, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(seq)
             .bind(&job.sid)
@@ -115,6 +169,7 @@ impl Db {
             .bind(&job.webhook_method)
             .bind(&job.email)
             .bind(job.created_at)
+            .bind(job.kind.as_str())
             .execute(&mut *tx)
             .await?;
             for day in &job.days {
@@ -144,7 +199,7 @@ impl Db {
         finished_since: i64,
     ) -> Result<Option<JobRow>> {
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND account_sid = $2 \
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND account_sid = $2 AND kind = 'custom' \
              AND (finished_at IS NULL OR finished_at >= $3)"
         );
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
@@ -171,7 +226,7 @@ impl Db {
             None => (">", "ASC", after.unwrap_or(0)),
         };
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE account_sid = $1 AND resource_type = $2 AND seq {cmp} $3 \
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE account_sid = $1 AND resource_type = $2 AND seq {cmp} $3 AND kind = 'custom' \
              AND (finished_at IS NULL OR finished_at >= $5) ORDER BY seq {order} LIMIT $4"
         );
         let mut rows: Vec<JobRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
@@ -324,5 +379,20 @@ impl Db {
             tx.commit().await?;
             Ok(n)
         })
+    }
+
+    /// The newest day already exported automatically for (account, resource type).
+    pub async fn last_daily_export(
+        &self,
+        account_sid: &str,
+        resource_type: &str,
+    ) -> Result<Option<String>> {
+        let sql =
+            "SELECT MAX(day) FROM daily_exports WHERE account_sid = $1 AND resource_type = $2";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(account_sid)
+            .bind(resource_type)
+            .fetch_one(pool)
+            .await)?)
     }
 }

@@ -23,7 +23,7 @@ use sqlx::ConnectOptions;
 pub use accounts::{Account, ApiKey};
 pub use days::{DayRow, ExportConfigRow};
 pub use deliveries::{AttemptRow, DeliveryRow, NewDelivery};
-pub use jobs::{DayQuota, JobDayRow, JobRow, NewJob};
+pub use jobs::{Admission, DayQuota, JobDayRow, JobKind, JobRow, NewJob};
 pub use queue::{Claimed, Finish};
 pub use records::StoreOutcome;
 

@@ -67,6 +67,7 @@ impl Exports {
             auth_token: random_hex32(),
             parent_sid: parent_sid.map(str::to_string),
             created_at: self.clock().now_ms(),
+            editions: false,
         };
         self.db().insert_account(&account).await?;
         Ok(CreatedAccount {
@@ -102,6 +103,17 @@ impl Exports {
             friendly_name: key.friendly_name,
             secret,
         })
+    }
+
+    /// Puts an account on, or takes it off, an Editions plan.
+    pub async fn set_editions(&self, account_sid: &str, editions: bool) -> Result<()> {
+        if self.db().set_editions(account_sid, editions).await? {
+            Ok(())
+        } else {
+            Err(Error::Invalid(format!(
+                "account {account_sid} does not exist"
+            )))
+        }
     }
 
     pub async fn require_account(&self, account_sid: &str) -> Result<Account> {

@@ -49,6 +49,7 @@ impl Exports {
             webhook_url: None,
             webhook_method: None,
             email: None,
+            enabled_at: None,
         });
         Ok(ExportConfig {
             resource_type: rt,
@@ -65,10 +66,27 @@ impl Exports {
         rt: ResourceType,
         u: &ConfigUpdate,
     ) -> Result<ExportConfig> {
+        let stored = self
+            .db()
+            .find_export_config(account_sid, rt.as_str())
+            .await?;
         let current = self.fetch_export_config(account_sid, rt).await?;
         let enabled = match u.enabled.as_deref() {
             Some(s) => parse_bool(s)?,
             None => current.enabled,
+        };
+        if enabled && !current.enabled && !self.require_account(account_sid).await?.editions {
+            return Err(Error::Invalid(
+                "Enabled cannot be true: automatic daily exports are available only to accounts on an Editions plan \
+                 (bulkexport accounts update ACSID --editions true)"
+                    .into(),
+            ));
+        }
+        let now = self.clock().now_ms();
+        let enabled_at = match (enabled, current.enabled) {
+            (true, false) => Some(now),
+            (true, true) => stored.and_then(|s| s.enabled_at).or(Some(now)),
+            (false, _) => None,
         };
         let url = u.webhook_url.clone().or(current.webhook_url);
         let method = u.webhook_method.clone().or(current.webhook_method);
@@ -85,9 +103,10 @@ impl Exports {
             webhook_url: webhook.as_ref().map(|(u, _)| u.as_str().to_string()),
             webhook_method: webhook.as_ref().map(|(_, m)| m.as_str().to_string()),
             email,
+            enabled_at,
         };
         self.db()
-            .save_export_config(account_sid, rt.as_str(), &row, self.clock().now_ms())
+            .save_export_config(account_sid, rt.as_str(), &row, now)
             .await?;
         self.fetch_export_config(account_sid, rt).await
     }

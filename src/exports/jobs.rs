@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::links::{Page, PageRequest};
 use super::{Error, Exports, Result};
-use crate::db::{DayQuota, JobRow, NewJob};
+use crate::db::{Admission, DayQuota, JobKind, JobRow, NewJob};
 use crate::domain::{
     Day, DayStatus, EmailAddress, ResourceType, SidKind, WebhookMethod, WebhookUrl,
 };
@@ -182,9 +182,14 @@ impl Exports {
                 .through(spec.end)
                 .map(|d| d.to_string())
                 .collect(),
+            kind: JobKind::Custom,
         };
         let quota = self.day_quota(account_sid).await?;
-        if let Err(used) = self.db().insert_job(&job, &quota).await? {
+        if let Err(used) = self
+            .db()
+            .insert_job(&job, &Admission::Quota(quota.clone()))
+            .await?
+        {
             let left = (quota.limit - used).max(0);
             let resets = chrono::DateTime::from_timestamp_millis(quota.day_end)
                 .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())

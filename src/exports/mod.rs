@@ -4,6 +4,7 @@
 
 mod accounts;
 mod config;
+mod daily;
 mod days;
 mod ingest;
 mod jobs;
@@ -69,6 +70,7 @@ pub struct EngineSettings {
     pub requested_days_per_day: i64,
     pub day_retention_ms: i64,
     pub job_retention_ms: i64,
+    pub daily_settle_ms: i64,
 }
 
 impl EngineSettings {
@@ -88,6 +90,7 @@ impl EngineSettings {
             requested_days_per_day: i64::from(s.requested_days_per_day),
             day_retention_ms: (s.day_retention_secs * 1000) as i64,
             job_retention_ms: (s.job_retention_secs * 1000) as i64,
+            daily_settle_ms: (s.daily_settle_secs * 1000) as i64,
         }
     }
 }

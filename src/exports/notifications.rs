@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::jobs::group_details;
 use super::{Exports, Result};
-use crate::db::{DeliveryRow, NewDelivery};
+use crate::db::{DeliveryRow, JobKind, NewDelivery};
 use crate::domain::DayStatus;
 use crate::notify::Outcome;
 
@@ -84,7 +84,9 @@ impl Exports {
                     |g| json!({"status": g.status.as_str(), "count": g.days.len(), "days": g.days})
                 )
                 .collect::<Vec<_>>());
-            if let (Some(url), Some(method)) = (&job.webhook_url, &job.webhook_method) {
+            if job.kind == JobKind::Daily.as_str() {
+                self.announce_daily_export(&job, status, now).await?;
+            } else if let (Some(url), Some(method)) = (&job.webhook_url, &job.webhook_method) {
                 let params = webhook_params(&[
                     ("AccountSid", job.account_sid.clone()),
                     ("ResourceType", job.resource_type.clone()),
@@ -111,6 +113,50 @@ impl Exports {
     }
 
     /// Stores a notification (once per event and channel) and wakes the deliverer.
+    /// The configuration's webhook for an automatic daily export that ended.
+    async fn announce_daily_export(
+        &self,
+        job: &crate::db::JobRow,
+        status: &str,
+        now: i64,
+    ) -> Result<()> {
+        let Some(config) = self
+            .db()
+            .find_export_config(&job.account_sid, &job.resource_type)
+            .await?
+        else {
+            return Ok(());
+        };
+        let size = self
+            .db()
+            .find_day(&job.account_sid, &job.resource_type, &job.start_day, 0)
+            .await?
+            .map(|d| d.size)
+            .unwrap_or(0);
+        if let (Some(url), Some(method)) = (&config.webhook_url, &config.webhook_method) {
+            let params = webhook_params(&[
+                ("AccountSid", job.account_sid.clone()),
+                ("ResourceType", job.resource_type.clone()),
+                ("Status", status.to_string()),
+                ("Day", job.start_day.clone()),
+                ("Size", size.to_string()),
+            ]);
+            let notice = Notice {
+                dedupe_key: format!(
+                    "daily:{}:{}:{}:webhook",
+                    job.account_sid, job.resource_type, job.start_day
+                ),
+                account_sid: &job.account_sid,
+                channel: "webhook",
+                target: url,
+                method,
+                params,
+            };
+            self.enqueue(notice, now).await?;
+        }
+        Ok(())
+    }
+
     pub(crate) async fn enqueue(&self, notice: Notice<'_>, now: i64) -> Result<()> {
         let Notice {
             dedupe_key,
@@ -149,6 +195,9 @@ impl Exports {
             }
             if let Err(e) = self.sweep_finished_jobs().await {
                 tracing::error!(error = %e, "finishing jobs failed");
+            }
+            if let Err(e) = self.schedule_daily_exports().await {
+                tracing::error!(error = %e, "scheduling daily exports failed");
             }
             if let Err(e) = self.sweep_retention().await {
                 tracing::error!(error = %e, "retention sweep failed");

@@ -78,7 +78,7 @@ impl Exports {
             .settle_abandoned_deletions(now, stale_before)
             .await?
         {
-            self.db().mark_job_finished(&job, now).await?;
+            self.finish_job_if_complete(&job).await?;
         }
         self.collect_garbage(now).await?;
         let Some(claimed) = self.db().claim(worker, now, stale_before).await? else {
@@ -208,10 +208,12 @@ impl Exports {
     pub async fn wait_idle(&self, timeout: Duration) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            let now = self.clock().now_ms();
-            let idle = self.db().pending_work(now).await? == 0
+            self.schedule_daily_exports().await?;
+            // Each check reads the clock itself: work created during an earlier
+            // check is then seen as due by the later ones.
+            let idle = self.db().pending_work(self.clock().now_ms()).await? == 0
                 && self.db().complete_unfinished_jobs(1).await?.is_empty()
-                && self.db().due_deliveries(now).await? == 0;
+                && self.db().due_deliveries(self.clock().now_ms()).await? == 0;
             if idle {
                 return Ok(true);
             }

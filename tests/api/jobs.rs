@@ -414,6 +414,19 @@ async fn export_configuration_round_trips_and_validates() {
         c["url"],
         format!("{}/v1/Exports/Calls/Configuration", app.base)
     );
+    let (status, body) = app
+        .post(
+            &a,
+            "/v1/Exports/Calls/Configuration",
+            &[("Enabled", "true")],
+        )
+        .await;
+    assert_twilio_error(status, &body, 400, 20001);
+    assert!(
+        body["message"].as_str().unwrap().contains("Editions"),
+        "{body}"
+    );
+    app.exports.set_editions(&a.sid, true).await.unwrap();
     let (status, c) = app
         .post(
             &a,

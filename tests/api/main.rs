@@ -7,6 +7,7 @@
 
 mod auth;
 mod clock;
+mod daily;
 mod days;
 mod helpers;
 mod ingest;

@@ -53,8 +53,10 @@ async fn get_webhooks_sign_the_url_with_its_query() {
     let hook = Listener::start().await;
     let a = app.account().await;
     let url = format!("{}/hooks/get", hook.base);
-    app.post(&a, "/v1/Exports/Calls/Jobs", &job_form(&url, "GET"))
+    let (status, body) = app
+        .post(&a, "/v1/Exports/Calls/Jobs", &job_form(&url, "GET"))
         .await;
+    assert_eq!(status, 201, "{body}");
     app.drain().await;
     let r = &hook.received()[0];
     assert_eq!(r.method, "GET");

@@ -55,10 +55,12 @@ class Server:
         out = subprocess.run([BIN, "--data-dir", self.dir, *args], env=self.env, check=True, capture_output=True, text=True)
         return json.loads(out.stdout) if out.stdout.strip() else None
 
-    def account(self, name="client-suite", parent=None):
+    def account(self, name="client-suite", parent=None, editions=False):
         args = ["accounts", "create", "--friendly-name", name]
         if parent:
             args += ["--parent", parent]
+        if editions:
+            args.append("--editions")
         return self.cli(*args)
 
     def drain(self):

@@ -14,7 +14,7 @@ from server import day
 
 @pytest.fixture(scope="module")
 def account(server):
-    return server.account("python-suite")
+    return server.account("python-suite", editions=True)
 
 
 @pytest.fixture(scope="module")
@@ -147,6 +147,7 @@ def test_every_validation_error(server):
     _expect_error(400, 20001, create(webhook_url="not a url", webhook_method="GET"), "WebhookUrl")
     _expect_error(400, 20001, create(email="nobody"), "Email")
     _expect_error(400, 20001, lambda: bulk(client).export_configuration("Messages").update(enabled="sometimes"), "Enabled")
+    _expect_error(400, 20001, lambda: bulk(client).export_configuration("Messages").update(enabled=True), "Editions")
     _expect_error(413, 20001, create(friendly_name="x" * 100_000), "larger than the limit")
     _expect_error(400, 20001, lambda: jobs.page(page_size=1001), "PageSize")
     _expect_error(400, 20001, lambda: bulk(client).exports("Messages").days.page(page_size=401), "PageSize")

@@ -13,7 +13,7 @@ let client;
 
 test.before(async () => {
   server = await Server.start();
-  account = server.account("node-suite");
+  account = server.account("node-suite", null, true);
   client = localClient(server.base, account.sid, account.auth_token);
   server.cli("seed", "--account", account.sid, "--resource-type", "Calls", "--start-day", day(7), "--end-day", day(5), "--per-day", "60", "--seed", "3");
 });
@@ -155,6 +155,7 @@ test("every validation error is a RestException with status and code", async () 
   await expectError(400, 20001, create({ webhookUrl: "mailto:x@example.com", webhookMethod: "GET" }), "WebhookUrl");
   await expectError(400, 20001, create({ email: "@example.com" }), "Email");
   await expectError(400, 20001, () => c.exportConfiguration("Messages").update({ enabled: "yes" }), "Enabled");
+  await expectError(400, 20001, () => c.exportConfiguration("Messages").update({ enabled: true }), "Editions");
   await expectError(413, 20001, create({ friendlyName: "x".repeat(100000) }), "larger than the limit");
   await expectError(400, 20001, () => jobs.page({ pageSize: 1001 }), "PageSize");
   await expectError(400, 20001, () => c.exports("Messages").days.page({ pageSize: 401 }), "PageSize");

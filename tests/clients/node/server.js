@@ -55,9 +55,10 @@ class Server {
     return out.trim() ? JSON.parse(out) : null;
   }
 
-  account(name, parent) {
+  account(name, parent, editions = false) {
     const args = ["accounts", "create", "--friendly-name", name];
     if (parent) args.push("--parent", parent);
+    if (editions) args.push("--editions");
     return this.cli(...args);
   }
 

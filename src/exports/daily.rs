@@ -1,0 +1,84 @@
+//! Automatic daily exports: for each enabled configuration of an Editions
+//! account, once a UTC day has ended (plus the settle delay), that day is
+//! exported as a job of kind `daily`. A unique row per (account, resource
+//! type, day) makes it happen exactly once across restarts and processes;
+//! days missed while no process ran are caught up as far back as retention allows.
+
+use chrono::{DateTime, Utc};
+
+use super::{Exports, Result};
+use crate::db::{Admission, JobKind, NewJob};
+use crate::domain::{Day, SidKind};
+
+impl Exports {
+    /// Queues every automatic export that is due and not yet queued.
+    pub async fn schedule_daily_exports(&self) -> Result<usize> {
+        let now = self.clock().now();
+        let settled = now - chrono::Duration::milliseconds(self.inner.engine.daily_settle_ms);
+        // Day D may be exported once D + 1 day + the settle delay has passed.
+        let last = Day::from_date(settled.date_naive()).minus_days(1);
+        let retained = Day::from_date(
+            (now - chrono::Duration::milliseconds(self.inner.engine.day_retention_ms)).date_naive(),
+        );
+        let mut queued = 0;
+        for (account_sid, resource_type, enabled_at) in self.db().enabled_daily_exports().await? {
+            let enabled_day = DateTime::<Utc>::from_timestamp_millis(enabled_at)
+                .map(|t| Day::from_date(t.date_naive()))
+                .unwrap_or(last);
+            let after_last_export = self
+                .db()
+                .last_daily_export(&account_sid, &resource_type)
+                .await?
+                .and_then(|d| Day::parse(&d).ok())
+                .map(Day::succ);
+            let first = [Some(enabled_day), Some(retained), after_last_export]
+                .into_iter()
+                .flatten()
+                .max()
+                .unwrap_or(last);
+            if first > last {
+                continue;
+            }
+            for day in first.through(last) {
+                if self
+                    .queue_daily_export(&account_sid, &resource_type, day)
+                    .await?
+                {
+                    queued += 1;
+                }
+            }
+        }
+        if queued > 0 {
+            self.inner.work_submitted.notify_waiters();
+        }
+        Ok(queued)
+    }
+
+    /// Queues the automatic export of one day, unless it already was.
+    async fn queue_daily_export(
+        &self,
+        account_sid: &str,
+        resource_type: &str,
+        day: Day,
+    ) -> Result<bool> {
+        let job = NewJob {
+            sid: SidKind::Job.generate(),
+            account_sid: account_sid.to_string(),
+            resource_type: resource_type.to_string(),
+            friendly_name: format!("Daily export {day}"),
+            start_day: day.to_string(),
+            end_day: day.to_string(),
+            webhook_url: None,
+            webhook_method: None,
+            email: None,
+            created_at: self.clock().now_ms(),
+            days: vec![day.to_string()],
+            kind: JobKind::Daily,
+        };
+        Ok(self
+            .db()
+            .insert_job(&job, &Admission::DailyOnce)
+            .await?
+            .is_ok())
+    }
+}
