@@ -55,6 +55,9 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Manage the users of an account (owners and admins get job-initiation emails).
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Inspect notifications (webhooks, emails) and their attempts.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
@@ -96,6 +99,32 @@ enum AccountsCommand {
     },
     /// List accounts as JSON lines.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+enum UsersCommand {
+    /// Add a user (or change the role of an existing one).
+    Add {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+        /// owner, admin, or another role
+        #[arg(long)]
+        role: String,
+    },
+    /// One JSON line per user.
+    List {
+        #[arg(long)]
+        account: String,
+    },
+    /// Remove a user.
+    Remove {
+        #[arg(long)]
+        account: String,
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -201,6 +230,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             Ok(())
+        }
+        Command::Users(command) => {
+            let ex = app::open(&settings, clock).await?;
+            match command {
+                UsersCommand::Add {
+                    account,
+                    email,
+                    role,
+                } => {
+                    ex.add_user(&account, &email, &role).await?;
+                    print_json(
+                        &serde_json::json!({"account_sid": account, "email": email, "role": role.to_ascii_lowercase()}),
+                    )
+                }
+                UsersCommand::List { account } => {
+                    for u in ex.list_users(&account).await? {
+                        println!("{}", serde_json::to_string(&u)?);
+                    }
+                    Ok(())
+                }
+                UsersCommand::Remove { account, email } => {
+                    ex.remove_user(&account, &email).await?;
+                    Ok(())
+                }
+            }
         }
         Command::Deliveries(DeliveriesCommand::List { account, limit }) => {
             let ex = app::open(&settings, clock).await?;

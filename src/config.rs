@@ -76,6 +76,11 @@ pub struct Settings {
     pub job_retention_secs: u64,
     /// How long after a UTC day ends its automatic export starts.
     pub daily_settle_secs: u64,
+    /// SMTP server for emails, as lettre reads it (`smtp://host:port`,
+    /// `smtp://user:pass@host?tls=required`, `smtps://…`); unset: emails are logged.
+    pub smtp_url: Option<Secret>,
+    /// Sender of every email.
+    pub email_from: String,
     /// Largest accepted API request body.
     pub max_body_bytes: usize,
     /// Largest accepted body of the admin ingest endpoint.
@@ -84,7 +89,7 @@ pub struct Settings {
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 23] = [
+const KEYS: [&str; 25] = [
     "listen",
     "data_dir",
     "database_url",
@@ -106,6 +111,8 @@ const KEYS: [&str; 23] = [
     "day_retention_secs",
     "job_retention_secs",
     "daily_settle_secs",
+    "smtp_url",
+    "email_from",
     "max_body_bytes",
     "max_ingest_bytes",
 ];
@@ -134,6 +141,8 @@ impl Default for Settings {
             day_retention_secs: 7 * 86_400,
             job_retention_secs: 7 * 86_400,
             daily_settle_secs: 3600,
+            smtp_url: None,
+            email_from: "BulkExport <bulkexport@localhost>".into(),
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 16 * 1024 * 1024 * 1024,
         }

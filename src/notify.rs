@@ -220,3 +220,79 @@ mod tests {
         assert!(check_public("http://93.184.215.14/hook").await.is_ok());
     }
 }
+
+/// Sends emails over SMTP with lettre, or, with no SMTP server configured,
+/// writes them to the log and says so.
+#[derive(Clone)]
+pub struct EmailSender {
+    transport: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
+    from: lettre::message::Mailbox,
+}
+
+impl std::fmt::Debug for EmailSender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "EmailSender(from {}, smtp: {})",
+            self.from,
+            self.transport.is_some()
+        )
+    }
+}
+
+impl EmailSender {
+    /// `smtp_url` as lettre reads it: `smtp://host:port`, `smtp://host?tls=required`,
+    /// `smtps://user:password@host`.
+    pub fn new(
+        smtp_url: Option<&str>,
+        from: &str,
+        timeout: Duration,
+    ) -> Result<EmailSender, String> {
+        let from = from
+            .parse()
+            .map_err(|e| format!("email_from {from:?} is not an email address: {e}"))?;
+        let transport = match smtp_url {
+            None => None,
+            Some(url) => Some(
+                lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(url)
+                    .map_err(|e| format!("smtp_url is not a valid SMTP URL: {e}"))?
+                    .timeout(Some(timeout))
+                    .build(),
+            ),
+        };
+        Ok(EmailSender { transport, from })
+    }
+
+    /// One attempt at sending a plain-text email.
+    pub async fn send(&self, to: &str, subject: &str, body: &str) -> Outcome {
+        use lettre::AsyncTransport;
+        let Some(transport) = &self.transport else {
+            tracing::info!(
+                to,
+                subject,
+                body,
+                "no SMTP server is configured (smtp_url), so this email is only logged"
+            );
+            return Outcome::Delivered("logged: no SMTP server configured".into());
+        };
+        let to: lettre::message::Mailbox = match to.parse() {
+            Ok(m) => m,
+            Err(e) => return Outcome::Fail(format!("bad recipient {to:?}: {e}")),
+        };
+        let message = lettre::Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(lettre::message::header::ContentType::TEXT_PLAIN)
+            .body(body.to_string());
+        let message = match message {
+            Ok(m) => m,
+            Err(e) => return Outcome::Fail(format!("could not build the email: {e}")),
+        };
+        match transport.send(message).await {
+            Ok(response) => Outcome::Delivered(format!("SMTP {}", response.code())),
+            Err(e) if e.is_permanent() => Outcome::Fail(format!("SMTP refused: {e}")),
+            Err(e) => Outcome::Retry(format!("SMTP: {e}")),
+        }
+    }
+}

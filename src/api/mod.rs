@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             "/v1/Archives/{date}/Calls/{sid}",
             axum::routing::delete(not_yet_implemented),
         )
+        .route("/unsubscribe", get(unsubscribe))
         .route("/admin/v1/Accounts", post(admin::create_account))
         .route(
             "/admin/v1/Accounts/{account_sid}/Keys",
@@ -89,6 +90,37 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(cors)
         .with_state(state)
+}
+
+/// The link in job-initiation emails: no login, signed for one user and one purpose.
+async fn unsubscribe(
+    State(state): State<AppState>,
+    params: request::Params,
+) -> Result<Response, ApiError> {
+    let (Some(account), Some(email), Some(signature)) = (
+        params.get("AccountSid"),
+        params.get("Email"),
+        params.get("Signature"),
+    ) else {
+        return Err(ApiError::BadRequest(
+            "The unsubscribe link needs AccountSid, Email and Signature".into(),
+        ));
+    };
+    state.exports.unsubscribe(account, email, signature).await?;
+    let page = format!(
+        "<!doctype html><meta charset=utf-8><title>Unsubscribed</title>\
+         <p>{} will no longer receive job-initiation emails for account {}.</p>",
+        html_escape(email),
+        html_escape(account)
+    );
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response())
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 async fn healthz() -> StatusCode {

@@ -15,6 +15,8 @@ use super::AppState;
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub account_sid: String,
+    /// The SID the credential named: the account, its parent's token holder, or an API key.
+    pub credential_sid: String,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -26,7 +28,10 @@ impl FromRequestParts<AppState> for Caller {
     ) -> Result<Self, Self::Rejection> {
         let (user, password) = basic_credentials(&parts.headers).ok_or(ApiError::Unauthorized)?;
         match state.exports.authenticate(&user, &password).await? {
-            Some(account_sid) => Ok(Caller { account_sid }),
+            Some(account_sid) => Ok(Caller {
+                account_sid,
+                credential_sid: user,
+            }),
             None => Err(ApiError::Unauthorized),
         }
     }

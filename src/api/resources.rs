@@ -10,7 +10,7 @@ use super::request::{BaseUrl, Caller, Params};
 use super::wire::{config_wire, export_wire, DayWire, JobWire, ListPage};
 use super::AppState;
 use crate::domain::ResourceType;
-use crate::exports::{ConfigUpdate, DownloadLink, Exports, JobRequest};
+use crate::exports::{ConfigUpdate, DownloadLink, Exports, JobOrigin, JobRequest};
 
 const MAX_DAYS_PAGE: i64 = 400;
 const MAX_JOBS_PAGE: i64 = 1000;
@@ -85,9 +85,18 @@ pub async fn create_export_custom_job(
         webhook_method: params.owned("WebhookMethod"),
         email: params.owned("Email"),
     };
+    let initiated_by = if caller.credential_sid.starts_with("SK") {
+        format!("API key {}", caller.credential_sid)
+    } else {
+        format!("Account {}", caller.credential_sid)
+    };
+    let origin = JobOrigin {
+        initiated_by,
+        base_url: base.clone(),
+    };
     let job = state
         .exports
-        .create_job(&caller.account_sid, rt, &req)
+        .create_job(&caller.account_sid, rt, &req, &origin)
         .await?;
     Ok(json_response(
         StatusCode::CREATED,

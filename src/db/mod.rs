@@ -10,6 +10,7 @@ mod deliveries;
 mod jobs;
 mod queue;
 mod records;
+mod users;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub use deliveries::{AttemptRow, DeliveryRow, NewDelivery};
 pub use jobs::{Admission, DayQuota, JobDayRow, JobKind, JobRow, NewJob};
 pub use queue::{Claimed, Finish};
 pub use records::StoreOutcome;
+pub use users::UserRow;
 
 /// Runs `$body` with `$pool` bound to the concrete pool: the body is written
 /// once and compiled for each driver.

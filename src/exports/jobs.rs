@@ -22,6 +22,14 @@ pub struct JobRequest {
     pub email: Option<String>,
 }
 
+/// Who submitted a job, and the base URL links in emails start with.
+#[derive(Debug, Clone)]
+pub struct JobOrigin {
+    /// "account ACxxx" or "API key SKxxx".
+    pub initiated_by: String,
+    pub base_url: String,
+}
+
 /// A validated job submission.
 struct JobSpec {
     start: Day,
@@ -161,6 +169,7 @@ impl Exports {
         account_sid: &str,
         rt: ResourceType,
         req: &JobRequest,
+        origin: &JobOrigin,
     ) -> Result<JobView> {
         let spec = req.parse(self.clock().today())?;
         if let Some((url, _)) = &spec.webhook {
@@ -203,7 +212,56 @@ impl Exports {
             )));
         }
         self.inner.work_submitted.notify_waiters();
+        self.announce_job_start(&job, origin).await?;
         self.fetch_job(account_sid, &job.sid).await
+    }
+
+    /// Job-initiation emails to the owners and admins of the account, and of
+    /// its parent for a subaccount, who have not unsubscribed.
+    async fn announce_job_start(&self, job: &NewJob, origin: &JobOrigin) -> Result<()> {
+        let account = self.require_account(&job.account_sid).await?;
+        let accounts: Vec<String> = std::iter::once(account.sid.clone())
+            .chain(account.parent_sid.clone())
+            .collect();
+        let now = self.clock().now_ms();
+        for user in self.db().initiation_recipients(&accounts).await? {
+            let unsubscribe = format!(
+                "{}/unsubscribe?AccountSid={}&Email={}&Signature={}",
+                origin.base_url.trim_end_matches('/'),
+                user.account_sid,
+                url::form_urlencoded::byte_serialize(user.email.as_bytes()).collect::<String>(),
+                self.inner
+                    .signer
+                    .sign(&super::unsubscribe_data(&user.account_sid, &user.email))
+            );
+            let subject = format!("Export job started: {}", job.friendly_name);
+            let body = format!(
+                "{} started an export custom job.\n\n\
+                 Job:           {}\n\
+                 Friendly name: {}\n\
+                 Account:       {}\n\
+                 Resource type: {}\n\
+                 Days:          {} to {} ({} days)\n\n\
+                 You get this email as {} of {}. To stop receiving job-initiation emails:\n{unsubscribe}\n",
+                origin.initiated_by,
+                job.sid,
+                job.friendly_name,
+                job.account_sid,
+                job.resource_type,
+                job.start_day,
+                job.end_day,
+                job.days.len(),
+                user.role,
+                user.account_sid
+            );
+            let key = format!(
+                "job:{}:initiated:{}:{}",
+                job.sid, user.account_sid, user.email
+            );
+            self.enqueue_email(key, &job.account_sid, &user.email, &subject, &body, now)
+                .await?;
+        }
+        Ok(())
     }
 
     /// The quota of the account's family (its parent and the parent's

@@ -10,6 +10,7 @@ mod ingest;
 mod jobs;
 mod links;
 mod notifications;
+mod users;
 mod worker;
 
 use std::sync::Arc;
@@ -25,7 +26,7 @@ pub use accounts::{CreatedAccount, CreatedKey};
 pub use config::{ConfigUpdate, ExportConfig};
 pub use days::{DayView, Download, DownloadLink};
 pub use ingest::{maybe_gunzip, IngestReport, Rejection};
-pub use jobs::{JobRequest, JobView, StatusGroup};
+pub use jobs::{JobOrigin, JobRequest, JobView, StatusGroup};
 pub use links::{Cursor, Page, PageRequest};
 pub use notifications::Deliverer;
 pub use worker::Workers;
@@ -52,6 +53,11 @@ pub enum Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// What an unsubscribe link signs: one user, one purpose.
+pub(crate) fn unsubscribe_data(account_sid: &str, email: &str) -> String {
+    format!("unsubscribe-initiation:{account_sid}:{email}")
+}
+
 /// Tuning of the job engine, taken from the settings.
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
@@ -71,6 +77,8 @@ pub struct EngineSettings {
     pub day_retention_ms: i64,
     pub job_retention_ms: i64,
     pub daily_settle_ms: i64,
+    pub smtp_url: Option<String>,
+    pub email_from: String,
 }
 
 impl EngineSettings {
@@ -91,6 +99,8 @@ impl EngineSettings {
             day_retention_ms: (s.day_retention_secs * 1000) as i64,
             job_retention_ms: (s.job_retention_secs * 1000) as i64,
             daily_settle_ms: (s.daily_settle_secs * 1000) as i64,
+            smtp_url: s.smtp_url.as_ref().map(|u| u.expose().to_string()),
+            email_from: s.email_from.clone(),
         }
     }
 }
@@ -113,6 +123,7 @@ struct Inner {
     /// Woken when a notification is stored.
     delivery_queued: Notify,
     webhooks: crate::notify::WebhookSender,
+    emails: crate::notify::EmailSender,
 }
 
 impl Exports {
@@ -126,6 +137,12 @@ impl Exports {
         let key = db
             .secret("link_signing_key", links::Signer::new_key)
             .await?;
+        let emails = crate::notify::EmailSender::new(
+            engine.smtp_url.as_deref(),
+            &engine.email_from,
+            engine.webhook_timeout,
+        )
+        .map_err(Error::Invalid)?;
         Ok(Exports {
             inner: Arc::new(Inner {
                 db,
@@ -138,6 +155,7 @@ impl Exports {
                     engine.webhook_timeout,
                     engine.refuse_private_webhooks,
                 ),
+                emails,
                 engine,
             }),
         })

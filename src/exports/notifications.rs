@@ -8,9 +8,9 @@ use serde_json::json;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::jobs::group_details;
+use super::jobs::{group_details, StatusGroup};
 use super::{Exports, Result};
-use crate::db::{DeliveryRow, JobKind, NewDelivery};
+use crate::db::{DeliveryRow, JobKind, JobRow, NewDelivery};
 use crate::domain::DayStatus;
 use crate::notify::Outcome;
 
@@ -78,48 +78,92 @@ impl Exports {
             let details = group_details(days.iter().map(|d| (d.day.as_str(), d.status.as_str())));
             let failed = details.iter().any(|g| g.status == DayStatus::Failed);
             let status = if failed { "Failed" } else { "Completed" };
-            let details_json = json!(details
-                .iter()
-                .map(
-                    |g| json!({"status": g.status.as_str(), "count": g.days.len(), "days": g.days})
-                )
-                .collect::<Vec<_>>());
             if job.kind == JobKind::Daily.as_str() {
                 self.announce_daily_export(&job, status, now).await?;
-            } else if let (Some(url), Some(method)) = (&job.webhook_url, &job.webhook_method) {
-                let params = webhook_params(&[
-                    ("AccountSid", job.account_sid.clone()),
-                    ("ResourceType", job.resource_type.clone()),
-                    ("Status", status.to_string()),
-                    ("JobSid", job.sid.clone()),
-                    ("FriendlyName", job.friendly_name.clone()),
-                    ("StartDay", job.start_day.clone()),
-                    ("EndDay", job.end_day.clone()),
-                    ("Details", details_json.to_string()),
-                ]);
-                let notice = Notice {
-                    dedupe_key: format!("job:{sid}:webhook"),
-                    account_sid: &job.account_sid,
-                    channel: "webhook",
-                    target: url,
-                    method,
-                    params,
-                };
-                self.enqueue(notice, now).await?;
+            } else {
+                self.announce_custom_job(&job, &details, status, now)
+                    .await?;
             }
         }
         self.db().mark_job_finished(sid, now).await?;
         Ok(())
     }
 
-    /// Stores a notification (once per event and channel) and wakes the deliverer.
-    /// The configuration's webhook for an automatic daily export that ended.
-    async fn announce_daily_export(
+    /// The job's webhook and email, when it asked for them.
+    async fn announce_custom_job(
         &self,
-        job: &crate::db::JobRow,
+        job: &JobRow,
+        details: &[StatusGroup],
         status: &str,
         now: i64,
     ) -> Result<()> {
+        let sid = &job.sid;
+        if let (Some(url), Some(method)) = (&job.webhook_url, &job.webhook_method) {
+            let details_json = json!(details
+                .iter()
+                .map(
+                    |g| json!({"status": g.status.as_str(), "count": g.days.len(), "days": g.days})
+                )
+                .collect::<Vec<_>>());
+            let params = webhook_params(&[
+                ("AccountSid", job.account_sid.clone()),
+                ("ResourceType", job.resource_type.clone()),
+                ("Status", status.to_string()),
+                ("JobSid", sid.clone()),
+                ("FriendlyName", job.friendly_name.clone()),
+                ("StartDay", job.start_day.clone()),
+                ("EndDay", job.end_day.clone()),
+                ("Details", details_json.to_string()),
+            ]);
+            let notice = Notice {
+                dedupe_key: format!("job:{sid}:webhook"),
+                account_sid: &job.account_sid,
+                channel: "webhook",
+                target: url,
+                method,
+                params,
+            };
+            self.enqueue(notice, now).await?;
+        }
+        if let Some(to) = &job.email {
+            let subject = format!("Export job {} finished: {status}", job.friendly_name);
+            let mut body = format!(
+                "Your BulkExport custom job has finished.\n\n\
+                 Job:           {sid}\n\
+                 Friendly name: {}\n\
+                 Account:       {}\n\
+                 Resource type: {}\n\
+                 Days:          {} to {}\n\
+                 Status:        {status}\n\n\
+                 Days by status:\n",
+                job.friendly_name, job.account_sid, job.resource_type, job.start_day, job.end_day
+            );
+            for g in details {
+                body.push_str(&format!(
+                    "  {} ({}): {}\n",
+                    g.status,
+                    g.days.len(),
+                    g.days.join(", ")
+                ));
+            }
+            body.push_str(
+                "\nDownload each day with FetchDay (GET /v1/Exports/{ResourceType}/Days/{Day}).\n",
+            );
+            self.enqueue_email(
+                format!("job:{sid}:email"),
+                &job.account_sid,
+                to,
+                &subject,
+                &body,
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// The configuration's webhook and email for an automatic daily export that ended.
+    async fn announce_daily_export(&self, job: &JobRow, status: &str, now: i64) -> Result<()> {
         let Some(config) = self
             .db()
             .find_export_config(&job.account_sid, &job.resource_type)
@@ -133,6 +177,10 @@ impl Exports {
             .await?
             .map(|d| d.size)
             .unwrap_or(0);
+        let event = format!(
+            "daily:{}:{}:{}",
+            job.account_sid, job.resource_type, job.start_day
+        );
         if let (Some(url), Some(method)) = (&config.webhook_url, &config.webhook_method) {
             let params = webhook_params(&[
                 ("AccountSid", job.account_sid.clone()),
@@ -142,10 +190,7 @@ impl Exports {
                 ("Size", size.to_string()),
             ]);
             let notice = Notice {
-                dedupe_key: format!(
-                    "daily:{}:{}:{}:webhook",
-                    job.account_sid, job.resource_type, job.start_day
-                ),
+                dedupe_key: format!("{event}:webhook"),
                 account_sid: &job.account_sid,
                 channel: "webhook",
                 target: url,
@@ -154,9 +199,57 @@ impl Exports {
             };
             self.enqueue(notice, now).await?;
         }
+        if let Some(to) = &config.email {
+            let subject = format!(
+                "Daily export of {} for {}: {status}",
+                job.resource_type, job.start_day
+            );
+            let body = format!(
+                "The automatic daily export has finished.\n\n\
+                 Account:       {}\n\
+                 Resource type: {}\n\
+                 Day:           {}\n\
+                 Status:        {status}\n\
+                 Size:          {size} bytes\n",
+                job.account_sid, job.resource_type, job.start_day
+            );
+            self.enqueue_email(
+                format!("{event}:email"),
+                &job.account_sid,
+                to,
+                &subject,
+                &body,
+                now,
+            )
+            .await?;
+        }
         Ok(())
     }
 
+    /// Stores an email to send (once per `dedupe_key`).
+    pub(crate) async fn enqueue_email(
+        &self,
+        dedupe_key: String,
+        account_sid: &str,
+        to: &str,
+        subject: &str,
+        body: &str,
+        now: i64,
+    ) -> Result<()> {
+        let params =
+            webhook_params(&[("Subject", subject.to_string()), ("Body", body.to_string())]);
+        let notice = Notice {
+            dedupe_key,
+            account_sid,
+            channel: "email",
+            target: to,
+            method: "SMTP",
+            params,
+        };
+        self.enqueue(notice, now).await
+    }
+
+    /// Stores a notification (once per event and channel) and wakes the deliverer.
     pub(crate) async fn enqueue(&self, notice: Notice<'_>, now: i64) -> Result<()> {
         let Notice {
             dedupe_key,
@@ -270,6 +363,19 @@ impl Exports {
                 self.inner
                     .webhooks
                     .send(&d.target, &d.method, &params, &token, &d.idempotency_token)
+                    .await
+            }
+            "email" => {
+                let field = |name: &str| {
+                    params
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.as_str())
+                        .unwrap_or("")
+                };
+                self.inner
+                    .emails
+                    .send(&d.target, field("Subject"), field("Body"))
                     .await
             }
             other => Outcome::Fail(format!("unknown channel {other}")),

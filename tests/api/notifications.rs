@@ -233,3 +233,60 @@ async fn internal_webhook_targets_can_be_refused() {
     let (_, list) = app.get(&a, "/v1/Exports/Messages/Jobs").await;
     assert_eq!(list["jobs"].as_array().unwrap().len(), 0);
 }
+
+#[tokio::test]
+async fn without_smtp_emails_are_logged_and_say_so() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    app.exports
+        .add_user(&a.sid, "owner@example.com", "owner")
+        .await
+        .unwrap();
+    app.exports
+        .add_user(&a.sid, "viewer@example.com", "viewer")
+        .await
+        .unwrap();
+    let (status, body) = app
+        .post(
+            &a,
+            "/v1/Exports/Messages/Jobs",
+            &[
+                ("StartDay", "2024-06-01"),
+                ("EndDay", "2024-06-01"),
+                ("FriendlyName", "m"),
+                ("Email", "ops@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    app.drain().await;
+    let deliveries = app
+        .exports
+        .db()
+        .list_deliveries(Some(&a.sid), 10)
+        .await
+        .unwrap();
+    let mut emails: Vec<(&str, &str)> = deliveries
+        .iter()
+        .filter(|d| d.channel == "email")
+        .map(|d| (d.target.as_str(), d.status.as_str()))
+        .collect();
+    emails.sort();
+    assert_eq!(
+        emails,
+        [
+            ("ops@example.com", "delivered"),
+            ("owner@example.com", "delivered")
+        ]
+    );
+    let attempts = app
+        .exports
+        .db()
+        .delivery_attempts(deliveries[0].id)
+        .await
+        .unwrap();
+    assert!(
+        attempts[0].detail.contains("no SMTP server configured"),
+        "{attempts:?}"
+    );
+}

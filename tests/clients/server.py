@@ -7,6 +7,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -23,15 +24,15 @@ def free_port():
 class Server:
     """One service process on loopback with its own data directory."""
 
-    def __init__(self):
+    def __init__(self, env=None, args=()):
         self.dir = tempfile.mkdtemp(prefix="bulkexport-clients-")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, BULKEXPORT_ADMIN_TOKEN=ADMIN, RUST_LOG="warn")
+        env = dict(os.environ, BULKEXPORT_ADMIN_TOKEN=ADMIN, RUST_LOG="warn", **(env or {}))
         self.env = env
         self.log = open(os.path.join(self.dir, "server.log"), "w")
         self.proc = subprocess.Popen(
-            [BIN, "serve", "--data-dir", self.dir, "--listen", f"127.0.0.1:{self.port}"],
+            [BIN, "serve", "--data-dir", self.dir, "--listen", f"127.0.0.1:{self.port}", *args],
             env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
         self._wait_ready()
@@ -68,6 +69,13 @@ class Server:
                                      headers={"Authorization": f"Bearer {ADMIN}"})
         with urllib.request.urlopen(req, timeout=120) as r:
             assert json.load(r)["idle"] is True
+
+    def admin(self, path, **form):
+        data = urllib.parse.urlencode(form).encode()
+        req = urllib.request.Request(self.base + path, data=data, method="POST",
+                                     headers={"Authorization": f"Bearer {ADMIN}"})
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.load(r)
 
     def stop(self):
         self.proc.terminate()
