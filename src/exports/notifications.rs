@@ -115,15 +115,9 @@ impl Exports {
                 ("EndDay", job.end_day.clone()),
                 ("Details", details_json.to_string()),
             ]);
-            let notice = Notice {
-                dedupe_key: format!("job:{sid}:webhook"),
-                account_sid: &job.account_sid,
-                channel: "webhook",
-                target: url,
-                method,
-                params,
-            };
-            self.enqueue(notice, now).await?;
+            let key = format!("job:{sid}:webhook");
+            self.enqueue_webhook(key, &job.account_sid, url, method, params, now)
+                .await?;
         }
         if let Some(to) = &job.email {
             let subject = format!("Export job {} finished: {status}", job.friendly_name);
@@ -189,15 +183,9 @@ impl Exports {
                 ("Day", job.start_day.clone()),
                 ("Size", size.to_string()),
             ]);
-            let notice = Notice {
-                dedupe_key: format!("{event}:webhook"),
-                account_sid: &job.account_sid,
-                channel: "webhook",
-                target: url,
-                method,
-                params,
-            };
-            self.enqueue(notice, now).await?;
+            let key = format!("{event}:webhook");
+            self.enqueue_webhook(key, &job.account_sid, url, method, params, now)
+                .await?;
         }
         if let Some(to) = &config.email {
             let subject = format!(
@@ -224,6 +212,27 @@ impl Exports {
             .await?;
         }
         Ok(())
+    }
+
+    /// Stores a webhook to call (once per `dedupe_key`).
+    async fn enqueue_webhook(
+        &self,
+        dedupe_key: String,
+        account_sid: &str,
+        url: &str,
+        method: &str,
+        params: String,
+        now: i64,
+    ) -> Result<()> {
+        let notice = Notice {
+            dedupe_key,
+            account_sid,
+            channel: "webhook",
+            target: url,
+            method,
+            params,
+        };
+        self.enqueue(notice, now).await
     }
 
     /// Stores an email to send (once per `dedupe_key`).
