@@ -58,6 +58,9 @@ enum Command {
     /// Manage the users of an account (owners and admins get job-initiation emails).
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Deleted call records, pending and applied.
+    #[command(subcommand)]
+    Deletions(DeletionsCommand),
     /// Inspect notifications (webhooks, emails) and their attempts.
     #[command(subcommand)]
     Deliveries(DeliveriesCommand),
@@ -124,6 +127,15 @@ enum UsersCommand {
         account: String,
         #[arg(long)]
         email: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum DeletionsCommand {
+    /// One JSON line per requested deletion, with when it was applied and how.
+    List {
+        #[arg(long)]
+        account: String,
     },
 }
 
@@ -255,6 +267,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     Ok(())
                 }
             }
+        }
+        Command::Deletions(DeletionsCommand::List { account }) => {
+            let ex = app::open(&settings, clock).await?;
+            for d in ex.list_deletions(&account).await? {
+                let status = if d.applied_at.is_some() {
+                    "applied"
+                } else {
+                    "pending"
+                };
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "account_sid": d.account_sid, "call_sid": d.call_sid, "date": d.day, "source": d.source,
+                        "status": status, "requested_at": millis(d.requested_at),
+                        "applied_at": d.applied_at.and_then(millis), "outcome": d.outcome,
+                    })
+                );
+            }
+            Ok(())
         }
         Command::Deliveries(DeliveriesCommand::List { account, limit }) => {
             let ex = app::open(&settings, clock).await?;

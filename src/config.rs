@@ -81,6 +81,8 @@ pub struct Settings {
     pub smtp_url: Option<Secret>,
     /// Sender of every email.
     pub email_from: String,
+    /// How often the batch that applies deleted call records runs (service clock).
+    pub deletion_batch_secs: u64,
     /// Largest accepted API request body.
     pub max_body_bytes: usize,
     /// Largest accepted body of the admin ingest endpoint.
@@ -89,7 +91,7 @@ pub struct Settings {
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 25] = [
+const KEYS: [&str; 26] = [
     "listen",
     "data_dir",
     "database_url",
@@ -113,6 +115,7 @@ const KEYS: [&str; 25] = [
     "daily_settle_secs",
     "smtp_url",
     "email_from",
+    "deletion_batch_secs",
     "max_body_bytes",
     "max_ingest_bytes",
 ];
@@ -143,6 +146,7 @@ impl Default for Settings {
             daily_settle_secs: 3600,
             smtp_url: None,
             email_from: "BulkExport <bulkexport@localhost>".into(),
+            deletion_batch_secs: 3600,
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 16 * 1024 * 1024 * 1024,
         }

@@ -2,6 +2,7 @@
 //! shapes and Twilio errors live here; everything else is asked of `exports`.
 
 mod admin;
+mod calls;
 mod download;
 mod error;
 mod request;
@@ -69,7 +70,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/v1/Archives/{date}/Calls/{sid}",
-            axum::routing::delete(not_yet_implemented),
+            axum::routing::delete(calls::delete_archived_call),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account_sid}/Calls.json",
+            get(calls::list_calls),
+        )
+        .route(
+            "/2010-04-01/Accounts/{account_sid}/Calls/{file}",
+            get(calls::fetch_call).delete(calls::delete_call),
         )
         .route("/unsubscribe", get(unsubscribe))
         .route("/admin/v1/Accounts", post(admin::create_account))
@@ -133,15 +142,6 @@ async fn readyz(State(state): State<AppState>) -> StatusCode {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     }
-}
-
-/// Operations named in the README as not built yet answer this, never a fake success.
-async fn not_yet_implemented(uri: OriginalUri) -> Response {
-    ApiError::NotImplemented(format!(
-        "{} is not implemented yet in this version of bulkexport",
-        uri.path()
-    ))
-    .into_response()
 }
 
 async fn not_found(uri: OriginalUri) -> Response {

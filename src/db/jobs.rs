@@ -23,6 +23,8 @@ pub struct NewJob {
 pub enum JobKind {
     Custom,
     Daily,
+    /// Rewrites a published Day whose records changed (a deleted call).
+    Rewrite,
 }
 
 impl JobKind {
@@ -30,6 +32,7 @@ impl JobKind {
         match self {
             JobKind::Custom => "custom",
             JobKind::Daily => "daily",
+            JobKind::Rewrite => "rewrite",
         }
     }
 }
@@ -41,6 +44,8 @@ pub enum Admission {
     Quota(DayQuota),
     /// A daily export: the first for its (account, resource type, day).
     DailyOnce,
+    /// Nothing to check.
+    Always,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -130,6 +135,7 @@ impl Db {
                         return Ok(Err(used));
                     }
                 }
+                Admission::Always => {}
                 Admission::DailyOnce => {
                     let first = sqlx::query(
                         "INSERT INTO daily_exports (account_sid, resource_type, day, job_sid, created_at) \

@@ -6,6 +6,7 @@
 
 mod accounts;
 mod days;
+mod deletions;
 mod deliveries;
 mod jobs;
 mod queue;
@@ -23,6 +24,7 @@ use sqlx::ConnectOptions;
 
 pub use accounts::{Account, ApiKey};
 pub use days::{DayRow, ExportConfigRow};
+pub use deletions::{CallRecord, DeletionRow, StaleDay};
 pub use deliveries::{AttemptRow, DeliveryRow, NewDelivery};
 pub use jobs::{Admission, DayQuota, JobDayRow, JobKind, JobRow, NewJob};
 pub use queue::{Claimed, Finish};

@@ -29,6 +29,8 @@ pub enum Finish {
         record_count: i64,
         create_date: String,
         garbage_after: i64,
+        /// The day's content version the export read its records at.
+        version: i64,
     },
     /// The attempt failed; try again after `run_after`.
     Retry { run_after: i64, error: String },
@@ -50,11 +52,15 @@ const CLAIMED_COLUMNS: &str =
     FROM job_days d JOIN jobs j ON j.sid = d.job_sid WHERE d.id = $1";
 
 const PUBLISH_DAY: &str = "INSERT INTO days (account_sid, resource_type, day, size, record_count, create_date, \
-    friendly_name, job_sid, blob_key, generation, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+    friendly_name, job_sid, blob_key, generation, created_at, content_version) \
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) \
     ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET size = excluded.size, \
     record_count = excluded.record_count, create_date = excluded.create_date, friendly_name = excluded.friendly_name, \
     job_sid = excluded.job_sid, blob_key = excluded.blob_key, generation = excluded.generation, \
-    created_at = excluded.created_at";
+    created_at = excluded.created_at, content_version = excluded.content_version";
+
+pub(super) const TOUCH_VERSION: &str = "INSERT INTO day_versions (account_sid, resource_type, day, version) VALUES ($1, $2, $3, 0) \
+    ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET version = day_versions.version RETURNING version";
 
 pub(super) const ADD_GARBAGE: &str =
     "INSERT INTO blob_garbage (blob_key, not_before) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING";
@@ -126,26 +132,45 @@ impl Db {
     /// or the job's deletion was requested (the day then ends DeletedByUserRequest);
     /// nothing was published in that case.
     pub async fn finish(&self, c: &Claimed, worker: &str, now: i64, how: Finish) -> Result<bool> {
-        let (status, run_after, finished_at, error, undo_attempt): (
-            &str,
-            Option<i64>,
-            Option<i64>,
-            Option<String>,
-            i64,
-        ) = match &how {
-            Finish::Published { status, .. } => (status, None, Some(now), None, 0),
-            Finish::Retry { run_after, error } => (
-                "ErrorDuringRun",
-                Some(*run_after),
-                None,
-                Some(error.clone()),
-                0,
-            ),
-            Finish::Failed { error } => ("Failed", None, Some(now), Some(error.clone()), 0),
-            Finish::Release => ("Submitted", None, None, None, 1),
-        };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            // An export that read the day's records before a deletion changed
+            // them must not publish: it goes back to the queue instead. The
+            // upsert locks the version row until commit.
+            let stale = match &how {
+                Finish::Published { version, .. } => {
+                    let current: i64 = sqlx::query_scalar(TOUCH_VERSION)
+                        .bind(&c.account_sid)
+                        .bind(&c.resource_type)
+                        .bind(&c.day)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    current != *version
+                }
+                _ => false,
+            };
+            let (status, run_after, finished_at, error, undo_attempt): (
+                &str,
+                Option<i64>,
+                Option<i64>,
+                Option<String>,
+                i64,
+            ) = match (&how, stale) {
+                (Finish::Published { status, .. }, false) => (status, None, Some(now), None, 0),
+                (Finish::Retry { run_after, error }, _) => (
+                    "ErrorDuringRun",
+                    Some(*run_after),
+                    None,
+                    Some(error.clone()),
+                    0,
+                ),
+                (Finish::Failed { error }, _) => {
+                    ("Failed", None, Some(now), Some(error.clone()), 0)
+                }
+                (Finish::Release | Finish::Published { .. }, _) => {
+                    ("Submitted", None, None, None, 1)
+                }
+            };
             let ours = sqlx::query(
                 "UPDATE job_days SET status = $1, run_after = COALESCE($2, run_after), finished_at = $3, \
                  last_error = COALESCE($4, last_error), attempts = attempts - $5, locked_by = NULL, heartbeat_at = NULL \
@@ -175,12 +200,17 @@ impl Db {
                 tx.commit().await?;
                 return Ok(false);
             }
+            if stale {
+                tx.commit().await?;
+                return Ok(false);
+            }
             if let Finish::Published {
                 blob_key,
                 size,
                 record_count,
                 create_date,
                 garbage_after,
+                version,
                 ..
             } = &how
             {
@@ -210,6 +240,7 @@ impl Db {
                     .bind(blob_key)
                     .bind(generation)
                     .bind(now)
+                    .bind(version)
                     .execute(&mut *tx)
                     .await?;
                 if let Some(old) = old.filter(|k| k != blob_key) {

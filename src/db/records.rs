@@ -69,7 +69,8 @@ impl Db {
         rt: ResourceType,
         day: Day,
     ) -> BoxStream<'_, Result<String>> {
-        let sql = "SELECT line FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3 ORDER BY sort_key";
+        let sql = "SELECT line FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3 AND NOT export_deleted \
+                   ORDER BY sort_key";
         let (account, day) = (account_sid.to_string(), day.to_string());
         with_pool!(self, |pool| sqlx::query_scalar::<_, String>(sql)
             .bind(account)
@@ -86,7 +87,7 @@ impl Db {
         rt: ResourceType,
         day: Day,
     ) -> Result<i64> {
-        let sql = "SELECT COUNT(*) FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3";
+        let sql = "SELECT COUNT(*) FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3 AND NOT export_deleted";
         Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
             .bind(account_sid)
             .bind(rt.as_str())

@@ -46,6 +46,14 @@ impl Signer {
         hex::encode(self.mac(data).finalize().into_bytes())
     }
 
+    /// Constant-time check of the first characters of a `sign` signature.
+    pub fn verify_prefix(&self, data: &str, prefix_hex: &str) -> bool {
+        let full = self.sign(data);
+        prefix_hex.len() >= 16
+            && prefix_hex.len() <= full.len()
+            && constant_eq(prefix_hex.as_bytes(), &full.as_bytes()[..prefix_hex.len()])
+    }
+
     /// Constant-time check of a hex signature made by `sign`.
     pub fn verify(&self, data: &str, signature_hex: &str) -> bool {
         match hex::decode(signature_hex) {

@@ -3,6 +3,7 @@
 //! both call into this layer; it calls `db`, `blob` and `export`.
 
 mod accounts;
+mod calls;
 mod config;
 mod daily;
 mod days;
@@ -23,6 +24,7 @@ use crate::config::Settings;
 use crate::db::Db;
 
 pub use accounts::{CreatedAccount, CreatedKey};
+pub use calls::CallPage;
 pub use config::{ConfigUpdate, ExportConfig};
 pub use days::{DayView, Download, DownloadLink};
 pub use ingest::{maybe_gunzip, IngestReport, Rejection};
@@ -79,6 +81,7 @@ pub struct EngineSettings {
     pub daily_settle_ms: i64,
     pub smtp_url: Option<String>,
     pub email_from: String,
+    pub deletion_batch_ms: i64,
 }
 
 impl EngineSettings {
@@ -101,6 +104,7 @@ impl EngineSettings {
             daily_settle_ms: (s.daily_settle_secs * 1000) as i64,
             smtp_url: s.smtp_url.as_ref().map(|u| u.expose().to_string()),
             email_from: s.email_from.clone(),
+            deletion_batch_ms: (s.deletion_batch_secs * 1000) as i64,
         }
     }
 }

@@ -301,6 +301,12 @@ impl Exports {
             if let Err(e) = self.schedule_daily_exports().await {
                 tracing::error!(error = %e, "scheduling daily exports failed");
             }
+            if let Err(e) = self.apply_deletions_if_due().await {
+                tracing::error!(error = %e, "applying call deletions failed");
+            }
+            if let Err(e) = self.rewrite_stale_days().await {
+                tracing::error!(error = %e, "queueing day rewrites failed");
+            }
             if let Err(e) = self.sweep_retention().await {
                 tracing::error!(error = %e, "retention sweep failed");
             }

@@ -119,6 +119,20 @@ impl Exports {
             "{}/{}/{}/{}-{}.json.gz",
             c.account_sid, rt, day, c.id, c.attempts
         );
+        let version = match self
+            .db()
+            .day_version(&c.account_sid, rt.as_str(), &c.day)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                heartbeat.abort();
+                return Finish::Retry {
+                    run_after: self.clock().now_ms() + engine.retry_base_ms,
+                    error: e.to_string(),
+                };
+            }
+        };
         let result = export_day(
             self.db(),
             self.blobs(),
@@ -143,6 +157,7 @@ impl Exports {
                 record_count: done.records as i64,
                 create_date: self.clock().today().to_string(),
                 garbage_after: now + engine.download_ttl_secs * 1000,
+                version,
             },
             Err(export::Error::Stopped) => Finish::Release,
             Err(e) if c.attempts < i64::from(engine.max_attempts) => {
@@ -209,6 +224,8 @@ impl Exports {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.schedule_daily_exports().await?;
+            self.apply_deletions_if_due().await?;
+            self.rewrite_stale_days().await?;
             // Each check reads the clock itself: work created during an earlier
             // check is then seen as due by the later ones.
             let idle = self.db().pending_work(self.clock().now_ms()).await? == 0

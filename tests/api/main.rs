@@ -6,6 +6,7 @@
 )]
 
 mod auth;
+mod calls;
 mod clock;
 mod daily;
 mod days;

@@ -230,3 +230,42 @@ def test_webhook_signatures_pass_the_official_validator(server):
     assert by_job[post.job_sid]["Status"] == "Completed"
     assert by_job[post.job_sid]["AccountSid"] == account["sid"]
     assert by_job[get.job_sid]["FriendlyName"] == "get hook"
+
+
+def test_archived_calls_and_the_call_resource(tmp_path):
+    from server import Server
+    srv = Server(args=["--clock", "2024-06-10T12:00:00Z"])
+    try:
+        acct = srv.account("python-calls")
+        client = local_client(srv.base, acct["sid"], acct["auth_token"])
+        path = os.path.join(tmp_path, "calls.ndjson")
+        sids = ["CA%032x" % (i + 1) for i in range(4)]
+        with open(path, "w") as f:
+            for i, sid in enumerate(sids):
+                f.write(json.dumps({"sid": sid, "date_created": f"Wed, 05 Jun 2024 0{i}:00:00 +0000",
+                                    "status": "completed", "duration": "42"}) + "\n")
+        srv.cli("ingest", "--account", acct["sid"], "--resource-type", "Calls", path)
+        calls = client.bulkexports.v1.exports("Calls")
+        calls.export_custom_jobs.create(start_day="2024-06-05", end_day="2024-06-05", friendly_name="calls")
+        srv.drain()
+
+        call = client.calls(sids[0]).fetch()
+        assert call.sid == sids[0] and call.duration == "42"
+        assert [c.sid for c in client.calls.list(page_size=2)] == list(reversed(sids))
+
+        assert client.voice.v1.archived_calls("2024-06-05", sids[0]).delete() is True
+        assert client.voice.v1.archived_calls("2024-06-05", sids[0]).delete() is True
+        _expect_error(404, 20404, lambda: client.voice.v1.archived_calls("2024-06-04", sids[1]).delete())
+        _expect_error(404, 20404, lambda: client.voice.v1.archived_calls("2024-06-05", "CA123").delete())
+        assert client.calls(sids[1]).delete() is True
+        _expect_error(404, 20404, lambda: client.calls(sids[1]).fetch())
+
+        srv.admin("/admin/v1/Clock", Now="2024-06-10T13:00:01Z")
+        srv.drain()
+        link = calls.days("2024-06-05").fetch().redirect_to
+        with urllib.request.urlopen(link) as r:
+            got = [json.loads(line)["sid"] for line in gzip.decompress(r.read()).decode().splitlines()]
+        assert got == sids[2:], "both deleted records are gone from the rewritten file"
+        assert client.calls(sids[0]).fetch().sid == sids[0], "a recent call's resource stays"
+    finally:
+        srv.stop()

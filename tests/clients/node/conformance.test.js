@@ -126,6 +126,24 @@ test("webhook signatures pass validateRequest", async () => {
   assert.ok(r.headers["i-twilio-idempotency-token"]);
 });
 
+test("archived calls and the call resource", async () => {
+  const fs = require("node:fs");
+  const os = require("node:os");
+  const fresh = server.account("node-calls");
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "calls-")), "calls.ndjson");
+  const sids = [1, 2, 3].map((i) => "CA" + i.toString(16).padStart(32, "0"));
+  fs.writeFileSync(file, sids.map((sid, i) => JSON.stringify({ sid, date_created: `${day(6)}T0${i}:00:00Z`, status: "completed" })).join("\n") + "\n");
+  server.cli("ingest", "--account", fresh.sid, "--resource-type", "Calls", file);
+  const c = localClient(server.base, fresh.sid, fresh.auth_token);
+  assert.equal((await c.calls(sids[0]).fetch()).sid, sids[0]);
+  assert.deepEqual((await c.calls.list({ pageSize: 2 })).map((x) => x.sid), [...sids].reverse());
+  assert.equal(await c.voice.v1.archivedCalls(new Date(`${day(6)}T00:00:00Z`), sids[0]).remove(), true);
+  assert.equal(await c.voice.v1.archivedCalls(new Date(`${day(6)}T00:00:00Z`), sids[0]).remove(), true);
+  await expectError(404, 20404, () => c.voice.v1.archivedCalls(new Date(`${day(5)}T00:00:00Z`), sids[1]).remove());
+  assert.equal(await c.calls(sids[2]).remove(), true);
+  await expectError(404, 20404, () => c.calls(sids[2]).fetch());
+});
+
 async function expectError(status, code, fn, word) {
   await assert.rejects(fn, (e) => {
     assert.equal(e.status, status, e.message);

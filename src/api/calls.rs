@@ -1,0 +1,116 @@
+//! The voice API's DeleteArchivedCall, and the 2010 API's Call resource.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::error::{json_response, ApiError};
+use super::request::{Caller, Params};
+use super::AppState;
+
+pub async fn delete_archived_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((date, sid)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    state
+        .exports
+        .delete_archived_call(&caller.account_sid, &date, &sid)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The path's account must be the caller's; another account's calls are not found.
+fn own(caller: &Caller, account_sid: &str, uri: &OriginalUri) -> Result<(), ApiError> {
+    if caller.account_sid == account_sid {
+        Ok(())
+    } else {
+        Err(ApiError::not_found_path(uri.path()))
+    }
+}
+
+fn call_sid<'a>(file: &'a str, uri: &OriginalUri) -> Result<&'a str, ApiError> {
+    file.strip_suffix(".json")
+        .ok_or_else(|| ApiError::not_found_path(uri.path()))
+}
+
+pub async fn fetch_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: OriginalUri,
+    Path((account_sid, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    own(&caller, &account_sid, &uri)?;
+    let call = state
+        .exports
+        .fetch_call(&account_sid, call_sid(&file, &uri)?, uri.path())
+        .await?;
+    Ok(json_response(StatusCode::OK, &call))
+}
+
+pub async fn delete_call(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: OriginalUri,
+    Path((account_sid, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    own(&caller, &account_sid, &uri)?;
+    state
+        .exports
+        .delete_call(&account_sid, call_sid(&file, &uri)?, uri.path())
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+/// The 2010 API's list paging: relative URIs, `start`/`end`, the array named `calls`.
+pub async fn list_calls(
+    State(state): State<AppState>,
+    caller: Caller,
+    uri: OriginalUri,
+    Path(account_sid): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    own(&caller, &account_sid, &uri)?;
+    let page_size = match params.get("PageSize") {
+        None => 50,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "PageSize must be an integer from 1 to 1000, got {s:?}"
+                ))
+            })?,
+    };
+    let page = match params.get("Page") {
+        None => 0,
+        Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+            ApiError::BadRequest(format!("Page must be a non-negative integer, got {s:?}"))
+        })?,
+    };
+    let token = params.get("PageToken");
+    let found = state
+        .exports
+        .list_calls(&account_sid, page_size, token)
+        .await?;
+    let list = format!("/2010-04-01/Accounts/{account_sid}/Calls.json");
+    let page_uri = |p: i64, t: Option<&str>| match t {
+        Some(t) => format!("{list}?PageSize={page_size}&Page={p}&PageToken={t}"),
+        None => format!("{list}?PageSize={page_size}&Page={p}"),
+    };
+    let count = found.calls.len() as i64;
+    let body = json!({
+        "calls": found.calls,
+        "end": (page * page_size + count - 1).max(0),
+        "first_page_uri": page_uri(0, None),
+        "next_page_uri": found.next_token.as_deref().map(|t| page_uri(page + 1, Some(t))),
+        "page": page,
+        "page_size": page_size,
+        "previous_page_uri": found.prev_token.as_deref().map(|t| page_uri((page - 1).max(0), Some(t))),
+        "start": page * page_size,
+        "uri": page_uri(page, token),
+    });
+    Ok(json_response(StatusCode::OK, &body))
+}

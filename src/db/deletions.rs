@@ -1,0 +1,256 @@
+//! Deleting call records: requests, the batch that applies them, the content
+//! versions that keep exports honest, and the Call resource's reads.
+
+use super::jobs::OPEN_STATUSES;
+use super::{with_pool, Db, Result};
+
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct DeletionRow {
+    pub account_sid: String,
+    pub call_sid: String,
+    pub source: String,
+    pub day: String,
+    pub requested_at: i64,
+    pub applied_at: Option<i64>,
+    pub outcome: Option<String>,
+}
+
+/// A call record with what is left of it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CallRecord {
+    pub day: String,
+    pub sort_key: String,
+    pub line: String,
+    pub rest_deleted: bool,
+    pub export_deleted: bool,
+}
+
+/// A Day whose file is behind its day's records.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StaleDay {
+    pub account_sid: String,
+    pub resource_type: String,
+    pub day: String,
+    pub friendly_name: String,
+}
+
+const DELETION_COLUMNS: &str =
+    "account_sid, call_sid, source, day, requested_at, applied_at, outcome";
+
+impl Db {
+    pub async fn find_call(&self, account_sid: &str, call_sid: &str) -> Result<Option<CallRecord>> {
+        let sql = "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records \
+                   WHERE account_sid = $1 AND resource_type = 'Calls' AND record_key = $2";
+        Ok(with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(account_sid)
+            .bind(call_sid)
+            .fetch_optional(pool)
+            .await)?)
+    }
+
+    /// Records a deletion request; a repeated one is ignored. True when new.
+    pub async fn request_deletion(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        source: &str,
+        day: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let sql = "INSERT INTO deletions (account_sid, call_sid, source, day, requested_at) VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT (account_sid, call_sid, source) DO NOTHING";
+        let n = with_pool!(self, |pool| sqlx::query(sql)
+            .bind(account_sid)
+            .bind(call_sid)
+            .bind(source)
+            .bind(day)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// True when a deletion of this call was ever requested (for idempotent repeats).
+    pub async fn deletion_requested(
+        &self,
+        account_sid: &str,
+        call_sid: &str,
+        source: &str,
+    ) -> Result<bool> {
+        let sql = "SELECT COUNT(*) FROM deletions WHERE account_sid = $1 AND call_sid = $2 AND source = $3";
+        let n: i64 = with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(account_sid)
+            .bind(call_sid)
+            .bind(source)
+            .fetch_one(pool)
+            .await)?;
+        Ok(n > 0)
+    }
+
+    /// Removes the Call resource from the REST API at once (its export record
+    /// goes with the next batch).
+    pub async fn hide_call_resource(&self, account_sid: &str, call_sid: &str) -> Result<()> {
+        let sql = "UPDATE records SET rest_deleted = TRUE WHERE account_sid = $1 AND resource_type = 'Calls' AND record_key = $2";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(account_sid)
+            .bind(call_sid)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
+    pub async fn pending_deletions(
+        &self,
+        requested_before: i64,
+        limit: i64,
+    ) -> Result<Vec<DeletionRow>> {
+        let sql = format!(
+            "SELECT {DELETION_COLUMNS} FROM deletions WHERE applied_at IS NULL AND requested_at <= $1 \
+             ORDER BY requested_at LIMIT $2"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(requested_before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Applies one deletion: the record leaves the exports (and, with
+    /// `remove_row`, the REST API too); the day's content version moves on,
+    /// so its file is rewritten and an export that read the old records does
+    /// not publish them.
+    pub async fn apply_deletion(
+        &self,
+        d: &DeletionRow,
+        remove_row: bool,
+        outcome: &str,
+        now: i64,
+    ) -> Result<()> {
+        let change = if remove_row {
+            "DELETE FROM records WHERE account_sid = $1 AND resource_type = 'Calls' AND record_key = $2"
+        } else {
+            "UPDATE records SET export_deleted = TRUE WHERE account_sid = $1 AND resource_type = 'Calls' AND record_key = $2"
+        };
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            sqlx::query(change)
+                .bind(&d.account_sid)
+                .bind(&d.call_sid)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO day_versions (account_sid, resource_type, day, version) VALUES ($1, 'Calls', $2, 1) \
+                 ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET version = day_versions.version + 1",
+            )
+            .bind(&d.account_sid)
+            .bind(&d.day)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE deletions SET applied_at = $1, outcome = $2 WHERE account_sid = $3 AND call_sid = $4 AND source = $5",
+            )
+            .bind(now)
+            .bind(outcome)
+            .bind(&d.account_sid)
+            .bind(&d.call_sid)
+            .bind(&d.source)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    pub async fn list_deletions(&self, account_sid: &str) -> Result<Vec<DeletionRow>> {
+        let sql = format!("SELECT {DELETION_COLUMNS} FROM deletions WHERE account_sid = $1 ORDER BY requested_at, call_sid");
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(account_sid)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// The current content version of a day (0 before any change).
+    pub async fn day_version(
+        &self,
+        account_sid: &str,
+        resource_type: &str,
+        day: &str,
+    ) -> Result<i64> {
+        let sql = "SELECT COALESCE(MAX(version), 0) FROM day_versions WHERE account_sid = $1 AND resource_type = $2 AND day = $3";
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(account_sid)
+            .bind(resource_type)
+            .bind(day)
+            .fetch_one(pool)
+            .await)?)
+    }
+
+    /// Days whose file was exported from older records and that no open job rewrites yet.
+    pub async fn stale_days(&self, limit: i64) -> Result<Vec<StaleDay>> {
+        let sql = format!(
+            "SELECT d.account_sid, d.resource_type, d.day, d.friendly_name FROM days d JOIN day_versions v \
+             ON v.account_sid = d.account_sid AND v.resource_type = d.resource_type AND v.day = d.day \
+             WHERE d.content_version < v.version AND NOT EXISTS (SELECT 1 FROM job_days q \
+               WHERE q.account_sid = d.account_sid AND q.resource_type = d.resource_type AND q.day = d.day \
+               AND q.status IN {OPEN_STATUSES}) \
+             ORDER BY d.account_sid, d.day LIMIT $1"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Claims one due run of a periodic task: true for exactly one caller per slot.
+    pub async fn claim_periodic(
+        &self,
+        task: &str,
+        slot: i64,
+        node: &str,
+        now: i64,
+    ) -> Result<bool> {
+        let sql = "INSERT INTO periodic_runs (task, slot, claimed_by, claimed_at) VALUES ($1, $2, $3, $4) \
+                   ON CONFLICT (task, slot) DO NOTHING";
+        let n = with_pool!(self, |pool| sqlx::query(sql)
+            .bind(task)
+            .bind(slot)
+            .bind(node)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(|r| r.rows_affected()))?;
+        Ok(n == 1)
+    }
+
+    /// One page of an account's Call resources, newest first, before `before`
+    /// or after `after` (sort keys).
+    pub async fn list_calls(
+        &self,
+        account_sid: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<CallRecord>> {
+        let (cond, order, pos) = match (before, after) {
+            (_, Some(a)) => ("sort_key > $2", "ASC", a.to_string()),
+            (Some(b), None) => ("sort_key < $2", "DESC", b.to_string()),
+            (None, None) => ("sort_key < $2", "DESC", "\u{10FFFF}".to_string()),
+        };
+        let sql = format!(
+            "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE account_sid = $1 \
+             AND resource_type = 'Calls' AND NOT rest_deleted AND {cond} ORDER BY sort_key {order} LIMIT $3"
+        );
+        let mut rows: Vec<CallRecord> = with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(account_sid)
+            .bind(pos)
+            .bind(limit)
+            .fetch_all(pool)
+            .await)?;
+        if after.is_some() {
+            rows.reverse();
+        }
+        Ok(rows)
+    }
+}
