@@ -1,11 +1,7 @@
-//! Exporting one day: records stream from the database, through the gzip
-//! compressor on a blocking thread, into a staged blob. Memory stays bounded
+//! Exporting one day: records stream from the database, through the parallel
+//! gzip compressor on blocking threads, into a staged blob. Memory stays bounded
 //! by a few chunks whatever the number of records.
 
-use std::io::Write;
-
-use flate2::write::GzEncoder;
-use flate2::Compression;
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
@@ -15,6 +11,8 @@ use crate::blob::BlobStore;
 use crate::db::Db;
 use crate::domain::{Day, ResourceType};
 
+/// gzip level: 6, as `gzip -6` and pigz's default.
+const LEVEL: u32 = 6;
 /// Raw JSON-lines bytes handed to the compressor at a time.
 const CHUNK: usize = 256 * 1024;
 
@@ -106,19 +104,14 @@ pub async fn export_day(
     }
 }
 
-/// The compressor stage: one gzip member over every chunk received.
+/// The compressor stage: one gzip member over every chunk received,
+/// compressed on every core (see `gzip`).
 fn compress(mut raw: mpsc::Receiver<Vec<u8>>, out: mpsc::Sender<Vec<u8>>) -> std::io::Result<()> {
-    let mut enc = GzEncoder::new(Vec::with_capacity(CHUNK / 2), Compression::new(6));
-    while let Some(chunk) = raw.blocking_recv() {
-        enc.write_all(&chunk)?;
-        if enc.get_ref().len() >= CHUNK / 4 {
-            let bytes = std::mem::take(enc.get_mut());
-            if out.blocking_send(bytes).is_err() {
-                return Ok(());
-            }
-        }
-    }
-    let rest = enc.finish()?;
-    let _ = out.blocking_send(rest);
-    Ok(())
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let chunks = std::iter::from_fn(move || raw.blocking_recv());
+    crate::gzip::compress_parallel(chunks, threads, LEVEL, |block| {
+        out.blocking_send(block).is_ok()
+    })
 }

@@ -26,4 +26,5 @@ pub mod demo;
 pub mod domain;
 pub mod export;
 pub mod exports;
+pub mod gzip;
 pub mod notify;

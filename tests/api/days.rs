@@ -18,7 +18,16 @@ async fn day_files_hold_exactly_the_seeded_records_in_order() {
         let mut expected: Vec<Record> =
             seed::day_records(&a.sid, rt, Day::parse("2024-06-05").unwrap(), 120, 7);
         expected.sort_by(|x, y| x.sort_key.cmp(&y.sort_key));
-        let text = gunzip(&app.download(&a, rt.as_str(), "2024-06-05").await);
+        let file = app.download(&a, rt.as_str(), "2024-06-05").await;
+        let path = app.place.dir.path().join(format!("{rt}.json.gz"));
+        std::fs::write(&path, &file).unwrap();
+        let tested = std::process::Command::new("gzip")
+            .arg("-t")
+            .arg(&path)
+            .status()
+            .expect("gzip is installed");
+        assert!(tested.success(), "gzip -t reads the whole file");
+        let text = gunzip(&file);
         let lines: Vec<&str> = text.lines().collect();
         let want: Vec<&str> = expected.iter().map(|r| r.line.as_str()).collect();
         assert_eq!(lines, want, "{rt}");
