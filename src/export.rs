@@ -2,7 +2,6 @@
 //! gzip compressor on blocking threads, into a staged blob. Memory stays bounded
 //! by a few chunks whatever the number of records.
 
-use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -13,8 +12,8 @@ use crate::domain::{Day, ResourceType};
 
 /// gzip level: 6, as `gzip -6` and pigz's default.
 const LEVEL: u32 = 6;
-/// Raw JSON-lines bytes handed to the compressor at a time.
-const CHUNK: usize = 256 * 1024;
+/// Lines read from the database per page (about 256 KiB of JSON lines).
+const PAGE_LINES: i64 = 500;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -51,24 +50,22 @@ pub async fn export_day(
     let compressor = tokio::task::spawn_blocking(move || compress(raw_rx, gz_tx));
 
     let read = async move {
-        let mut lines = db.day_lines(account_sid, rt, day);
-        let mut chunk = Vec::with_capacity(CHUNK + 4096);
+        let mut after = String::new();
         let mut records = 0u64;
-        while let Some(line) = lines.next().await {
-            let line = line?;
-            chunk.extend_from_slice(line.as_bytes());
-            chunk.push(b'\n');
-            records += 1;
-            if chunk.len() >= CHUNK {
-                if stop.is_cancelled() {
-                    return Err(Error::Stopped);
-                }
-                let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK + 4096));
-                raw_tx.send(full).await.map_err(|_| Error::Compressor)?;
+        while let Some((mut text, last, n)) = db
+            .day_page(account_sid, rt, day, &after, PAGE_LINES)
+            .await?
+        {
+            if stop.is_cancelled() {
+                return Err(Error::Stopped);
             }
-        }
-        if !chunk.is_empty() {
-            raw_tx.send(chunk).await.map_err(|_| Error::Compressor)?;
+            text.push('\n');
+            records += n as u64;
+            after = last;
+            raw_tx
+                .send(text.into_bytes())
+                .await
+                .map_err(|_| Error::Compressor)?;
         }
         drop(raw_tx);
         Ok::<u64, Error>(records)

@@ -1,7 +1,6 @@
 //! Activity records, stored already serialised in the day-file shape.
 
-use futures::stream::BoxStream;
-use futures::{StreamExt, TryStreamExt};
+use std::collections::{HashMap, HashSet};
 
 use super::{with_pool, Db, Result};
 use crate::domain::record::Record;
@@ -14,71 +13,136 @@ pub enum StoreOutcome {
     Replaced,
 }
 
-const INSERT_NEW: &str = "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) \
-                          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (account_sid, resource_type, record_key) DO NOTHING";
-const REPLACE: &str = "UPDATE records SET day = $1, sort_key = $2, line = $3 \
-                       WHERE account_sid = $4 AND resource_type = $5 AND record_key = $6";
+/// Rows per multi-row statement: 6 parameters each, well under both databases' limits.
+const ROWS_PER_STATEMENT: usize = 200;
 
 impl Db {
-    /// Stores records in one transaction; a record with a known key replaces the old one.
+    /// Stores records in one transaction; a record with a known key replaces
+    /// the old one. Existing keys are looked up per batch and rows are written
+    /// with multi-row upserts, so a batch costs a few statements, not two per record.
     pub async fn store_records(
         &self,
         account_sid: &str,
         rt: ResourceType,
         batch: &[Record],
     ) -> Result<Vec<StoreOutcome>> {
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let mut out = Vec::with_capacity(batch.len());
-            for r in batch {
-                let day = r.day.to_string();
-                let inserted = sqlx::query(INSERT_NEW)
+        // The last occurrence of a key in the batch wins; earlier ones count as replaced.
+        let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+        for (i, r) in batch.iter().enumerate() {
+            last.insert(r.key.as_str(), i);
+        }
+        let unique: Vec<&Record> = batch
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| last[r.key.as_str()] == *i)
+            .map(|(_, r)| r)
+            .collect();
+        // The batch reads before it writes: on SQLite the transaction must take
+        // the write lock at once, or a concurrent writer makes the upgrade fail.
+        let begin = match self.pool {
+            super::Pool::Sqlite(_) => "BEGIN IMMEDIATE",
+            super::Pool::Postgres(_) => "BEGIN",
+        };
+        let existing: HashSet<String> = with_pool!(self, |pool| {
+            let mut tx = pool.begin_with(begin).await?;
+            let mut existing: HashSet<String> = HashSet::new();
+            for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+                let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                let sql = format!(
+                    "SELECT record_key FROM records WHERE account_sid = $1 AND resource_type = $2 AND record_key IN ({})",
+                    marks.join(", ")
+                );
+                let mut q = sqlx::query_scalar::<_, String>(&sql)
                     .bind(account_sid)
-                    .bind(rt.as_str())
-                    .bind(&r.key)
-                    .bind(&day)
-                    .bind(&r.sort_key)
-                    .bind(&r.line)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if inserted == 1 {
-                    out.push(StoreOutcome::Loaded);
-                    continue;
+                    .bind(rt.as_str());
+                for r in chunk {
+                    q = q.bind(&r.key);
                 }
-                sqlx::query(REPLACE)
-                    .bind(&day)
-                    .bind(&r.sort_key)
-                    .bind(&r.line)
-                    .bind(account_sid)
-                    .bind(rt.as_str())
-                    .bind(&r.key)
-                    .execute(&mut *tx)
-                    .await?;
-                out.push(StoreOutcome::Replaced);
+                existing.extend(q.fetch_all(&mut *tx).await?);
+            }
+            for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+                let rows: Vec<String> = (0..chunk.len())
+                    .map(|i| {
+                        let b = i * 6;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${})",
+                            b + 1,
+                            b + 2,
+                            b + 3,
+                            b + 4,
+                            b + 5,
+                            b + 6
+                        )
+                    })
+                    .collect();
+                let sql = format!(
+                    "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) VALUES {} \
+                     ON CONFLICT (account_sid, resource_type, record_key) DO UPDATE SET day = excluded.day, \
+                     sort_key = excluded.sort_key, line = excluded.line",
+                    rows.join(", ")
+                );
+                let mut q = sqlx::query(&sql);
+                for r in chunk {
+                    q = q
+                        .bind(account_sid)
+                        .bind(rt.as_str())
+                        .bind(&r.key)
+                        .bind(r.day.to_string())
+                        .bind(&r.sort_key)
+                        .bind(&r.line);
+                }
+                q.execute(&mut *tx).await?;
             }
             tx.commit().await?;
-            Ok(out)
-        })
+            Ok::<HashSet<String>, super::Error>(existing)
+        })?;
+        let mut seen: HashSet<&str> = HashSet::with_capacity(batch.len());
+        Ok(batch
+            .iter()
+            .map(|r| {
+                let first_time = seen.insert(r.key.as_str());
+                if first_time && !existing.contains(&r.key) {
+                    StoreOutcome::Loaded
+                } else {
+                    StoreOutcome::Replaced
+                }
+            })
+            .collect())
     }
 
-    /// The day-file lines of one day, in file order, streamed.
-    pub fn day_lines(
+    /// Up to `limit` day-file lines of one day after `after` (a sort key), in
+    /// file order, joined by newlines by the database itself: one row crosses
+    /// the driver per page instead of one per record. Returns the text, the
+    /// last sort key and how many lines it holds; None when no line is left.
+    pub async fn day_page(
         &self,
         account_sid: &str,
         rt: ResourceType,
         day: Day,
-    ) -> BoxStream<'_, Result<String>> {
-        let sql = "SELECT line FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3 AND NOT export_deleted \
-                   ORDER BY sort_key";
-        let (account, day) = (account_sid.to_string(), day.to_string());
-        with_pool!(self, |pool| sqlx::query_scalar::<_, String>(sql)
-            .bind(account)
-            .bind(rt.as_str())
-            .bind(day)
-            .fetch(pool)
-            .map_err(Into::into)
-            .boxed())
+        after: &str,
+        limit: i64,
+    ) -> Result<Option<(String, String, i64)>> {
+        let inner = "SELECT line, sort_key FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3 \
+                     AND NOT export_deleted AND sort_key > $4 ORDER BY sort_key LIMIT $5";
+        let sql = match self.pool {
+            super::Pool::Sqlite(_) => format!("SELECT group_concat(line, char(10)), MAX(sort_key), COUNT(*) FROM ({inner}) AS page"),
+            super::Pool::Postgres(_) => {
+                format!("SELECT string_agg(line, E'\\n' ORDER BY sort_key), MAX(sort_key), COUNT(*) FROM ({inner}) AS page")
+            }
+        };
+        let row: (Option<String>, Option<String>, i64) =
+            with_pool!(self, |pool| sqlx::query_as(&sql)
+                .bind(account_sid)
+                .bind(rt.as_str())
+                .bind(day.to_string())
+                .bind(after)
+                .bind(limit)
+                .fetch_one(pool)
+                .await)?;
+        Ok(match row {
+            (Some(text), Some(last), n) if n > 0 => Some((text, last, n)),
+            _ => None,
+        })
     }
 
     pub async fn count_records(
