@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Export benchmark: one run, every figure a ratio against a baseline measured
+# in the same run on the same bytes and cores. Installs its tools itself
+# (pigz and wrk from Debian, duckdb from PyPI). Usage: bench/export.sh [RECORDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+N=${1:-${BENCH_RECORDS:-1000000}}
+CORES=$(nproc)
+DAY=2024-01-01
+
+need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
+need pigz pigz
+need wrk wrk
+python3 -m venv .venv-bench
+.venv-bench/bin/pip install --quiet --disable-pip-version-check duckdb
+cargo build --release --locked --bin bulkexport 2>&1 | tail -n 1
+B="$root/target/release/bulkexport"
+
+work=$(mktemp -d /tmp/bulkexport-bench.XXXXXX)
+server=""
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc; }
+ratio() { echo "scale=2; $1 / $2" | bc; }
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+
+echo "seeding $N Messages on $DAY ..."
+acct=$("$B" --data-dir "$work/db" accounts create --friendly-name bench)
+SID=$(echo "$acct" | json '["sid"]'); TOKEN=$(echo "$acct" | json '["auth_token"]')
+t=$(now); "$B" --data-dir "$work/db" seed --account "$SID" --resource-type Messages --start-day $DAY --end-day $DAY --per-day "$N" >/dev/null
+seed_s=$(since "$t")
+
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+BASE="http://127.0.0.1:$port"
+BULKEXPORT_ADMIN_TOKEN=bench RUST_LOG=warn "$B" --data-dir "$work/db" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+server=$!
+until curl -sf "$BASE/readyz" >/dev/null; do sleep 0.05; done  # start-up only
+drain() { curl -sf -X POST -H "Authorization: Bearer bench" "$BASE/admin/v1/Queue/Drain?TimeoutSeconds=3600" >/dev/null; }
+
+echo "export: CreateExportCustomJob until FetchJob shows Completed ..."
+t=$(now)
+job=$(curl -sf -u "$SID:$TOKEN" -d StartDay=$DAY -d EndDay=$DAY -d FriendlyName=bench "$BASE/v1/Exports/Messages/Jobs" | json '["job_sid"]')
+drain
+status=$(curl -sf -u "$SID:$TOKEN" "$BASE/v1/Exports/Jobs/$job" | json '["details"][0]["status"]')
+export_s=$(since "$t")
+[ "$status" = Completed ] || { echo "job ended $status"; exit 1; }
+rss_kb=$(awk '/VmHWM/ {print $2}' "/proc/$server/status")
+
+link=$(curl -sf -u "$SID:$TOKEN" "$BASE/v1/Exports/Messages/Days/$DAY" | json '["redirect_to"]')
+curl -sf "$link" -o "$work/day.json.gz"
+gzip -t "$work/day.json.gz"
+gzip -dc "$work/day.json.gz" > "$work/lines.jsonl"
+raw=$(stat -c %s "$work/lines.jsonl"); ours_gz=$(stat -c %s "$work/day.json.gz")
+lines=$(wc -l < "$work/lines.jsonl")
+[ "$lines" -eq "$N" ] || { echo "the file has $lines lines, not $N"; exit 1; }
+
+echo "baselines on the same bytes ..."
+t=$(now); pigz -6 -p "$CORES" -c "$work/lines.jsonl" > "$work/pigz.gz"; pigz_s=$(since "$t")
+t=$(now); gzip -6 -c "$work/lines.jsonl" > "$work/gzip.gz"; gzip_s=$(since "$t")
+gzip_gz=$(stat -c %s "$work/gzip.gz")
+read -r duck_load_s duck_copy_s < <(.venv-bench/bin/python - "$work" <<'PY'
+import sys, time, duckdb
+work = sys.argv[1]
+con = duckdb.connect()
+t = time.time()
+con.execute(f"CREATE TABLE t AS SELECT * FROM read_json_auto('{work}/lines.jsonl', format='newline_delimited')")
+load = time.time() - t
+t = time.time()
+con.execute(f"COPY (SELECT * FROM t) TO '{work}/duck.json.gz' (FORMAT JSON, COMPRESSION GZIP)")
+print(load, time.time() - t)
+PY
+)
+
+echo "ingest of the same NDJSON into a fresh database ..."
+acct2=$("$B" --data-dir "$work/db2" accounts create --friendly-name ingest)
+SID2=$(echo "$acct2" | json '["sid"]')
+sed "s/$SID/$SID2/g" "$work/lines.jsonl" > "$work/ingest.jsonl"  # the records now belong to the new account
+t=$(now); "$B" --data-dir "$work/db2" ingest --account "$SID2" --resource-type Messages "$work/ingest.jsonl" > "$work/ingest.json"
+[ "$(json '["loaded"]' < "$work/ingest.json")" -eq "$N" ] || { echo "ingest did not load every record"; exit 1; }
+ingest_s=$(since "$t")
+
+echo "a job of 366 empty days ..."
+# Another account: the quota allows 366 requested days per account family and UTC day.
+acct3=$("$B" --data-dir "$work/db" accounts create --friendly-name empty)
+SID3=$(echo "$acct3" | json '["sid"]'); TOKEN3=$(echo "$acct3" | json '["auth_token"]')
+t=$(now)
+curl -sf -u "$SID3:$TOKEN3" -d StartDay=2024-01-01 -d EndDay=2024-12-31 -d FriendlyName=empty "$BASE/v1/Exports/Calls/Jobs" >/dev/null
+drain
+empty_s=$(since "$t")
+
+echo "API: 64 connections for 20 s against FetchJob, then ListDay, while an export runs ..."
+curl -sf -u "$SID:$TOKEN" -d StartDay=$DAY -d EndDay=$DAY -d FriendlyName=again "$BASE/v1/Exports/Messages/Jobs" >/dev/null
+auth="Authorization: Basic $(printf '%s:%s' "$SID" "$TOKEN" | base64 -w0)"
+wrk -t2 -c64 -d20s --latency -H "$auth" "$BASE/v1/Exports/Jobs/$job" > "$work/wrk-job.txt"
+wrk -t2 -c64 -d20s --latency -H "$auth" "$BASE/v1/Exports/Messages/Days" > "$work/wrk-days.txt"
+rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
+p99() { awk '$1=="99%" {print $2}' "$1"; }
+drain
+
+mb=$(echo "scale=1; $raw / 1000000" | bc)
+printf '\n%-44s %14s %14s %10s\n' "measure" "ours" "baseline" "ratio"
+printf '%-44s %14s %14s %10s\n' "records exported (one day)" "$N" "" ""
+printf '%-44s %13.2fs %13.2fs %10s\n' "export end to end vs pigz -6 -p$CORES" "$export_s" "$pigz_s" "$(ratio "$export_s" "$pigz_s")"
+printf '%-44s %13.2fs %13.2fs %10s\n' "export vs gzip -6" "$export_s" "$gzip_s" "$(ratio "$export_s" "$gzip_s")"
+printf '%-44s %13.2fs %13.2fs %10s\n' "DuckDB COPY ... GZIP / ours" "$export_s" "$duck_copy_s" "$(ratio "$duck_copy_s" "$export_s")"
+printf '%-44s %14s %14s %10s\n' "records/s, MB/s of JSON lines ($mb MB)" "$(echo "$N / $export_s" | bc)/s" "$(echo "scale=1; $mb / $export_s" | bc) MB/s" ""
+printf '%-44s %14s %14s %10s\n' "compressed size vs gzip -6" "$ours_gz" "$gzip_gz" "$(echo "scale=3; $ours_gz / $gzip_gz" | bc)"
+printf '%-44s %13s MB %13s MB %10s\n' "peak RSS of the service vs 100 MB" "$((rss_kb / 1024))" "100" "$(echo "scale=2; $rss_kb / 1024 / 100" | bc)"
+printf '%-44s %14s %14s %10s\n' "ingest records/s vs 300,000/s" "$(echo "$N / $ingest_s" | bc)" "300000" "$(echo "scale=2; $N / $ingest_s / 300000" | bc)"
+printf '%-44s %13.2fs %13.2fs %10s\n' "ingest vs DuckDB loading the same NDJSON" "$ingest_s" "$duck_load_s" "$(ratio "$ingest_s" "$duck_load_s")"
+printf '%-44s %13.2fs %13.2fs %10s\n' "366 empty days vs 5 s" "$empty_s" "5" "$(ratio "$empty_s" 5)"
+printf '%-44s %14s %14s %10s\n' "FetchJob req/s vs 10,000 (p99 $(p99 "$work/wrk-job.txt"))" "$(rps "$work/wrk-job.txt")" "10000" "$(ratio "$(rps "$work/wrk-job.txt")" 10000)"
+printf '%-44s %14s %14s %10s\n' "ListDay req/s (p99 $(p99 "$work/wrk-days.txt"))" "$(rps "$work/wrk-days.txt")" "" ""
+printf '%-44s %13.2fs %14s %10s\n' "seeding (bulkexport seed)" "$seed_s" "" ""
