@@ -243,6 +243,14 @@ impl Exports {
         })
     }
 
+    /// True while deletions that the current batch slot should apply are not
+    /// applied yet (another task may be applying them right now).
+    pub(crate) async fn deletions_due(&self) -> Result<bool> {
+        let period = self.inner.engine.deletion_batch_ms.max(1000);
+        let slot_start = self.clock().now_ms() / period * period;
+        Ok(!self.db().pending_deletions(slot_start, 1).await?.is_empty())
+    }
+
     /// Applies the deletions requested so far, once per batch slot across all
     /// nodes. Returns how many were applied.
     pub async fn apply_deletions_if_due(&self) -> Result<usize> {

@@ -230,6 +230,8 @@ impl Exports {
             // check is then seen as due by the later ones.
             let idle = self.db().pending_work(self.clock().now_ms()).await? == 0
                 && self.db().complete_unfinished_jobs(1).await?.is_empty()
+                && !self.deletions_due().await?
+                && self.db().stale_days(1).await?.is_empty()
                 && self.db().due_deliveries(self.clock().now_ms()).await? == 0;
             if idle {
                 return Ok(true);
