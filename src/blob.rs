@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
@@ -70,15 +69,6 @@ impl BlobStore {
         Err(Error::Unsupported(url.to_string()))
     }
 
-    #[cfg(test)]
-    pub fn in_memory() -> BlobStore {
-        BlobStore {
-            store: Arc::new(object_store::memory::InMemory::new()),
-            signer: None,
-            prefix: String::new(),
-        }
-    }
-
     fn path(&self, key: &str) -> Path {
         if self.prefix.is_empty() {
             Path::from(key)
@@ -120,21 +110,12 @@ impl BlobStore {
         Ok(self.store.get_opts(&self.path(key), opts).await?)
     }
 
-    pub async fn read_all(&self, key: &str) -> Result<Bytes, Error> {
-        Ok(self.store.get(&self.path(key)).await?.bytes().await?)
-    }
-
     /// Removes an object; a missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         match self.store.delete(&self.path(key)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
-    }
-
-    /// True when the store can hand out its own pre-signed download links.
-    pub fn can_presign(&self) -> bool {
-        self.signer.is_some()
     }
 
     /// A pre-signed GET URL of the object itself, valid for `ttl`; None for

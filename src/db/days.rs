@@ -14,7 +14,7 @@ pub struct DayRow {
     pub generation: i64,
 }
 
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
 pub struct ExportConfigRow {
     pub enabled: bool,
     pub webhook_url: Option<String>,

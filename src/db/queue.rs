@@ -256,17 +256,6 @@ impl Db {
         })
     }
 
-    /// Queues a blob for removal once `not_before` has passed.
-    pub async fn add_garbage(&self, key: &str, not_before: i64) -> Result<()> {
-        with_pool!(self, |pool| sqlx::query(ADD_GARBAGE)
-            .bind(key)
-            .bind(not_before)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        Ok(())
-    }
-
     /// Takes up to `limit` blobs that are due for removal.
     pub async fn take_garbage(&self, now: i64, limit: i64) -> Result<Vec<String>> {
         let sql = "DELETE FROM blob_garbage WHERE blob_key IN \

@@ -44,13 +44,7 @@ impl Exports {
             .db()
             .find_export_config(account_sid, rt.as_str())
             .await?;
-        let row = row.unwrap_or(ExportConfigRow {
-            enabled: false,
-            webhook_url: None,
-            webhook_method: None,
-            email: None,
-            enabled_at: None,
-        });
+        let row = row.unwrap_or_default();
         Ok(ExportConfig {
             resource_type: rt,
             enabled: row.enabled,
@@ -66,11 +60,11 @@ impl Exports {
         rt: ResourceType,
         u: &ConfigUpdate,
     ) -> Result<ExportConfig> {
-        let stored = self
+        let current = self
             .db()
             .find_export_config(account_sid, rt.as_str())
-            .await?;
-        let current = self.fetch_export_config(account_sid, rt).await?;
+            .await?
+            .unwrap_or_default();
         let enabled = match u.enabled.as_deref() {
             Some(s) => parse_bool(s)?,
             None => current.enabled,
@@ -85,7 +79,7 @@ impl Exports {
         let now = self.clock().now_ms();
         let enabled_at = match (enabled, current.enabled) {
             (true, false) => Some(now),
-            (true, true) => stored.and_then(|s| s.enabled_at).or(Some(now)),
+            (true, true) => current.enabled_at.or(Some(now)),
             (false, _) => None,
         };
         let url = u.webhook_url.clone().or(current.webhook_url);
