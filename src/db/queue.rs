@@ -243,6 +243,11 @@ impl Db {
                     .bind(version)
                     .execute(&mut *tx)
                     .await?;
+                // The new file is published: it is no longer a possible orphan.
+                sqlx::query("DELETE FROM blob_garbage WHERE blob_key = $1")
+                    .bind(blob_key)
+                    .execute(&mut *tx)
+                    .await?;
                 if let Some(old) = old.filter(|k| k != blob_key) {
                     sqlx::query(ADD_GARBAGE)
                         .bind(&old)
@@ -254,6 +259,17 @@ impl Db {
             tx.commit().await?;
             Ok(true)
         })
+    }
+
+    /// Queues a blob for removal once `not_before` has passed.
+    pub async fn add_garbage(&self, key: &str, not_before: i64) -> Result<()> {
+        with_pool!(self, |pool| sqlx::query(ADD_GARBAGE)
+            .bind(key)
+            .bind(not_before)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
     }
 
     /// Takes up to `limit` blobs that are due for removal.

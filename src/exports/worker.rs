@@ -11,6 +11,9 @@ use crate::db::{Claimed, Finish};
 use crate::domain::{Day, ResourceType};
 use crate::export::{self, export_day};
 
+/// How long a file being written may stay unpublished before it counts as
+/// an orphan of a dead process and is removed.
+const ORPHAN_GRACE_MS: i64 = 24 * 3600 * 1000;
 /// Garbage blobs removed per pass.
 const GARBAGE_BATCH: i64 = 100;
 
@@ -133,6 +136,20 @@ impl Exports {
                 };
             }
         };
+        // Recorded before the upload: if this process dies after the file is
+        // complete but before it is published, the file is removed later
+        // instead of lying unreferenced. Publishing takes the key off the list.
+        if let Err(e) = self
+            .db()
+            .add_garbage(&key, self.clock().now_ms() + ORPHAN_GRACE_MS)
+            .await
+        {
+            heartbeat.abort();
+            return Finish::Retry {
+                run_after: self.clock().now_ms() + engine.retry_base_ms,
+                error: e.to_string(),
+            };
+        }
         let result = export_day(
             self.db(),
             self.blobs(),
