@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Export benchmark: one run, every figure a ratio against a baseline measured
 # in the same run on the same bytes and cores. Installs its tools itself
-# (pigz and wrk from Debian, duckdb from PyPI). Usage: bench/export.sh [RECORDS]
+# (pigz and wrk from Debian, duckdb from PyPI, the Stoplight Prism mock from
+# npm). Usage: bench/export.sh [RECORDS] (default 1,000,000; the scaling run
+# then also exports RECORDS/10 and RECORDS*5; BENCH_SCALING=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 N=${1:-${BENCH_RECORDS:-1000000}}
+SCALING=${BENCH_SCALING:-1}
+SPEC="$root/../shared/spec/twilio_bulkexports_v1.yaml"
+[ -f "$SPEC" ] || { echo "error: $SPEC is missing (the shared/ folder must sit beside this checkout)" >&2; exit 1; }
 CORES=$(nproc)
 DAY=2024-01-01
 
@@ -14,12 +19,14 @@ need pigz pigz
 need wrk wrk
 python3 -m venv .venv-bench
 .venv-bench/bin/pip install --quiet --disable-pip-version-check duckdb
+npm install --prefix .bench-node --no-audit --no-fund --silent @stoplight/prism-cli@5.14.2
 cargo build --release --locked --bin bulkexport 2>&1 | tail -n 1
 B="$root/target/release/bulkexport"
 
 work=$(mktemp -d /tmp/bulkexport-bench.XXXXXX)
 server=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
+prism=""
+cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$prism" ] && kill "$prism" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
 now() { date +%s.%N; }
 since() { echo "$(now) - $1" | bc; }
@@ -99,6 +106,33 @@ rps() { awk '/Requests\/sec/ {print $2}' "$1"; }
 p99() { awk '$1=="99%" {print $2}' "$1"; }
 drain
 
+echo "the same load against the Stoplight Prism mock serving the same spec ..."
+pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+.bench-node/node_modules/.bin/prism mock --port "$pport" "$SPEC" >"$work/prism.log" 2>&1 &
+prism=$!
+until curl -s -o /dev/null "http://127.0.0.1:$pport/v1/Exports/Messages/Days"; do sleep 0.2; done  # start-up only
+wrk -t2 -c64 -d20s --latency -H "$auth" "http://127.0.0.1:$pport/v1/Exports/Jobs/$job" > "$work/wrk-prism-job.txt"
+wrk -t2 -c64 -d20s --latency -H "$auth" "http://127.0.0.1:$pport/v1/Exports/Messages/Days" > "$work/wrk-prism-days.txt"
+kill "$prism"; prism=""
+
+# How cost grows: the same export at N/10, N and 5N records, each on its own
+# day, with the peak RSS reset before each (/proc/PID/clear_refs).
+scale_rows=()
+if [ "$SCALING" = 1 ]; then
+  echo "scaling: exports of $((N / 10)), $N and $((N * 5)) records ..."
+  "$B" --data-dir "$work/db" seed --account "$SID" --resource-type Messages --start-day 2024-01-02 --end-day 2024-01-02 --per-day "$((N / 10))" >/dev/null
+  "$B" --data-dir "$work/db" seed --account "$SID" --resource-type Messages --start-day 2024-01-03 --end-day 2024-01-03 --per-day "$((N * 5))" >/dev/null
+  for pair in "2024-01-02 $((N / 10))" "$DAY $N" "2024-01-03 $((N * 5))"; do
+    read -r d n <<<"$pair"
+    echo 5 > "/proc/$server/clear_refs"
+    t=$(now)
+    curl -sf -u "$SID:$TOKEN" -d StartDay="$d" -d EndDay="$d" -d FriendlyName=scale "$BASE/v1/Exports/Messages/Jobs" >/dev/null
+    drain
+    s=$(since "$t")
+    scale_rows+=("$n $s $(( $(awk '/VmHWM/ {print $2}' "/proc/$server/status") / 1024 ))")
+  done
+fi
+
 mb=$(echo "scale=1; $raw / 1000000" | bc)
 printf '\n%-44s %14s %14s %10s\n' "measure" "ours" "baseline" "ratio"
 printf '%-44s %14s %14s %10s\n' "records exported (one day)" "$N" "" ""
@@ -112,5 +146,15 @@ printf '%-44s %14s %14s %10s\n' "ingest records/s vs 300,000/s" "$(echo "$N / $i
 printf '%-44s %13.2fs %13.2fs %10s\n' "ingest vs DuckDB loading the same NDJSON" "$ingest_s" "$duck_load_s" "$(ratio "$ingest_s" "$duck_load_s")"
 printf '%-44s %13.2fs %13.2fs %10s\n' "366 empty days vs 5 s" "$empty_s" "5" "$(ratio "$empty_s" 5)"
 printf '%-44s %14s %14s %10s\n' "FetchJob req/s vs 10,000 (p99 $(p99 "$work/wrk-job.txt"))" "$(rps "$work/wrk-job.txt")" "10000" "$(ratio "$(rps "$work/wrk-job.txt")" 10000)"
-printf '%-44s %14s %14s %10s\n' "ListDay req/s (p99 $(p99 "$work/wrk-days.txt"))" "$(rps "$work/wrk-days.txt")" "" ""
+printf '%-44s %14s %14s %10s\n' "FetchJob req/s vs Prism mock (p99 $(p99 "$work/wrk-job.txt") vs $(p99 "$work/wrk-prism-job.txt"))" "$(rps "$work/wrk-job.txt")" "$(rps "$work/wrk-prism-job.txt")" "$(ratio "$(rps "$work/wrk-job.txt")" "$(rps "$work/wrk-prism-job.txt")")"
+printf '%-44s %14s %14s %10s\n' "ListDay req/s vs Prism mock (p99 $(p99 "$work/wrk-days.txt") vs $(p99 "$work/wrk-prism-days.txt"))" "$(rps "$work/wrk-days.txt")" "$(rps "$work/wrk-prism-days.txt")" "$(ratio "$(rps "$work/wrk-days.txt")" "$(rps "$work/wrk-prism-days.txt")")"
 printf '%-44s %13.2fs %14s %10s\n' "seeding (bulkexport seed)" "$seed_s" "" ""
+if [ "${#scale_rows[@]}" -gt 0 ]; then
+  read -r _ base_s _ <<<"${scale_rows[1]}"
+  printf '\n%-12s %10s %16s %14s %12s\n' "records" "export" "s per 1M records" "vs the N run" "peak RSS"
+  for row in "${scale_rows[@]}"; do
+    read -r n s mb <<<"$row"
+    per=$(echo "scale=3; $s * 1000000 / $n" | bc); base_per=$(echo "scale=3; $base_s * 1000000 / $N" | bc)
+    printf '%-12s %9.2fs %16.2f %14s %9s MB\n' "$n" "$s" "$per" "$(echo "scale=2; $per / $base_per" | bc)" "$mb"
+  done
+fi

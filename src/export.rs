@@ -10,10 +10,16 @@ use crate::blob::BlobStore;
 use crate::db::Db;
 use crate::domain::{Day, ResourceType};
 
-/// gzip level: 6, as `gzip -6` and pigz's default.
-const LEVEL: u32 = 6;
-/// Lines read from the database per page (about 256 KiB of JSON lines).
-const PAGE_LINES: i64 = 500;
+/// zlib-rs level 5. Its files come out about 2% smaller than `gzip -6`'s on
+/// the same bytes (zlib-rs, like zlib-ng, uses its "medium" strategy from
+/// level 3 on) and it compresses about 20% faster than its own level 6, whose
+/// files are 4% smaller than gzip -6's. Measured with `bench/export.sh`.
+const LEVEL: u32 = 5;
+/// Bytes of JSON lines per compressed chunk: at 1 MiB, priming each chunk
+/// with its predecessor's 32 KiB window costs about 3%; at 256 KiB it was 12%.
+const CHUNK_BYTES: usize = 1024 * 1024;
+/// Lines per page when reading through the pool (about 1 MiB).
+const PAGE_LINES: i64 = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -50,24 +56,23 @@ pub async fn export_day(
     let compressor = tokio::task::spawn_blocking(move || compress(raw_rx, gz_tx));
 
     let read = async move {
-        let mut after = String::new();
-        let mut records = 0u64;
-        while let Some((mut text, last, n)) = db
-            .day_page(account_sid, rt, day, &after, PAGE_LINES)
-            .await?
-        {
-            if stop.is_cancelled() {
-                return Err(Error::Stopped);
-            }
-            text.push('\n');
-            records += n as u64;
-            after = last;
-            raw_tx
-                .send(text.into_bytes())
+        let records = match db.sqlite_file() {
+            Some(file) => {
+                let (account_sid, stopped) = (account_sid.to_string(), stop.clone());
+                let scanned = tokio::task::spawn_blocking(move || {
+                    crate::db::scan_day_sqlite(&file, &account_sid, rt, day, CHUNK_BYTES, |chunk| {
+                        !stopped.is_cancelled() && raw_tx.blocking_send(chunk).is_ok()
+                    })
+                })
                 .await
-                .map_err(|_| Error::Compressor)?;
-        }
-        drop(raw_tx);
+                .map_err(|_| Error::Compressor)??;
+                if stop.is_cancelled() {
+                    return Err(Error::Stopped);
+                }
+                scanned
+            }
+            None => read_pages(db, account_sid, rt, day, stop, raw_tx).await?,
+        };
         Ok::<u64, Error>(records)
     };
 
@@ -99,6 +104,36 @@ pub async fn export_day(
             Err(Error::Stopped)
         }
     }
+}
+
+/// Reads the day in pages through the pool (PostgreSQL: the server joins each
+/// page's lines itself, so a page is one row).
+async fn read_pages(
+    db: &Db,
+    account_sid: &str,
+    rt: ResourceType,
+    day: Day,
+    stop: &CancellationToken,
+    raw_tx: mpsc::Sender<Vec<u8>>,
+) -> Result<u64, Error> {
+    let mut after = String::new();
+    let mut records = 0u64;
+    while let Some((mut text, last, n)) = db
+        .day_page(account_sid, rt, day, &after, PAGE_LINES)
+        .await?
+    {
+        if stop.is_cancelled() {
+            return Err(Error::Stopped);
+        }
+        text.push('\n');
+        records += n as u64;
+        after = last;
+        raw_tx
+            .send(text.into_bytes())
+            .await
+            .map_err(|_| Error::Compressor)?;
+    }
+    Ok(records)
 }
 
 /// The compressor stage: one gzip member over every chunk received,

@@ -28,6 +28,7 @@ pub use deletions::{CallRecord, DeletionRow, StaleDay};
 pub use deliveries::{AttemptRow, DeliveryRow, NewDelivery};
 pub use jobs::{Admission, DayQuota, JobDayRow, JobKind, JobRow, NewJob};
 pub use queue::{Claimed, Finish};
+pub use records::scan_day_sqlite;
 pub use records::StoreOutcome;
 pub use users::UserRow;
 
@@ -53,6 +54,8 @@ pub(crate) enum Pool {
 pub enum Error {
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Scan(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
