@@ -24,6 +24,7 @@ echo "== installing the official clients"
 python3 -m venv .venv
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/clients/requirements.txt
 (cd tests/clients/node && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/clients/cli && npm ci --no-audit --no-fund --loglevel=error)  # the stock twilio-cli, for the proxy mode
 export NODE_PATH="$root/tests/clients/node/node_modules"
 
 client_suites() {
@@ -31,14 +32,14 @@ client_suites() {
   node --test tests/clients/node/
 }
 
-echo "== SQLite and local files: cargo test, twilio-python, twilio-node"
+echo "== SQLite and local files: cargo test, twilio-python, twilio-node, twilio-cli through the proxy"
 cargo test --locked
 client_suites
 
 echo "== PostgreSQL and S3: starting the servers"
 start_postgres
 start_s3
-echo "== PostgreSQL and S3: cargo test, twilio-python, twilio-node"
+echo "== PostgreSQL and S3: cargo test, twilio-python, twilio-node, twilio-cli through the proxy"
 cargo test --locked --test api
 psql "$BULKEXPORT_TEST_POSTGRES_URL" -qc "CREATE DATABASE client_suites"
 BULKEXPORT_DATABASE_URL="${BULKEXPORT_TEST_POSTGRES_URL%/*}/client_suites" \

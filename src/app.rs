@@ -26,6 +26,7 @@ pub struct Application {
     exports: Exports,
     state: AppState,
     workers: usize,
+    proxy: Option<crate::proxy::Proxy>,
 }
 
 impl Application {
@@ -47,7 +48,21 @@ impl Application {
             exports,
             state,
             workers: settings.worker_count(),
+            proxy: None,
         })
+    }
+
+    /// Also listen as an HTTP proxy on `addr` (see [`crate::proxy`]), with the
+    /// CA of `data_dir` (created if missing). Returns the bound address.
+    pub async fn enable_proxy(
+        &mut self,
+        addr: &str,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<SocketAddr> {
+        let proxy = crate::proxy::Proxy::bind(addr, data_dir).await?;
+        let bound = proxy.local_addr()?;
+        self.proxy = Some(proxy);
+        Ok(bound)
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -69,10 +84,16 @@ impl Application {
         let workers = Workers::start(&self.exports, self.workers, &shutdown);
         let deliverer = Deliverer::start(&self.exports, &shutdown);
         let app = api::router(self.state);
+        let proxy = self
+            .proxy
+            .map(|p| tokio::spawn(p.run(app.clone(), shutdown.clone())));
         let served = axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown.clone().cancelled_owned())
             .await;
         shutdown.cancel();
+        if let Some(proxy) = proxy {
+            let _ = proxy.await;
+        }
         workers.shutdown().await;
         deliverer.shutdown().await;
         self.exports.db().close().await;

@@ -35,7 +35,14 @@ enum Command {
         /// real time) and allow moving it forward with POST /admin/v1/Clock.
         #[arg(long, value_name = "INSTANT", value_parser = parse_instant)]
         clock: Option<chrono::DateTime<chrono::Utc>>,
+        /// Also listen on ADDR as an HTTPS proxy for the Twilio API hosts, so the
+        /// official clients work unchanged (see `bulkexport ca path`).
+        #[arg(long, value_name = "ADDR", env = "BULKEXPORT_PROXY_LISTEN")]
+        proxy_listen: Option<String>,
     },
+    /// The local CA of the proxy mode.
+    #[command(subcommand)]
+    Ca(CaCommand),
     /// Run only the export workers (no HTTP listener), sharing the database and storage.
     Worker,
     /// Apply database migrations and exit.
@@ -102,6 +109,14 @@ enum AccountsCommand {
     },
     /// List accounts as JSON lines.
     List,
+}
+
+#[derive(Subcommand, Debug)]
+enum CaCommand {
+    /// Create the CA in the data directory unless it exists; prints its certificate's path.
+    Init,
+    /// Print the path of the CA certificate that clients must trust.
+    Path,
 }
 
 #[derive(Subcommand, Debug)]
@@ -190,9 +205,28 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.settings)?;
     let clock = Clock::system();
     match cli.command {
-        Command::Serve { demo, clock: start } => {
+        Command::Serve {
+            demo,
+            clock: start,
+            proxy_listen,
+        } => {
             let clock = start.map(Clock::starting_at).unwrap_or(clock);
-            serve(&settings, clock, start.is_some(), demo).await
+            serve(&settings, clock, start.is_some(), demo, proxy_listen).await
+        }
+        Command::Ca(CaCommand::Init) => {
+            let (path, created) = crate::proxy::ca::init(&settings.data_dir)?;
+            if created {
+                eprintln!("created the proxy CA; clients must trust:");
+            }
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Ca(CaCommand::Path) => {
+            println!(
+                "{}",
+                crate::proxy::ca::existing_cert(&settings.data_dir)?.display()
+            );
+            Ok(())
         }
         Command::Worker => {
             let exports = app::open(&settings, clock).await?;
@@ -381,8 +415,14 @@ async fn serve(
     clock: Clock,
     settable_clock: bool,
     demo: bool,
+    proxy_listen: Option<String>,
 ) -> anyhow::Result<()> {
     let mut app = Application::build(settings, clock).await?;
+    if let Some(addr) = proxy_listen {
+        let bound = app.enable_proxy(&addr, &settings.data_dir).await?;
+        tracing::info!(proxy = %bound, ca = %crate::proxy::ca::cert_path(&settings.data_dir).display(),
+            "also listening as an HTTPS proxy for the Twilio API hosts");
+    }
     if settable_clock {
         app.allow_clock_changes();
         tracing::info!(now = %app.exports().clock().now(), "the service clock is settable: POST /admin/v1/Clock");

@@ -28,3 +28,4 @@ pub mod export;
 pub mod exports;
 pub mod gzip;
 pub mod notify;
+pub mod proxy;

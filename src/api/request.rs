@@ -100,6 +100,9 @@ impl FromRequestParts<AppState> for BaseUrl {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if parts.extensions.get::<crate::proxy::ViaProxy>().is_some() {
+            return Ok(BaseUrl(crate::proxy::CANONICAL_BASE.to_string()));
+        }
         if let Some(url) = &state.public_url {
             return Ok(BaseUrl(url.trim_end_matches('/').to_string()));
         }

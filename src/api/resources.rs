@@ -193,12 +193,15 @@ pub async fn fetch_day(
     caller: Caller,
     BaseUrl(base): BaseUrl,
     uri: OriginalUri,
+    via_proxy: Option<axum::Extension<crate::proxy::ViaProxy>>,
     Path((rt, day)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let rt = resource_type(&rt, &uri)?;
+    // Through the proxy, the link must go through the proxy too: a client
+    // that honours the proxy could not reach a pre-signed bucket URL.
     let link = state
         .exports
-        .fetch_day(&caller.account_sid, rt, &day)
+        .fetch_day(&caller.account_sid, rt, &day, via_proxy.is_none())
         .await?;
     let url = match link {
         DownloadLink::Service(path) => format!("{base}{path}"),

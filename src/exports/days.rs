@@ -100,12 +100,15 @@ impl Exports {
         })
     }
 
-    /// A download link for a published day, valid for the configured time.
+    /// A download link for a published day, valid for the configured time:
+    /// a pre-signed store URL when configured and `store_links` allows it,
+    /// otherwise a signed link to this service.
     pub async fn fetch_day(
         &self,
         account_sid: &str,
         rt: ResourceType,
         day: &str,
+        store_links: bool,
     ) -> Result<DownloadLink> {
         let parsed = Day::parse(day).map_err(|_| not_found_day(rt, day))?;
         let row = self
@@ -114,7 +117,7 @@ impl Exports {
             .await?
             .ok_or_else(|| not_found_day(rt, day))?;
         let ttl = self.inner.engine.download_ttl_secs;
-        if self.inner.engine.presigned_downloads {
+        if self.inner.engine.presigned_downloads && store_links {
             let ttl = std::time::Duration::from_secs(ttl.max(1) as u64);
             if let Some(url) = self.blobs().presigned_get(&row.blob_key, ttl).await? {
                 return Ok(DownloadLink::Store(url));

@@ -71,6 +71,8 @@ impl Place {
 
 pub struct TestApp {
     pub base: String,
+    /// The proxy listener, when spawned with [`TestApp::spawn_proxied`].
+    pub proxy: Option<std::net::SocketAddr>,
     pub http: reqwest::Client,
     pub exports: Exports,
     pub clock: Clock,
@@ -112,10 +114,29 @@ impl TestApp {
     }
 
     pub async fn spawn_with(place: Place, settings: Settings, clock: Clock) -> TestApp {
+        TestApp::start(place, settings, clock, false).await
+    }
+
+    /// Also listening as the HTTPS proxy, with a CA in the test's data directory.
+    pub async fn spawn_proxied() -> TestApp {
+        let place = Place::new().await;
+        let settings = settings_for(&place, 2);
+        TestApp::start(place, settings, Clock::starting_at(start_time()), true).await
+    }
+
+    async fn start(place: Place, settings: Settings, clock: Clock, proxied: bool) -> TestApp {
         let mut app = Application::build(&settings, clock.clone())
             .await
             .expect("app builds");
         app.allow_clock_changes();
+        let proxy = match proxied {
+            true => Some(
+                app.enable_proxy("127.0.0.1:0", &settings.data_dir)
+                    .await
+                    .expect("proxy binds"),
+            ),
+            false => None,
+        };
         let base = format!("http://{}", app.local_addr().expect("bound"));
         let exports = app.exports().clone();
         let shutdown = CancellationToken::new();
@@ -126,6 +147,7 @@ impl TestApp {
             .expect("client");
         TestApp {
             base,
+            proxy,
             http,
             exports,
             clock,

@@ -16,5 +16,6 @@ mod jobs;
 mod lifecycle;
 mod listener;
 mod notifications;
+mod proxy;
 mod quota;
 mod retention;
