@@ -296,7 +296,11 @@ impl Exports {
     }
 
     async fn job_view(&self, row: JobRow, details: Vec<StatusGroup>) -> Result<JobView> {
-        let queue_position = self.db().queue_position(row.seq).await?;
+        // A finished job has no open day, so no queue position: skip the query.
+        let queue_position = match row.finished_at {
+            Some(_) => None,
+            None => self.db().queue_position(row.seq).await?,
+        };
         let estimated_completion = match queue_position {
             None => row.finished_at.and_then(DateTime::from_timestamp_millis),
             Some(_) => self.estimate_completion(row.seq).await?,
