@@ -43,13 +43,26 @@ impl Db {
             super::Pool::Sqlite(_) => "BEGIN IMMEDIATE",
             super::Pool::Postgres(_) => "BEGIN",
         };
+        // Multi-row statements number their parameters on PostgreSQL; on SQLite
+        // they are anonymous `?` in order, because sqlx looks each named one up
+        // with sqlite3_bind_parameter_name, a linear scan: quadratic per statement.
+        let sqlite = matches!(self.pool, super::Pool::Sqlite(_));
+        let mark = |n: usize| {
+            if sqlite {
+                "?".to_string()
+            } else {
+                format!("${n}")
+            }
+        };
         let existing: HashSet<String> = with_pool!(self, |pool| {
             let mut tx = pool.begin_with(begin).await?;
             let mut existing: HashSet<String> = HashSet::new();
             for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-                let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+                let marks: Vec<String> = (0..chunk.len()).map(|i| mark(i + 3)).collect();
                 let sql = format!(
-                    "SELECT record_key FROM records WHERE account_sid = $1 AND resource_type = $2 AND record_key IN ({})",
+                    "SELECT record_key FROM records WHERE account_sid = {} AND resource_type = {} AND record_key IN ({})",
+                    mark(1),
+                    mark(2),
                     marks.join(", ")
                 );
                 let mut q = sqlx::query_scalar::<_, String>(&sql)
@@ -64,15 +77,8 @@ impl Db {
                 let rows: Vec<String> = (0..chunk.len())
                     .map(|i| {
                         let b = i * 6;
-                        format!(
-                            "(${}, ${}, ${}, ${}, ${}, ${})",
-                            b + 1,
-                            b + 2,
-                            b + 3,
-                            b + 4,
-                            b + 5,
-                            b + 6
-                        )
+                        let m: Vec<String> = (1..=6).map(|k| mark(b + k)).collect();
+                        format!("({})", m.join(", "))
                     })
                     .collect();
                 let sql = format!(
