@@ -33,9 +33,11 @@ pub enum Error {
     Missing(String),
 }
 
-/// Where the CA certificate of `data_dir` is (whether or not it exists yet).
+/// Where the CA certificate of `data_dir` is (whether or not it exists yet),
+/// as an absolute path: clients read it from wherever they run.
 pub fn cert_path(data_dir: &Path) -> PathBuf {
-    data_dir.join(DIR).join(CERT)
+    let path = data_dir.join(DIR).join(CERT);
+    std::path::absolute(&path).unwrap_or(path)
 }
 
 /// Creates the CA in `data_dir` unless it exists; returns the certificate's
@@ -49,7 +51,7 @@ pub fn init(data_dir: &Path) -> Result<(PathBuf, bool), Error> {
         source,
     };
     if dir.join(CERT).exists() && dir.join(KEY).exists() {
-        return Ok((dir.join(CERT), false));
+        return Ok((cert_path(data_dir), false));
     }
     std::fs::create_dir_all(data_dir).map_err(io)?;
     let staging = data_dir.join(format!(".{DIR}-{}", std::process::id()));
@@ -60,10 +62,10 @@ pub fn init(data_dir: &Path) -> Result<(PathBuf, bool), Error> {
     write_private(&staging.join(KEY), key.serialize_pem().as_bytes()).map_err(io)?;
     std::fs::write(staging.join(CERT), cert.pem()).map_err(io)?;
     match std::fs::rename(&staging, &dir) {
-        Ok(()) => Ok((dir.join(CERT), true)),
+        Ok(()) => Ok((cert_path(data_dir), true)),
         Err(_) if dir.join(CERT).exists() => {
             let _ = std::fs::remove_dir_all(&staging);
-            Ok((dir.join(CERT), false))
+            Ok((cert_path(data_dir), false))
         }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
