@@ -87,6 +87,41 @@ async fn ingest_reports_loaded_replaced_and_rejected_lines() {
 }
 
 #[tokio::test]
+async fn ingest_across_several_batches_keeps_the_last_version_of_each_record() {
+    // More than two 20,000-record batches, stored while the next is parsed; a
+    // record of the first batch is replaced in the last one.
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    let line = |i: usize, body: &str| {
+        json!({"sid": format!("SM{i:032x}"), "date_created": format!("2024-06-07T{:02}:{:02}:{:02}Z", i / 3600 % 24, i / 60 % 60, i % 60), "body": body}).to_string()
+    };
+    let mut lines: Vec<String> = (0..45_000).map(|i| line(i, "first")).collect();
+    lines.push(line(7, "last"));
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/v1/Accounts/{}/Records/Messages", a.sid)))
+        .bearer_auth(ADMIN)
+        .body(lines.join("\n"))
+        .send()
+        .await
+        .unwrap();
+    let (status, report) = read(r).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["loaded"], 45_000, "{report}");
+    assert_eq!(report["replaced"], 1, "{report}");
+    app.create_job(&a, "Messages", "2024-06-07", "2024-06-07")
+        .await;
+    app.drain().await;
+    let text = gunzip(&app.download(&a, "Messages", "2024-06-07").await);
+    assert_eq!(text.lines().count(), 45_000);
+    let seventh = text
+        .lines()
+        .find(|l| l.contains(&format!("SM{:032x}", 7)))
+        .unwrap();
+    assert!(seventh.contains(r#""body":"last""#), "{seventh}");
+}
+
+#[tokio::test]
 async fn ingest_of_unknown_account_or_type_is_refused() {
     let app = TestApp::spawn().await;
     let r = app
