@@ -73,6 +73,14 @@ pub struct JobDayRow {
     pub status: String,
 }
 
+#[derive(sqlx::FromRow)]
+struct JobWithDay {
+    #[sqlx(flatten)]
+    job: JobRow,
+    job_day: Option<String>,
+    job_day_status: Option<String>,
+}
+
 const JOB_COLUMNS: &str =
     "seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
                            webhook_method, email, created_at, deleted_at, finished_at, kind";
@@ -197,23 +205,48 @@ impl Db {
         })
     }
 
-    /// The job, unless it finished before `finished_since` (retention).
-    pub async fn find_job(
+    /// A custom job with its days (in day order) in one statement: FetchJob is
+    /// the most frequent call, and on SQLite each statement is a round trip to
+    /// the driver's worker thread.
+    pub async fn find_job_with_days(
         &self,
         account_sid: &str,
         sid: &str,
         finished_since: i64,
-    ) -> Result<Option<JobRow>> {
+    ) -> Result<Option<(JobRow, Vec<JobDayRow>)>> {
+        let columns: Vec<String> = JOB_COLUMNS
+            .split(',')
+            .map(|c| format!("j.{}", c.trim()))
+            .collect();
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND account_sid = $2 AND kind = 'custom' \
-             AND (finished_at IS NULL OR finished_at >= $3)"
+            "SELECT {}, d.day AS job_day, d.status AS job_day_status FROM jobs j \
+             LEFT JOIN job_days d ON d.job_seq = j.seq \
+             WHERE j.sid = $1 AND j.account_sid = $2 AND j.kind = 'custom' \
+             AND (j.finished_at IS NULL OR j.finished_at >= $3) ORDER BY d.day",
+            columns.join(", ")
         );
-        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<JobWithDay> = with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(sid)
             .bind(account_sid)
             .bind(finished_since)
-            .fetch_optional(pool)
-            .await)?)
+            .fetch_all(pool)
+            .await)?;
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let job = first.job.clone();
+        let days = rows
+            .into_iter()
+            .filter_map(|r| match (r.job_day, r.job_day_status) {
+                (Some(day), Some(status)) => Some(JobDayRow {
+                    job_sid: r.job.sid,
+                    day,
+                    status,
+                }),
+                _ => None,
+            })
+            .collect();
+        Ok(Some((job, days)))
     }
 
     /// One page of an account's jobs of one resource type, in submission

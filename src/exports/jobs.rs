@@ -285,12 +285,11 @@ impl Exports {
         if !SidKind::Job.matches(sid) {
             return Err(not_found_job(sid));
         }
-        let row = self
+        let (row, days) = self
             .db()
-            .find_job(account_sid, sid, self.jobs_visible_since())
+            .find_job_with_days(account_sid, sid, self.jobs_visible_since())
             .await?
             .ok_or_else(|| not_found_job(sid))?;
-        let days = self.db().job_days_between(row.seq, row.seq).await?;
         let details = group_details(days.iter().map(|d| (d.day.as_str(), d.status.as_str())));
         self.job_view(row, details).await
     }
