@@ -214,18 +214,20 @@ impl Db {
         sid: &str,
         finished_since: i64,
     ) -> Result<Option<(JobRow, Vec<JobDayRow>)>> {
-        let columns: Vec<String> = JOB_COLUMNS
-            .split(',')
-            .map(|c| format!("j.{}", c.trim()))
-            .collect();
-        let sql = format!(
-            "SELECT {}, d.day AS job_day, d.status AS job_day_status FROM jobs j \
-             LEFT JOIN job_days d ON d.job_seq = j.seq \
-             WHERE j.sid = $1 AND j.account_sid = $2 AND j.kind = 'custom' \
-             AND (j.finished_at IS NULL OR j.finished_at >= $3) ORDER BY d.day",
-            columns.join(", ")
-        );
-        let rows: Vec<JobWithDay> = with_pool!(self, |pool| sqlx::query_as(&sql)
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let columns: Vec<String> = JOB_COLUMNS
+                .split(',')
+                .map(|c| format!("j.{}", c.trim()))
+                .collect();
+            format!(
+                "SELECT {}, d.day AS job_day, d.status AS job_day_status FROM jobs j \
+                 LEFT JOIN job_days d ON d.job_seq = j.seq \
+                 WHERE j.sid = $1 AND j.account_sid = $2 AND j.kind = 'custom' \
+                 AND (j.finished_at IS NULL OR j.finished_at >= $3) ORDER BY d.day",
+                columns.join(", ")
+            )
+        });
+        let rows: Vec<JobWithDay> = with_pool!(self, |pool| sqlx::query_as(SQL.as_str())
             .bind(sid)
             .bind(account_sid)
             .bind(finished_since)

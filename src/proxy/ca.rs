@@ -121,11 +121,13 @@ fn ca_params() -> CertificateParams {
     params
 }
 
-/// Valid from yesterday (clock skew) for `days` days.
+/// Valid from yesterday (clock skew) for `days` days. Clients check
+/// certificates against their own real time, so this reads the system clock,
+/// never a service clock moved forward with `--clock`.
 fn set_validity(params: &mut CertificateParams, days: i64) {
     use chrono::Datelike;
     let at = |d: chrono::NaiveDate| rcgen::date_time_ymd(d.year(), d.month() as u8, d.day() as u8);
-    let today = chrono::Utc::now().date_naive();
+    let today = crate::clock::Clock::system().now().date_naive();
     params.not_before = at(today - chrono::Duration::days(1));
     params.not_after = at(today + chrono::Duration::days(days));
 }
