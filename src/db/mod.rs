@@ -29,7 +29,7 @@ pub use deliveries::{AttemptRow, DeliveryRow, NewDelivery};
 pub use jobs::{Admission, DayQuota, JobDayRow, JobKind, JobRow, NewJob};
 pub use queue::{Claimed, Finish};
 pub use records::scan_day_sqlite;
-pub use records::StoreOutcome;
+pub use records::{RecordWriter, StoreOutcome};
 pub use users::UserRow;
 
 /// Runs `$body` with `$pool` bound to the concrete pool: the body is written
@@ -54,8 +54,9 @@ pub(crate) enum Pool {
 pub enum Error {
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    /// From a SQLite connection opened outside the pool (day scans, record writers).
     #[error("database error: {0}")]
-    Scan(#[from] rusqlite::Error),
+    Direct(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]

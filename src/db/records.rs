@@ -16,27 +16,161 @@ pub enum StoreOutcome {
 /// Rows per multi-row statement: 6 parameters each, well under both databases' limits.
 const ROWS_PER_STATEMENT: usize = 200;
 
+/// Page cache of a SQLite record writer's own connection. A batch inserts
+/// keys all over the primary-key index; when the index's pages stay cached,
+/// each is read once per load instead of once per batch. The connection, and
+/// this memory, lives only as long as one load.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
+
+/// The last occurrence of each key in `batch`, in batch order: the one stored.
+fn last_of_each_key(batch: &[Record]) -> Vec<&Record> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+    for (i, r) in batch.iter().enumerate() {
+        last.insert(r.key.as_str(), i);
+    }
+    batch
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last[r.key.as_str()] == *i)
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// What storing `batch` did to each of its records, given the keys that were
+/// already stored: earlier occurrences of a key in the batch count as replaced.
+fn outcomes<S: std::borrow::Borrow<str> + Eq + std::hash::Hash>(
+    batch: &[Record],
+    existing: &HashSet<S>,
+) -> Vec<StoreOutcome> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .map(|r| {
+            let first_time = seen.insert(r.key.as_str());
+            if first_time && !existing.contains(r.key.as_str()) {
+                StoreOutcome::Loaded
+            } else {
+                StoreOutcome::Replaced
+            }
+        })
+        .collect()
+}
+
+/// Stores batches of one account's records of one type: a bulk load. On
+/// SQLite it writes through its own connection on a blocking thread, with
+/// prepared statements and a page cache sized for loading (see
+/// [`WRITER_CACHE_KIB`]); through the pool, each statement would cross sqlx's
+/// worker thread and each batch would meet a connection with a cold cache. On
+/// PostgreSQL it uses the pool's multi-row upserts.
+pub struct RecordWriter {
+    db: Db,
+    account_sid: String,
+    rt: ResourceType,
+    sqlite: Option<rusqlite::Connection>,
+}
+
+impl RecordWriter {
+    /// Stores `batch` in one transaction; a record with a known key replaces the old one.
+    pub async fn store(&mut self, batch: Vec<Record>) -> Result<Vec<StoreOutcome>> {
+        let Some(conn) = self.sqlite.take() else {
+            return self
+                .db
+                .store_records(&self.account_sid, self.rt, &batch)
+                .await;
+        };
+        let (account, rt) = (self.account_sid.clone(), self.rt);
+        let (conn, stored) = tokio::task::spawn_blocking(move || {
+            let mut conn = conn;
+            let stored = store_sqlite(&mut conn, &account, rt, &batch);
+            (conn, stored)
+        })
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => super::Error::Sqlx(sqlx::Error::PoolClosed),
+        })?;
+        self.sqlite = Some(conn);
+        stored
+    }
+}
+
+/// One batch through a writer's own SQLite connection: insert, and where the
+/// key exists, update. Flags (`rest_deleted`, `export_deleted`) stay as they were.
+fn store_sqlite(
+    conn: &mut rusqlite::Connection,
+    account_sid: &str,
+    rt: ResourceType,
+    batch: &[Record],
+) -> Result<Vec<StoreOutcome>> {
+    // Reads and writes in one transaction: take the write lock at once, or a
+    // concurrent writer makes the upgrade fail.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut existing: HashSet<&str> = HashSet::new();
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account_sid, resource_type, record_key) DO NOTHING",
+        )?;
+        let mut update = tx.prepare_cached(
+            "UPDATE records SET day = ?4, sort_key = ?5, line = ?6 \
+             WHERE account_sid = ?1 AND resource_type = ?2 AND record_key = ?3",
+        )?;
+        for r in last_of_each_key(batch) {
+            let day = r.day.to_string();
+            let row = (account_sid, rt.as_str(), &r.key, &day, &r.sort_key, &r.line);
+            if insert.execute(row)? == 0 {
+                update.execute(row)?;
+                existing.insert(r.key.as_str());
+            }
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes(batch, &existing))
+}
+
+/// The writer's connection: the pool's settings (WAL, NORMAL sync, busy
+/// timeout) plus the loading cache.
+fn open_writer(file: &std::path::Path) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open_with_flags(
+        file,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    conn.busy_timeout(std::time::Duration::from_secs(30))?;
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+    Ok(conn)
+}
+
 impl Db {
-    /// Stores records in one transaction; a record with a known key replaces
-    /// the old one. Existing keys are looked up per batch and rows are written
-    /// with multi-row upserts, so a batch costs a few statements, not two per record.
-    pub async fn store_records(
+    /// A writer for bulk loads of `account_sid`'s `rt` records.
+    pub async fn record_writer(&self, account_sid: &str, rt: ResourceType) -> Result<RecordWriter> {
+        let sqlite = match self.sqlite_file() {
+            Some(file) => Some(
+                tokio::task::spawn_blocking(move || open_writer(&file))
+                    .await
+                    .map_err(|_| super::Error::Sqlx(sqlx::Error::PoolClosed))??,
+            ),
+            None => None,
+        };
+        Ok(RecordWriter {
+            db: self.clone(),
+            account_sid: account_sid.to_string(),
+            rt,
+            sqlite,
+        })
+    }
+
+    /// Stores records in one transaction through the pool; a record with a
+    /// known key replaces the old one. Existing keys are looked up per batch
+    /// and rows are written with multi-row upserts, so a batch costs a few
+    /// statements, not two per record.
+    async fn store_records(
         &self,
         account_sid: &str,
         rt: ResourceType,
         batch: &[Record],
     ) -> Result<Vec<StoreOutcome>> {
-        // The last occurrence of a key in the batch wins; earlier ones count as replaced.
-        let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
-        for (i, r) in batch.iter().enumerate() {
-            last.insert(r.key.as_str(), i);
-        }
-        let unique: Vec<&Record> = batch
-            .iter()
-            .enumerate()
-            .filter(|(i, r)| last[r.key.as_str()] == *i)
-            .map(|(_, r)| r)
-            .collect();
+        let unique = last_of_each_key(batch);
         // The batch reads before it writes: on SQLite the transaction must take
         // the write lock at once, or a concurrent writer makes the upgrade fail.
         let begin = match self.pool {
@@ -102,18 +236,7 @@ impl Db {
             tx.commit().await?;
             Ok::<HashSet<String>, super::Error>(existing)
         })?;
-        let mut seen: HashSet<&str> = HashSet::with_capacity(batch.len());
-        Ok(batch
-            .iter()
-            .map(|r| {
-                let first_time = seen.insert(r.key.as_str());
-                if first_time && !existing.contains(&r.key) {
-                    StoreOutcome::Loaded
-                } else {
-                    StoreOutcome::Replaced
-                }
-            })
-            .collect())
+        Ok(outcomes(batch, &existing))
     }
 
     /// Up to `limit` day-file lines of one day after `after` (a sort key), in

@@ -5,15 +5,15 @@ use serde::Serialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 
 use super::{Exports, Result};
-use crate::db::StoreOutcome;
+use crate::db::{RecordWriter, StoreOutcome};
 use crate::domain::record::{self, Record};
 use crate::domain::{seed, Day, ResourceType};
 
 /// Records stored per transaction: fewer, larger commits write each touched
 /// index page to the WAL fewer times (2,000 → 20,000 cut ingest time by a quarter).
-const BATCH: usize = 20000;
+const BATCH: usize = 50_000;
 /// Seeded records generated and stored at a time.
-const SEED_CHUNK: usize = 10_000;
+const SEED_CHUNK: usize = 50_000;
 /// Rejections listed in a report; the count covers them all.
 const LISTED_REJECTIONS: usize = 1000;
 
@@ -86,10 +86,11 @@ impl Exports {
         report: &mut IngestReport,
     ) -> Result<std::io::Result<()>> {
         self.require_account(account_sid).await?;
+        let mut writer = Some(self.db().record_writer(account_sid, rt).await?);
         let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
         // One batch is stored while the next is parsed: the database and the
         // JSON normalisation each take about half the time.
-        let mut storing: Option<tokio::task::JoinHandle<Result<Vec<StoreOutcome>>>> = None;
+        let mut storing: Option<Storing> = None;
         let mut buf = Vec::new();
         let mut line_no = 0u64;
         let outcome = loop {
@@ -119,20 +120,24 @@ impl Exports {
             }
             if batch.len() >= BATCH {
                 if let Some(previous) = storing.take() {
-                    report.count(&joined(previous).await?);
+                    writer = Some(joined(previous, report).await?);
                 }
                 let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                let (db, account) = (self.db().clone(), account_sid.to_string());
+                let mut w = writer.take().expect("the writer is back after each store");
                 storing = Some(tokio::spawn(async move {
-                    Ok(db.store_records(&account, rt, &full).await?)
+                    let stored = w.store(full).await;
+                    (w, stored)
                 }));
             }
         };
         if let Some(previous) = storing.take() {
-            report.count(&joined(previous).await?);
+            writer = Some(joined(previous, report).await?);
         }
         if !batch.is_empty() {
-            report.count(&self.db().store_records(account_sid, rt, &batch).await?);
+            let w = writer
+                .as_mut()
+                .expect("the writer is back after each store");
+            report.count(&w.store(batch).await?);
         }
         Ok(outcome)
     }
@@ -149,6 +154,7 @@ impl Exports {
     ) -> Result<IngestReport> {
         self.require_account(account_sid).await?;
         let mut report = IngestReport::default();
+        let mut writer = self.db().record_writer(account_sid, rt).await?;
         for day in start.through(end) {
             let mut seeder = seed::DaySeeder::new(account_sid, rt, day, per_day, seed_value);
             while !seeder.is_done() {
@@ -159,20 +165,25 @@ impl Exports {
                 .await
                 .map_err(|e| super::Error::Invalid(format!("seeding failed: {e}")))?;
                 seeder = back;
-                report.count(&self.db().store_records(account_sid, rt, &records).await?);
+                report.count(&writer.store(records).await?);
             }
         }
         Ok(report)
     }
 }
 
-/// The outcome of a spawned store; a panic in it is re-raised here. The task
-/// is only ever cancelled by the runtime shutting down, which also closes the pool.
-async fn joined(
-    handle: tokio::task::JoinHandle<Result<Vec<StoreOutcome>>>,
-) -> Result<Vec<StoreOutcome>> {
+/// A batch being stored on its own task; it hands the writer back.
+type Storing = tokio::task::JoinHandle<(RecordWriter, crate::db::Result<Vec<StoreOutcome>>)>;
+
+/// Waits for a spawned store, counts its outcomes and returns the writer; a
+/// panic in it is re-raised here. The task is only ever cancelled by the
+/// runtime shutting down, which also closes the pool.
+async fn joined(handle: Storing, report: &mut IngestReport) -> Result<RecordWriter> {
     match handle.await {
-        Ok(outcome) => outcome,
+        Ok((writer, stored)) => {
+            report.count(&stored?);
+            Ok(writer)
+        }
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => Err(crate::db::Error::Sqlx(sqlx::Error::PoolClosed).into()),
     }

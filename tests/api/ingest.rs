@@ -88,14 +88,16 @@ async fn ingest_reports_loaded_replaced_and_rejected_lines() {
 
 #[tokio::test]
 async fn ingest_across_several_batches_keeps_the_last_version_of_each_record() {
-    // More than two 20,000-record batches, stored while the next is parsed; a
-    // record of the first batch is replaced in the last one.
+    // More than two 50,000-record batches, stored while the next is parsed; a
+    // record of the first batch is replaced in the last one (an update of a
+    // stored row, not an insert), and one is given twice within a batch.
     let app = TestApp::spawn().await;
     let a = app.account().await;
     let line = |i: usize, body: &str| {
         json!({"sid": format!("SM{i:032x}"), "date_created": format!("2024-06-07T{:02}:{:02}:{:02}Z", i / 3600 % 24, i / 60 % 60, i % 60), "body": body}).to_string()
     };
-    let mut lines: Vec<String> = (0..45_000).map(|i| line(i, "first")).collect();
+    let mut lines: Vec<String> = (0..110_000).map(|i| line(i, "first")).collect();
+    lines.insert(60_001, line(60_000, "second"));
     lines.push(line(7, "last"));
     let r = app
         .http
@@ -107,18 +109,22 @@ async fn ingest_across_several_batches_keeps_the_last_version_of_each_record() {
         .unwrap();
     let (status, report) = read(r).await;
     assert_eq!(status, 200, "{report}");
-    assert_eq!(report["loaded"], 45_000, "{report}");
-    assert_eq!(report["replaced"], 1, "{report}");
+    assert_eq!(report["loaded"], 110_000, "{report}");
+    assert_eq!(report["replaced"], 2, "{report}");
     app.create_job(&a, "Messages", "2024-06-07", "2024-06-07")
         .await;
     app.drain().await;
     let text = gunzip(&app.download(&a, "Messages", "2024-06-07").await);
-    assert_eq!(text.lines().count(), 45_000);
-    let seventh = text
-        .lines()
-        .find(|l| l.contains(&format!("SM{:032x}", 7)))
-        .unwrap();
-    assert!(seventh.contains(r#""body":"last""#), "{seventh}");
+    assert_eq!(text.lines().count(), 110_000);
+    let body_of = |i: usize| {
+        let sid = format!("SM{i:032x}");
+        let found: Vec<&str> = text.lines().filter(|l| l.contains(&sid)).collect();
+        assert_eq!(found.len(), 1, "{sid}: {found:?}");
+        serde_json::from_str::<serde_json::Value>(found[0]).unwrap()["body"].clone()
+    };
+    assert_eq!(body_of(7), "last");
+    assert_eq!(body_of(60_000), "second");
+    assert_eq!(body_of(8), "first");
 }
 
 #[tokio::test]
