@@ -79,19 +79,29 @@ impl RecordWriter {
                 .await;
         };
         let (account, rt) = (self.account_sid.clone(), self.rt);
-        let (conn, stored) = tokio::task::spawn_blocking(move || {
+        let (conn, stored) = on_blocking_thread(move || {
             let mut conn = conn;
             let stored = store_sqlite(&mut conn, &account, rt, &batch);
             (conn, stored)
         })
+        .await?;
+        self.sqlite = Some(conn);
+        stored
+    }
+}
+
+/// Runs `f` on tokio's blocking pool; a panic in it is re-raised here. The
+/// task is only ever cancelled by the runtime shutting down, reported as a
+/// closed pool.
+async fn on_blocking_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| match e.try_into_panic() {
             Ok(panic) => std::panic::resume_unwind(panic),
             Err(_) => super::Error::Sqlx(sqlx::Error::PoolClosed),
-        })?;
-        self.sqlite = Some(conn);
-        stored
-    }
+        })
 }
 
 /// One batch through a writer's own SQLite connection: insert, and where the
@@ -145,11 +155,7 @@ impl Db {
     /// A writer for bulk loads of `account_sid`'s `rt` records.
     pub async fn record_writer(&self, account_sid: &str, rt: ResourceType) -> Result<RecordWriter> {
         let sqlite = match self.sqlite_file() {
-            Some(file) => Some(
-                tokio::task::spawn_blocking(move || open_writer(&file))
-                    .await
-                    .map_err(|_| super::Error::Sqlx(sqlx::Error::PoolClosed))??,
-            ),
+            Some(file) => Some(on_blocking_thread(move || open_writer(&file)).await??),
             None => None,
         };
         Ok(RecordWriter {
