@@ -8,6 +8,7 @@ import sys
 import tempfile
 import time
 import urllib.parse
+import uuid
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -21,14 +22,33 @@ def free_port():
         return s.getsockname()[1]
 
 
+def own_database(env):
+    """On PostgreSQL and S3, a fresh database and storage prefix for one server.
+
+    Each server must see only its own records, queue and clock, as it does on
+    SQLite with its own data directory: a server whose clock is set elsewhere
+    must not claim this one's jobs or deletions.
+    """
+    url = env.get("BULKEXPORT_DATABASE_URL", "")
+    if not url.startswith(("postgres://", "postgresql://")):
+        return env
+    name = "suite_" + uuid.uuid4().hex[:16]
+    subprocess.run(["psql", url, "-qc", f"CREATE DATABASE {name}"], check=True)
+    env = dict(env, BULKEXPORT_DATABASE_URL=url.rsplit("/", 1)[0] + "/" + name)
+    if env.get("BULKEXPORT_STORAGE_URL"):
+        env["BULKEXPORT_STORAGE_URL"] = env["BULKEXPORT_STORAGE_URL"].rstrip("/") + "/" + name
+    return env
+
+
 class Server:
-    """One service process on loopback with its own data directory."""
+    """One service process on loopback with its own data directory (and, on
+    PostgreSQL, its own database)."""
 
     def __init__(self, env=None, args=()):
         self.dir = tempfile.mkdtemp(prefix="bulkexport-clients-")
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = dict(os.environ, BULKEXPORT_ADMIN_TOKEN=ADMIN, RUST_LOG="warn", **(env or {}))
+        env = own_database(dict(os.environ, BULKEXPORT_ADMIN_TOKEN=ADMIN, RUST_LOG="warn", **(env or {})))
         self.env = env
         self.log = open(os.path.join(self.dir, "server.log"), "w")
         self.proc = subprocess.Popen(

@@ -20,13 +20,26 @@ function freePort() {
   });
 }
 
+// On PostgreSQL and S3, a fresh database and storage prefix for one server: each
+// server sees only its own records, queue and clock, as it does on SQLite with
+// its own data directory.
+function ownDatabase(env) {
+  const url = env.BULKEXPORT_DATABASE_URL || "";
+  if (!/^postgres(ql)?:\/\//.test(url)) return env;
+  const name = "suite_" + require("node:crypto").randomBytes(8).toString("hex");
+  execFileSync("psql", [url, "-qc", `CREATE DATABASE ${name}`]);
+  const own = { ...env, BULKEXPORT_DATABASE_URL: url.slice(0, url.lastIndexOf("/") + 1) + name };
+  if (env.BULKEXPORT_STORAGE_URL) own.BULKEXPORT_STORAGE_URL = env.BULKEXPORT_STORAGE_URL.replace(/\/*$/, "/") + name;
+  return own;
+}
+
 class Server {
   static async start() {
     const s = new Server();
     s.dir = fs.mkdtempSync(path.join(os.tmpdir(), "bulkexport-node-"));
     s.port = await freePort();
     s.base = `http://127.0.0.1:${s.port}`;
-    s.env = { ...process.env, BULKEXPORT_ADMIN_TOKEN: ADMIN, RUST_LOG: "warn" };
+    s.env = ownDatabase({ ...process.env, BULKEXPORT_ADMIN_TOKEN: ADMIN, RUST_LOG: "warn" });
     const log = fs.openSync(path.join(s.dir, "server.log"), "w");
     s.proc = spawn(BIN, ["serve", "--data-dir", s.dir, "--listen", `127.0.0.1:${s.port}`], {
       env: s.env,
