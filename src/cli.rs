@@ -9,7 +9,7 @@ use crate::app::{self, Application};
 use crate::clock::Clock;
 use crate::config::{SettingFlags, Settings};
 use crate::domain::{Day, ResourceType};
-use crate::exports::{Exports, IngestReport};
+use crate::exports::{Exports, IngestReport, Input};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -396,11 +396,17 @@ async fn ingest_files(
         let file = tokio::fs::File::open(path)
             .await
             .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+        // A FIFO or /dev/stdin may stall; only a regular file is steady input.
+        let input = match file.metadata().await {
+            Ok(m) if m.is_file() => Input::Steady,
+            _ => Input::Streamed,
+        };
         let reader = crate::exports::maybe_gunzip(file).await?;
         ex.ingest(
             account,
             rt,
             &path.display().to_string(),
+            input,
             reader,
             &mut report,
         )

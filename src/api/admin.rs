@@ -17,7 +17,7 @@ use super::error::{json_response, ApiError};
 use super::request::Params;
 use super::AppState;
 use crate::domain::ResourceType;
-use crate::exports::{maybe_gunzip, IngestReport};
+use crate::exports::{maybe_gunzip, IngestReport, Input};
 
 /// A request that carried the admin Bearer token.
 pub struct Admin;
@@ -118,7 +118,14 @@ pub async fn ingest_records(
     let mut report = IngestReport::default();
     state
         .exports
-        .ingest(&account_sid, rt, "body", reader, &mut report)
+        .ingest(
+            &account_sid,
+            rt,
+            "body",
+            Input::Streamed,
+            reader,
+            &mut report,
+        )
         .await?
         .map_err(|e| read_error(e, limit))?;
     Ok(json_response(StatusCode::OK, &report))

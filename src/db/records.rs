@@ -22,12 +22,14 @@ const ROWS_PER_STATEMENT: usize = 200;
 /// this memory, lives only as long as one load.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
-/// Records a SQLite writer stores per transaction, across batches. A commit
-/// writes every index page the transaction touched to the WAL, and random keys
-/// touch most of the primary-key index, so fewer commits write less: on 1M
-/// records, 50,000 per commit took 15 s and 250,000 took 11 s (the `sqlite3`
-/// shell, same schema; a whole load in one transaction spills the cache and is
-/// slower again). Other writers wait at most one transaction, about 3 s.
+/// Records a SQLite writer with grouped commits (see
+/// [`RecordWriter::group_commits`]) stores per transaction, across batches. A
+/// commit writes every index page the transaction touched to the WAL, and
+/// random keys touch most of the primary-key index, so fewer commits write
+/// less: on 1M records, 50,000 per commit took 15 s and 250,000 took 11 s (the
+/// `sqlite3` shell, same schema; a whole load in one transaction spills the
+/// cache and is slower again). Other writers wait at most one transaction,
+/// about 3 s.
 const SQLITE_COMMIT_EVERY: usize = 250_000;
 
 /// The last occurrence of each key in `batch`, in batch order: the one stored.
@@ -87,14 +89,26 @@ pub struct RecordWriter {
 struct SqliteLoad {
     conn: rusqlite::Connection,
     uncommitted: Vec<StoreOutcome>,
-    /// [`SQLITE_COMMIT_EVERY`], smaller in tests.
+    /// Commit once this many records are uncommitted: 1 (every batch) or
+    /// [`SQLITE_COMMIT_EVERY`].
     commit_every: usize,
 }
 
 impl RecordWriter {
+    /// Lets a SQLite writer keep its transaction, and the database's write
+    /// lock, open between batches, committing every [`SQLITE_COMMIT_EVERY`]
+    /// records. Only for input that never waits on anyone (a regular file,
+    /// generated records): a stalled sender would hold the lock meanwhile.
+    /// Without it, and always on PostgreSQL, each batch commits on its own.
+    pub fn group_commits(&mut self) {
+        if let Some(load) = self.sqlite.as_mut() {
+            load.commit_every = SQLITE_COMMIT_EVERY;
+        }
+    }
+
     /// Stores `batch`; a record with a known key replaces the old one (also one
     /// stored earlier by this writer). Returns the outcomes of the records this
-    /// call committed: on PostgreSQL the batch, in its own transaction; on
+    /// call committed: the batch's, or with [`RecordWriter::group_commits`] on
     /// SQLite those of every batch since the last commit once they reach
     /// [`SQLITE_COMMIT_EVERY`], else none yet.
     pub async fn store(&mut self, batch: Vec<Record>) -> Result<Vec<StoreOutcome>> {
@@ -229,7 +243,7 @@ impl Db {
             Some(file) => Some(SqliteLoad {
                 conn: on_blocking_thread(move || open_writer(&file)).await??,
                 uncommitted: Vec::new(),
-                commit_every: SQLITE_COMMIT_EVERY,
+                commit_every: 1,
             }),
             None => None,
         };
@@ -488,6 +502,7 @@ mod tests {
             .record_writer("AC1", ResourceType::Messages)
             .await
             .unwrap();
+        w.group_commits();
         let fourth = w.store(vec![message(4, "d"), message(1, "d")]).await;
         assert_eq!(fourth.unwrap(), vec![]);
         assert_eq!(
@@ -496,6 +511,16 @@ mod tests {
             "finish commits the rest"
         );
         assert_eq!(stored(&db).await, 4);
+
+        // Without grouped commits, each batch commits on its own.
+        let mut w = db
+            .record_writer("AC1", ResourceType::Messages)
+            .await
+            .unwrap();
+        let fifth = w.store(vec![message(5, "e"), message(2, "e")]).await;
+        assert_eq!(fifth.unwrap(), vec![Loaded, Replaced]);
+        assert_eq!(stored(&db).await, 5, "committed before finish");
+        assert_eq!(w.finish().await.unwrap(), vec![]);
         let file = db.sqlite_file().unwrap();
         let day = Day::parse("2024-06-01").unwrap();
         let mut lines = Vec::new();
@@ -507,7 +532,7 @@ mod tests {
         let bodies: Vec<&str> = lines.iter().map(|l| &l[l.len() - 4..l.len() - 3]).collect();
         assert_eq!(
             bodies,
-            ["d", "b", "b", "d"],
+            ["d", "e", "b", "d", "e"],
             "the last version of each record"
         );
     }

@@ -18,6 +18,18 @@ const SEED_CHUNK: usize = 50_000;
 /// Rejections listed in a report; the count covers them all.
 const LISTED_REJECTIONS: usize = 1000;
 
+/// Where ingested lines come from, which decides how long a transaction may
+/// stay open (see [`RecordWriter::group_commits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Input {
+    /// A regular file: the next batch is only a parse away, so on SQLite one
+    /// transaction may span several batches.
+    Steady,
+    /// A request body or a pipe: the sender may stall, so each batch commits
+    /// on its own and no write lock waits on it.
+    Streamed,
+}
+
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct IngestReport {
     pub loaded: u64,
@@ -83,11 +95,16 @@ impl Exports {
         account_sid: &str,
         rt: ResourceType,
         source: &str,
+        input: Input,
         mut reader: impl AsyncBufRead + Unpin,
         report: &mut IngestReport,
     ) -> Result<std::io::Result<()>> {
         self.require_account(account_sid).await?;
-        let mut writer = Some(self.db().record_writer(account_sid, rt).await?);
+        let mut w = self.db().record_writer(account_sid, rt).await?;
+        if input == Input::Steady {
+            w.group_commits();
+        }
+        let mut writer = Some(w);
         let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
         // One batch is stored while the next is parsed: the database and the
         // JSON normalisation each take about half the time.
@@ -155,6 +172,7 @@ impl Exports {
         self.require_account(account_sid).await?;
         let mut report = IngestReport::default();
         let mut writer = self.db().record_writer(account_sid, rt).await?;
+        writer.group_commits();
         for day in start.through(end) {
             let mut seeder = seed::DaySeeder::new(account_sid, rt, day, per_day, seed_value);
             while !seeder.is_done() {
