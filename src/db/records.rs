@@ -145,6 +145,9 @@ impl SqliteLoad {
         rt: ResourceType,
         batch: &[Record],
     ) -> Result<Vec<StoreOutcome>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         // The transaction reads and writes: it takes the write lock at once,
         // or a concurrent writer makes the upgrade fail.
         if self.conn.is_autocommit() {
@@ -479,6 +482,7 @@ mod tests {
             .unwrap();
         w.sqlite.as_mut().unwrap().commit_every = 4;
 
+        assert_eq!(w.store(vec![]).await.unwrap(), vec![]);
         let first = w.store(vec![message(1, "a"), message(2, "a")]).await;
         assert_eq!(first.unwrap(), vec![], "nothing committed yet");
         assert_eq!(stored(&db).await, 0, "other connections see nothing yet");
