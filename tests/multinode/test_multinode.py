@@ -110,13 +110,16 @@ def test_three_nodes_share_the_work_and_survive_a_sigkill(cluster):
             start_day=start, end_day=end, friendly_name=f"job{i}",
             webhook_url=f"{hooks.base}/done/{i}", webhook_method="POST").job_sid)
 
-    # Queue positions agree across nodes and follow submission order.
-    positions = []
-    for i, sid in enumerate(jobs):
-        p = clients[(i + 1) % NODES].bulkexports.v1.exports.jobs(sid).fetch().job_queue_position
-        positions.append(int(p) if p is not None else 0)
+    # Queue positions agree across nodes and follow submission order. The
+    # nodes are working meanwhile and a job's position only ever drops, so the
+    # jobs are read newest first: then each unfinished job's position is below
+    # that of every later one, read before it.
+    positions = [0] * len(jobs)
+    for i in reversed(range(len(jobs))):
+        p = clients[(i + 1) % NODES].bulkexports.v1.exports.jobs(jobs[i]).fetch().job_queue_position
+        positions[i] = int(p) if p is not None else 0
     unfinished = [p for p in positions if p]
-    assert unfinished == sorted(unfinished), positions
+    assert unfinished == sorted(set(unfinished)), positions
 
     # Find a node that holds a lease right now and SIGKILL it.
     pids = {n.proc.pid: n for n in nodes}
