@@ -13,7 +13,7 @@ pub enum StoreOutcome {
     Replaced,
 }
 
-/// Rows per multi-row statement: 6 parameters each, well under both databases' limits.
+/// Rows per multi-row statement on PostgreSQL: 6 parameters each, well under its limit.
 const ROWS_PER_STATEMENT: usize = 200;
 
 /// Page cache of a SQLite record writer's own connection. A batch inserts
@@ -78,10 +78,16 @@ fn outcomes<S: std::borrow::Borrow<str> + Eq + std::hash::Hash>(
 /// `finish` (or after an error) leaves the records whose outcomes it never
 /// returned unstored.
 pub struct RecordWriter {
-    db: Db,
     account_sid: String,
     rt: ResourceType,
-    sqlite: Option<SqliteLoad>,
+    target: Target,
+}
+
+enum Target {
+    /// None only while a store has the connection on a blocking thread (or
+    /// after such a store was cancelled).
+    Sqlite(Option<SqliteLoad>),
+    Postgres(sqlx::PgPool),
 }
 
 /// A SQLite writer's connection and the outcomes of what its open
@@ -101,7 +107,7 @@ impl RecordWriter {
     /// generated records): a stalled sender would hold the lock meanwhile.
     /// Without it, and always on PostgreSQL, each batch commits on its own.
     pub fn group_commits(&mut self) {
-        if let Some(load) = self.sqlite.as_mut() {
+        if let Target::Sqlite(Some(load)) = &mut self.target {
             load.commit_every = SQLITE_COMMIT_EVERY;
         }
     }
@@ -112,28 +118,31 @@ impl RecordWriter {
     /// SQLite those of every batch since the last commit once they reach
     /// [`SQLITE_COMMIT_EVERY`], else none yet.
     pub async fn store(&mut self, batch: Vec<Record>) -> Result<Vec<StoreOutcome>> {
-        let Some(load) = self.sqlite.take() else {
-            return self
-                .db
-                .store_records(&self.account_sid, self.rt, &batch)
-                .await;
+        let slot = match &mut self.target {
+            Target::Postgres(pool) => {
+                return store_postgres(pool, &self.account_sid, self.rt, &batch).await
+            }
+            Target::Sqlite(slot) => slot,
         };
+        let mut load = slot
+            .take()
+            .ok_or(super::Error::Sqlx(sqlx::Error::PoolClosed))?;
         let (account, rt) = (self.account_sid.clone(), self.rt);
         let (load, stored) = on_blocking_thread(move || {
-            let mut load = load;
             let stored = load.store(&account, rt, &batch);
             (load, stored)
         })
         .await?;
-        self.sqlite = Some(load);
+        *slot = Some(load);
         stored
     }
 
     /// Commits what is left and returns its outcomes.
     pub async fn finish(self) -> Result<Vec<StoreOutcome>> {
-        match self.sqlite {
-            Some(mut load) => on_blocking_thread(move || load.commit()).await?,
-            None => Ok(Vec::new()),
+        match self.target {
+            Target::Sqlite(Some(mut load)) => on_blocking_thread(move || load.commit()).await?,
+            Target::Sqlite(None) => Err(super::Error::Sqlx(sqlx::Error::PoolClosed)),
+            Target::Postgres(_) => Ok(Vec::new()),
         }
     }
 }
@@ -156,9 +165,7 @@ impl SqliteLoad {
         match store_sqlite(&self.conn, account_sid, rt, batch) {
             Ok(outcomes) => self.uncommitted.extend(outcomes),
             Err(e) => {
-                // Nothing of the open transaction was reported; none of it stays.
-                self.uncommitted.clear();
-                let _ = self.conn.execute_batch("ROLLBACK");
+                self.abandon();
                 return Err(e);
             }
         }
@@ -172,12 +179,18 @@ impl SqliteLoad {
     fn commit(&mut self) -> Result<Vec<StoreOutcome>> {
         if !self.conn.is_autocommit() {
             if let Err(e) = self.conn.execute_batch("COMMIT") {
-                self.uncommitted.clear();
-                let _ = self.conn.execute_batch("ROLLBACK");
+                self.abandon();
                 return Err(e.into());
             }
         }
         Ok(std::mem::take(&mut self.uncommitted))
+    }
+
+    /// After a failure: nothing of the open transaction was reported, and
+    /// none of it stays.
+    fn abandon(&mut self) {
+        self.uncommitted.clear();
+        let _ = self.conn.execute_batch("ROLLBACK");
     }
 }
 
@@ -226,6 +239,61 @@ fn store_sqlite(
     Ok(outcomes(batch, &existing))
 }
 
+/// One batch in one PostgreSQL transaction; a record with a known key replaces
+/// the old one. Existing keys are looked up per batch and rows are written
+/// with multi-row upserts, so a batch costs a few statements, not two per record.
+async fn store_postgres(
+    pool: &sqlx::PgPool,
+    account_sid: &str,
+    rt: ResourceType,
+    batch: &[Record],
+) -> Result<Vec<StoreOutcome>> {
+    let unique = last_of_each_key(batch);
+    let mut tx = pool.begin().await?;
+    let mut existing: HashSet<String> = HashSet::new();
+    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+        let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+        let sql = format!(
+            "SELECT record_key FROM records WHERE account_sid = $1 AND resource_type = $2 AND record_key IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, String>(&sql)
+            .bind(account_sid)
+            .bind(rt.as_str());
+        for r in chunk {
+            q = q.bind(&r.key);
+        }
+        existing.extend(q.fetch_all(&mut *tx).await?);
+    }
+    for chunk in unique.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let m: Vec<String> = (1..=6).map(|k| format!("${}", i * 6 + k)).collect();
+                format!("({})", m.join(", "))
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) VALUES {} \
+             ON CONFLICT (account_sid, resource_type, record_key) DO UPDATE SET day = excluded.day, \
+             sort_key = excluded.sort_key, line = excluded.line",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for r in chunk {
+            q = q
+                .bind(account_sid)
+                .bind(rt.as_str())
+                .bind(&r.key)
+                .bind(r.day.to_string())
+                .bind(&r.sort_key)
+                .bind(&r.line);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(outcomes(batch, &existing))
+}
+
 /// The writer's connection: the pool's settings (WAL, NORMAL sync, busy
 /// timeout) plus the loading cache.
 fn open_writer(file: &std::path::Path) -> Result<rusqlite::Connection> {
@@ -242,99 +310,22 @@ fn open_writer(file: &std::path::Path) -> Result<rusqlite::Connection> {
 impl Db {
     /// A writer for bulk loads of `account_sid`'s `rt` records.
     pub async fn record_writer(&self, account_sid: &str, rt: ResourceType) -> Result<RecordWriter> {
-        let sqlite = match self.sqlite_file() {
-            Some(file) => Some(SqliteLoad {
-                conn: on_blocking_thread(move || open_writer(&file)).await??,
-                uncommitted: Vec::new(),
-                commit_every: 1,
-            }),
-            None => None,
+        let target = match &self.pool {
+            super::Pool::Sqlite(pool) => {
+                let file = pool.connect_options().get_filename().to_path_buf();
+                Target::Sqlite(Some(SqliteLoad {
+                    conn: on_blocking_thread(move || open_writer(&file)).await??,
+                    uncommitted: Vec::new(),
+                    commit_every: 1,
+                }))
+            }
+            super::Pool::Postgres(pool) => Target::Postgres(pool.clone()),
         };
         Ok(RecordWriter {
-            db: self.clone(),
             account_sid: account_sid.to_string(),
             rt,
-            sqlite,
+            target,
         })
-    }
-
-    /// Stores records in one transaction through the pool; a record with a
-    /// known key replaces the old one. Existing keys are looked up per batch
-    /// and rows are written with multi-row upserts, so a batch costs a few
-    /// statements, not two per record.
-    async fn store_records(
-        &self,
-        account_sid: &str,
-        rt: ResourceType,
-        batch: &[Record],
-    ) -> Result<Vec<StoreOutcome>> {
-        let unique = last_of_each_key(batch);
-        // The batch reads before it writes: on SQLite the transaction must take
-        // the write lock at once, or a concurrent writer makes the upgrade fail.
-        let begin = match self.pool {
-            super::Pool::Sqlite(_) => "BEGIN IMMEDIATE",
-            super::Pool::Postgres(_) => "BEGIN",
-        };
-        // Multi-row statements number their parameters on PostgreSQL; on SQLite
-        // they are anonymous `?` in order, because sqlx looks each named one up
-        // with sqlite3_bind_parameter_name, a linear scan: quadratic per statement.
-        let sqlite = matches!(self.pool, super::Pool::Sqlite(_));
-        let mark = |n: usize| {
-            if sqlite {
-                "?".to_string()
-            } else {
-                format!("${n}")
-            }
-        };
-        let existing: HashSet<String> = with_pool!(self, |pool| {
-            let mut tx = pool.begin_with(begin).await?;
-            let mut existing: HashSet<String> = HashSet::new();
-            for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-                let marks: Vec<String> = (0..chunk.len()).map(|i| mark(i + 3)).collect();
-                let sql = format!(
-                    "SELECT record_key FROM records WHERE account_sid = {} AND resource_type = {} AND record_key IN ({})",
-                    mark(1),
-                    mark(2),
-                    marks.join(", ")
-                );
-                let mut q = sqlx::query_scalar::<_, String>(&sql)
-                    .bind(account_sid)
-                    .bind(rt.as_str());
-                for r in chunk {
-                    q = q.bind(&r.key);
-                }
-                existing.extend(q.fetch_all(&mut *tx).await?);
-            }
-            for chunk in unique.chunks(ROWS_PER_STATEMENT) {
-                let rows: Vec<String> = (0..chunk.len())
-                    .map(|i| {
-                        let b = i * 6;
-                        let m: Vec<String> = (1..=6).map(|k| mark(b + k)).collect();
-                        format!("({})", m.join(", "))
-                    })
-                    .collect();
-                let sql = format!(
-                    "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) VALUES {} \
-                     ON CONFLICT (account_sid, resource_type, record_key) DO UPDATE SET day = excluded.day, \
-                     sort_key = excluded.sort_key, line = excluded.line",
-                    rows.join(", ")
-                );
-                let mut q = sqlx::query(&sql);
-                for r in chunk {
-                    q = q
-                        .bind(account_sid)
-                        .bind(rt.as_str())
-                        .bind(&r.key)
-                        .bind(r.day.to_string())
-                        .bind(&r.sort_key)
-                        .bind(&r.line);
-                }
-                q.execute(&mut *tx).await?;
-            }
-            tx.commit().await?;
-            Ok::<HashSet<String>, super::Error>(existing)
-        })?;
-        Ok(outcomes(batch, &existing))
     }
 
     /// Up to `limit` day-file lines of one day after `after` (a sort key), in
@@ -480,7 +471,10 @@ mod tests {
             .record_writer("AC1", ResourceType::Messages)
             .await
             .unwrap();
-        w.sqlite.as_mut().unwrap().commit_every = 4;
+        let Target::Sqlite(Some(load)) = &mut w.target else {
+            panic!("a SQLite database gets a SQLite writer");
+        };
+        load.commit_every = 4;
 
         assert_eq!(w.store(vec![]).await.unwrap(), vec![]);
         let first = w.store(vec![message(1, "a"), message(2, "a")]).await;
