@@ -32,6 +32,15 @@ pub use records::scan_day_sqlite;
 pub use records::{RecordWriter, StoreOutcome};
 pub use users::UserRow;
 
+/// Page size of a new SQLite database (an existing one keeps its own). Record
+/// rows hold a whole day-file line, about 550 bytes for a Message: a 4 KiB
+/// page fits seven, and a bulk load spends its time splitting pages and
+/// writing them twice (WAL, then checkpoint). Loading 1M Messages with the
+/// `sqlite3` shell took 12.1 s at 4 KiB, 7.6 s at 16 KiB, 7.4 s at 32 KiB and
+/// 6.9 s at 64 KiB; 16 KiB takes most of the gain while a small commit (a job's
+/// status) still writes few bytes.
+const SQLITE_PAGE_SIZE: u32 = 16 * 1024;
+
 /// Runs `$body` with `$pool` bound to the concrete pool: the body is written
 /// once and compiled for each driver.
 macro_rules! with_pool {
@@ -111,6 +120,7 @@ impl Db {
         }
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
+            .page_size(SQLITE_PAGE_SIZE)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
@@ -201,5 +211,50 @@ impl Db {
 
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite_pragma<T>(db: &Db, pragma: &str) -> T
+    where
+        T: Send + Unpin + for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+    {
+        let Pool::Sqlite(pool) = &db.pool else {
+            panic!("a SQLite URL gives a SQLite pool");
+        };
+        sqlx::query_scalar(&format!("PRAGMA {pragma}"))
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_sqlite_database_gets_big_pages_and_an_existing_one_keeps_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let new = Db::connect(&format!("sqlite://{}/new.db", dir.path().display()))
+            .await
+            .unwrap();
+        new.migrate().await.unwrap();
+        assert_eq!(
+            sqlite_pragma::<i64>(&new, "page_size").await,
+            i64::from(SQLITE_PAGE_SIZE)
+        );
+        assert_eq!(sqlite_pragma::<String>(&new, "journal_mode").await, "wal");
+
+        let old = dir.path().join("old.db");
+        rusqlite::Connection::open(&old)
+            .unwrap()
+            .execute_batch(
+                "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; CREATE TABLE t (x);",
+            )
+            .unwrap();
+        let old = Db::connect(&format!("sqlite://{}", old.display()))
+            .await
+            .unwrap();
+        old.migrate().await.unwrap();
+        assert_eq!(sqlite_pragma::<i64>(&old, "page_size").await, 4096);
     }
 }
