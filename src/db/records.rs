@@ -210,33 +210,48 @@ async fn on_blocking_thread<T: Send + 'static>(
 
 /// One batch through a writer's own SQLite connection, inside its open
 /// transaction: insert, and where the key exists, update. Flags
-/// (`rest_deleted`, `export_deleted`) stay as they were.
+/// (`rest_deleted`, `export_deleted`) stay as they were. Records go in batch
+/// order, so a key repeated in the batch is stored by its first occurrence,
+/// and replaced by the later ones, as a key stored before is: the insert's own
+/// conflict check says which happened, and no map of the batch's keys is built.
 fn store_sqlite(
     conn: &rusqlite::Connection,
     account_sid: &str,
     rt: ResourceType,
     batch: &[Record],
 ) -> Result<Vec<StoreOutcome>> {
-    let mut existing: HashSet<&str> = HashSet::new();
-    {
-        let mut insert = conn.prepare_cached(
-            "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account_sid, resource_type, record_key) DO NOTHING",
-        )?;
-        let mut update = conn.prepare_cached(
-            "UPDATE records SET day = ?4, sort_key = ?5, line = ?6 \
-             WHERE account_sid = ?1 AND resource_type = ?2 AND record_key = ?3",
-        )?;
-        for r in last_of_each_key(batch) {
-            let day = r.day.to_string();
-            let row = (account_sid, rt.as_str(), &r.key, &day, &r.sort_key, &r.line);
-            if insert.execute(row)? == 0 {
-                update.execute(row)?;
-                existing.insert(r.key.as_str());
-            }
+    let mut insert = conn.prepare_cached(
+        "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account_sid, resource_type, record_key) DO NOTHING",
+    )?;
+    let mut update = conn.prepare_cached(
+        "UPDATE records SET day = ?4, sort_key = ?5, line = ?6 \
+         WHERE account_sid = ?1 AND resource_type = ?2 AND record_key = ?3",
+    )?;
+    // A batch is mostly one day: its text is formatted once per run of it.
+    let mut day: Option<(Day, String)> = None;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    for r in batch {
+        let day_text = match &day {
+            Some((d, text)) if *d == r.day => text,
+            _ => &day.insert((r.day, r.day.to_string())).1,
+        };
+        let row = (
+            account_sid,
+            rt.as_str(),
+            &r.key,
+            day_text,
+            &r.sort_key,
+            &r.line,
+        );
+        if insert.execute(row)? == 1 {
+            outcomes.push(StoreOutcome::Loaded);
+        } else {
+            update.execute(row)?;
+            outcomes.push(StoreOutcome::Replaced);
         }
     }
-    Ok(outcomes(batch, &existing))
+    Ok(outcomes)
 }
 
 /// One batch in one PostgreSQL transaction; a record with a known key replaces
