@@ -48,10 +48,7 @@ fn last_of_each_key(batch: &[Record]) -> Vec<&Record> {
 
 /// What storing `batch` did to each of its records, given the keys that were
 /// already stored: earlier occurrences of a key in the batch count as replaced.
-fn outcomes<S: std::borrow::Borrow<str> + Eq + std::hash::Hash>(
-    batch: &[Record],
-    existing: &HashSet<S>,
-) -> Vec<StoreOutcome> {
+fn outcomes(batch: &[Record], existing: &HashSet<String>) -> Vec<StoreOutcome> {
     let mut seen: HashSet<&str> = HashSet::with_capacity(batch.len());
     batch
         .iter()
@@ -228,22 +225,10 @@ fn store_sqlite(
         "UPDATE records SET day = ?4, sort_key = ?5, line = ?6 \
          WHERE account_sid = ?1 AND resource_type = ?2 AND record_key = ?3",
     )?;
-    // A batch is mostly one day: its text is formatted once per run of it.
-    let mut day: Option<(Day, String)> = None;
     let mut outcomes = Vec::with_capacity(batch.len());
     for r in batch {
-        let day_text = match &day {
-            Some((d, text)) if *d == r.day => text,
-            _ => &day.insert((r.day, r.day.to_string())).1,
-        };
-        let row = (
-            account_sid,
-            rt.as_str(),
-            &r.key,
-            day_text,
-            &r.sort_key,
-            &r.line,
-        );
+        let day = r.day.to_string();
+        let row = (account_sid, rt.as_str(), &r.key, &day, &r.sort_key, &r.line);
         if insert.execute(row)? == 1 {
             outcomes.push(StoreOutcome::Loaded);
         } else {

@@ -154,7 +154,9 @@ impl Day {
 
 impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0.format("%Y-%m-%d"))
+        // NaiveDate's own Display is `%Y-%m-%d` written directly; `format`
+        // would re-parse the pattern on every call (once per stored record).
+        write!(f, "{}", self.0)
     }
 }
 
