@@ -1,8 +1,12 @@
 //! Records in the day-file shape of `record-format.md`: the field layout of each
 //! resource type, and the normalisation of REST-shaped input into that shape.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde_json::{Map, Value};
+use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use serde_json::Value;
 
 use super::{Day, ResourceType, SidKind};
 
@@ -272,69 +276,232 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.and_utc())
 }
 
-/// Turns one input record (REST shape or day-file shape) into a stored record
-/// of `account_sid`'s `rt` export.
-pub fn normalize(rt: ResourceType, account_sid: &str, input: Value) -> Result<Record, RecordError> {
-    let Value::Object(mut obj) = input else {
-        return Err(RecordError::NotAnObject);
-    };
-    for f in left_out(rt) {
-        obj.remove(*f);
+/// One input line's members in order, values left as their JSON text. A key
+/// given twice keeps its first place and its last value, as a parsed
+/// `serde_json` object would.
+struct Members<'a>(Vec<(Key<'a>, &'a RawValue)>);
+
+/// An object key: borrowed from the line unless it had escapes.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'a> Members<'a> {
+    fn get(&self, field: &str) -> Option<&'a RawValue> {
+        self.0.iter().find(|(k, _)| k.0 == field).map(|&(_, v)| v)
     }
-    match obj.get("account_sid") {
-        None | Some(Value::Null) => {
-            obj.insert("account_sid".into(), Value::String(account_sid.to_string()));
+
+    /// The field's value unless it is missing or null.
+    fn given(&self, field: &str) -> Option<&'a RawValue> {
+        self.get(field).filter(|v| v.get() != "null")
+    }
+}
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
         }
-        Some(Value::String(s)) if s == account_sid => {}
-        Some(Value::String(s)) => return Err(RecordError::OtherAccount(s.clone())),
-        Some(_) => return Err(RecordError::NotAString("account_sid")),
+        d.deserialize_str(KeyVisitor)
     }
-    let (key, order_sid) = identity(rt, &obj)?;
-    let created = match obj.get("date_created") {
-        None | Some(Value::Null) => return Err(RecordError::Missing("date_created")),
+}
+
+impl<'de> Deserialize<'de> for Members<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct MembersVisitor;
+        impl<'de> Visitor<'de> for MembersVisitor {
+            type Value = Members<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut members: Vec<(Key<'de>, &'de RawValue)> = Vec::with_capacity(32);
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    let value: &'de RawValue = map.next_value()?;
+                    match members.iter_mut().find(|(k, _)| k.0 == key.0) {
+                        Some(slot) => slot.1 = value,
+                        None => members.push((key, value)),
+                    }
+                }
+                Ok(Members(members))
+            }
+        }
+        d.deserialize_map(MembersVisitor)
+    }
+}
+
+/// Why one input line was refused: not JSON, or not a record.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    #[error("bad JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+}
+
+/// A JSON string value's text, unescaped; None for other values.
+fn text_of(v: &RawValue) -> Option<Cow<'_, str>> {
+    let raw = v.get();
+    if !raw.starts_with('"') {
+        return None;
+    }
+    if !raw.contains('\\') {
+        return Some(Cow::Borrowed(&raw[1..raw.len() - 1]));
+    }
+    serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+}
+
+/// How an error quotes a bad value: a string's text, else its compact JSON.
+fn shown(v: &RawValue) -> String {
+    match text_of(v) {
+        Some(s) => s.into_owned(),
+        None => serde_json::from_str::<Value>(v.get())
+            .map(|v| v.to_string())
+            .unwrap_or_else(|_| v.get().to_string()),
+    }
+}
+
+/// Writes `v` as `serde_json` writes the value it parses to: compact, strings
+/// escaped minimally, numbers in their shortest form. A string without
+/// escapes, `null`, `true` and `false` already are; the rest go through a
+/// `Value`, which also refuses what reading the line only skipped over (a
+/// number out of range, nesting past serde_json's limit).
+fn write_value(line: &mut Vec<u8>, v: &RawValue) -> serde_json::Result<()> {
+    let raw = v.get();
+    let verbatim = match raw.as_bytes()[0] {
+        b'"' => !raw.contains('\\'),
+        b'n' | b't' | b'f' => true,
+        _ => false,
+    };
+    if verbatim {
+        line.extend_from_slice(raw.as_bytes());
+        Ok(())
+    } else {
+        serde_json::to_writer(&mut *line, &serde_json::from_str::<Value>(raw)?)
+    }
+}
+
+fn write_key(line: &mut Vec<u8>, key: &str) {
+    if line.len() > 1 {
+        line.push(b',');
+    }
+    serde_json::to_writer(&mut *line, key).expect("writing to a Vec");
+    line.push(b':');
+}
+
+/// A field's day-file value, where normalising changed it.
+enum Normalized {
+    Text(String),
+    Integer(i64),
+}
+
+/// Turns one NDJSON line (REST shape or day-file shape) into a stored record of
+/// `account_sid`'s `rt` export.
+///
+/// The line is read once into its members with their values left as JSON
+/// text: only the fields normalising looks at are decoded, and the rest are
+/// copied through. This costs a third of building a `serde_json` object and
+/// serialising it again, and gives the same bytes, except that fields beyond
+/// the day file's keep their input order. A refused line is checked whole as
+/// JSON first, so that bad JSON anywhere in it is reported as such.
+pub fn normalize_line(
+    rt: ResourceType,
+    account_sid: &str,
+    text: &str,
+) -> Result<Record, LineError> {
+    let normalized = if text.trim_start().starts_with('{') {
+        serde_json::from_str::<Members<'_>>(text)
+            .map_err(LineError::from)
+            .and_then(|mut obj| {
+                let dropped = left_out(rt);
+                obj.0.retain(|(k, _)| !dropped.contains(&k.0.as_ref()));
+                normalize_members(rt, account_sid, &obj)
+            })
+    } else {
+        Err(RecordError::NotAnObject.into())
+    };
+    normalized.map_err(|refused| match serde_json::from_str::<Value>(text) {
+        Err(json) => LineError::Json(json),
+        Ok(_) => refused,
+    })
+}
+
+fn normalize_members(
+    rt: ResourceType,
+    account_sid: &str,
+    obj: &Members<'_>,
+) -> Result<Record, LineError> {
+    let mut changed: Vec<(&'static str, Normalized)> = Vec::with_capacity(8);
+    match obj.given("account_sid") {
+        None => changed.push(("account_sid", Normalized::Text(account_sid.to_string()))),
+        Some(v) => match text_of(v) {
+            Some(s) if s == account_sid => {}
+            Some(s) => return Err(RecordError::OtherAccount(s.into_owned()).into()),
+            None => return Err(RecordError::NotAString("account_sid").into()),
+        },
+    }
+    let (key, order_sid) = identity(rt, obj)?;
+    let created = match obj.given("date_created") {
+        None => return Err(RecordError::Missing("date_created").into()),
         Some(v) => timestamp_of("date_created", v)?,
     };
     for &f in TIMESTAMPS {
-        if let Some(v) = obj.get_mut(f).filter(|v| !v.is_null()) {
-            *v = Value::String(iso(timestamp_of(f, v)?));
+        if let Some(v) = obj.given(f) {
+            changed.push((f, Normalized::Text(iso(timestamp_of(f, v)?))));
         }
     }
     for &f in COUNTERS {
-        if let Some(v) = obj.get_mut(f).filter(|v| !v.is_null()) {
-            *v = Value::from(integer_of(f, v)?);
+        if let Some(v) = obj.given(f) {
+            changed.push((f, Normalized::Integer(integer_of(f, v)?)));
         }
     }
     if rt == ResourceType::Messages {
-        let code = match obj.get("error_code") {
-            None | Some(Value::Null) => 0,
+        let code = match obj.given("error_code") {
+            None => 0,
             Some(v) => integer_of("error_code", v)?,
         };
-        obj.insert("error_code".into(), Value::from(code));
+        changed.push(("error_code", Normalized::Integer(code)));
     }
-    check_enum(&obj, "status", statuses(rt))?;
-    check_enum(&obj, "direction", directions(rt))?;
+    check_enum(obj, "status", statuses(rt))?;
+    check_enum(obj, "direction", directions(rt))?;
     if rt == ResourceType::Conferences {
-        check_enum(&obj, "reason_conference_ended", CONFERENCE_END_REASON)?;
+        check_enum(obj, "reason_conference_ended", CONFERENCE_END_REASON)?;
     }
 
-    // The day-file fields in their order, then whatever else the input had.
-    // Written straight out: the same bytes as building the ordered object and
-    // serialising it, without the second map.
+    // The day-file fields in their order, then whatever else the input had,
+    // in its order.
+    let known = fields(rt);
     let mut line: Vec<u8> = Vec::with_capacity(1024);
     line.push(b'{');
-    let entry = |line: &mut Vec<u8>, key: &str, value: &Value| {
-        if line.len() > 1 {
-            line.push(b',');
+    let emit = |line: &mut Vec<u8>, f: &str, given: Option<&RawValue>| {
+        write_key(line, f);
+        match changed.iter().find(|(name, _)| *name == f) {
+            Some((_, Normalized::Text(s))) => serde_json::to_writer(&mut *line, s),
+            Some((_, Normalized::Integer(n))) => serde_json::to_writer(&mut *line, n),
+            None => match given {
+                Some(v) => write_value(line, v),
+                None => {
+                    line.extend_from_slice(b"null");
+                    Ok(())
+                }
+            },
         }
-        serde_json::to_writer(&mut *line, key).expect("writing to a Vec");
-        line.push(b':');
-        serde_json::to_writer(&mut *line, value).expect("writing to a Vec");
     };
-    for f in fields(rt) {
-        entry(&mut line, f, &obj.remove(*f).unwrap_or(Value::Null));
+    for &f in known {
+        emit(&mut line, f, obj.get(f))?;
     }
-    for (k, v) in &obj {
-        entry(&mut line, k, v);
+    for (k, v) in &obj.0 {
+        if !known.contains(&k.0.as_ref()) {
+            emit(&mut line, &k.0, Some(v))?;
+        }
     }
     line.push(b'}');
     let line = String::from_utf8(line).expect("serde_json writes UTF-8");
@@ -349,7 +516,7 @@ pub fn normalize(rt: ResourceType, account_sid: &str, input: Value) -> Result<Re
 
 /// The record's identity (what re-loading replaces) and the SID that orders it
 /// within a second.
-fn identity(rt: ResourceType, obj: &Map<String, Value>) -> Result<(String, String), RecordError> {
+fn identity(rt: ResourceType, obj: &Members<'_>) -> Result<(String, String), RecordError> {
     match rt {
         ResourceType::Messages => {
             let sid = sid_field(
@@ -382,66 +549,54 @@ fn identity(rt: ResourceType, obj: &Map<String, Value>) -> Result<(String, Strin
 }
 
 fn sid_field(
-    obj: &Map<String, Value>,
+    obj: &Members<'_>,
     field: &'static str,
     kinds: &[SidKind],
     kind_name: &'static str,
 ) -> Result<String, RecordError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Err(RecordError::Missing(field)),
-        Some(Value::String(s)) if kinds.iter().any(|k| k.matches(s)) => Ok(s.clone()),
-        Some(v) => Err(RecordError::BadSid {
+    let v = obj.given(field).ok_or(RecordError::Missing(field))?;
+    match text_of(v) {
+        Some(s) if kinds.iter().any(|k| k.matches(&s)) => Ok(s.into_owned()),
+        _ => Err(RecordError::BadSid {
             field,
-            value: v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string()),
+            value: shown(v),
             kind: kind_name,
         }),
     }
 }
 
-fn timestamp_of(field: &'static str, v: &Value) -> Result<DateTime<Utc>, RecordError> {
-    v.as_str()
-        .and_then(parse_timestamp)
+fn timestamp_of(field: &'static str, v: &RawValue) -> Result<DateTime<Utc>, RecordError> {
+    text_of(v)
+        .and_then(|s| parse_timestamp(&s))
         .ok_or_else(|| RecordError::BadDate {
             field,
-            value: v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string()),
+            value: shown(v),
         })
 }
 
-fn integer_of(field: &'static str, v: &Value) -> Result<i64, RecordError> {
-    let parsed = match v {
-        Value::Number(n) => n.as_i64(),
-        Value::String(s) => s.trim().parse::<i64>().ok(),
-        _ => None,
+fn integer_of(field: &'static str, v: &RawValue) -> Result<i64, RecordError> {
+    let parsed = match text_of(v) {
+        Some(s) => s.trim().parse::<i64>().ok(),
+        None => match serde_json::from_str::<Value>(v.get()) {
+            Ok(Value::Number(n)) => n.as_i64(),
+            _ => None,
+        },
     };
     parsed.ok_or_else(|| RecordError::BadInteger {
         field,
-        value: v
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string()),
+        value: shown(v),
     })
 }
 
-fn check_enum(
-    obj: &Map<String, Value>,
-    field: &'static str,
-    allowed: &[&str],
-) -> Result<(), RecordError> {
-    match obj.get(field) {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::String(s)) if allowed.is_empty() || allowed.contains(&s.as_str()) => Ok(()),
-        Some(v) => Err(RecordError::BadEnum {
+fn check_enum(obj: &Members<'_>, field: &'static str, allowed: &[&str]) -> Result<(), RecordError> {
+    let Some(v) = obj.given(field) else {
+        return Ok(());
+    };
+    match text_of(v) {
+        Some(s) if allowed.is_empty() || allowed.contains(&s.as_ref()) => Ok(()),
+        _ => Err(RecordError::BadEnum {
             field,
-            value: v
-                .as_str()
-                .map(str::to_string)
-                .unwrap_or_else(|| v.to_string()),
+            value: shown(v),
             allowed: allowed.join(", "),
         }),
     }
@@ -451,6 +606,15 @@ fn check_enum(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// [`normalize_line`] of a record built with `json!`.
+    fn normalize(rt: ResourceType, account_sid: &str, input: Value) -> Result<Record, RecordError> {
+        match normalize_line(rt, account_sid, &input.to_string()) {
+            Ok(record) => Ok(record),
+            Err(LineError::Record(e)) => Err(e),
+            Err(LineError::Json(e)) => panic!("json! wrote bad JSON: {e}"),
+        }
+    }
 
     const AC: &str = "AC0123456789abcdef0123456789abcdef";
 
@@ -562,5 +726,86 @@ mod tests {
         );
         assert!(r.line.contains(r#""queue_time":12"#));
         assert!(!r.line.contains("label"));
+    }
+
+    #[test]
+    fn lines_are_read_as_serde_json_reads_them() {
+        const SM: &str = "SM0123456789abcdef0123456789abcdef";
+        let head = format!(r#"{{"sid":"{SM}","date_created":"2020-07-26T22:21:20Z""#);
+        let line = |rest: &str| format!("{head}{rest}}}");
+        let ok = |text: &str| {
+            normalize_line(ResourceType::Messages, AC, text)
+                .unwrap()
+                .line
+        };
+        let reason = |text: &str| {
+            normalize_line(ResourceType::Messages, AC, text)
+                .unwrap_err()
+                .to_string()
+        };
+        let tail = |text: &str| {
+            let l = ok(text);
+            l[l.find(r#""error_code":0"#).unwrap() + 14..].to_string()
+        };
+
+        // Extra fields keep their input order and come out as serde_json
+        // writes them: escapes decoded and re-escaped minimally, numbers in
+        // their shortest form, whitespace gone.
+        assert_eq!(
+            tail(&line(
+                r#", "z": 1.50, "a": {"k": [1, 2]}, "m": "\u0041\/\n", "b": 1E+2, "c": -0, "d": true, "e": []"#
+            )),
+            r#","z":1.5,"a":{"k":[1,2]},"m":"A/\n","b":100.0,"c":-0.0,"d":true,"e":[]}"#
+        );
+        // A key given twice keeps its first place and its last value; an
+        // escaped key is the key it spells.
+        let twice = ok(&line(r#","body":"first","x":1,"b\u006fdy":"second""#));
+        assert!(twice.starts_with(r#"{"body":"second","#), "{twice}");
+        assert!(twice.ends_with(r#""error_code":0,"x":1}"#), "{twice}");
+        // Normalised fields outside the day file's own are normalised too.
+        assert_eq!(
+            tail(&line(
+                r#","start_time":"Sun, 26 Jul 2020 22:21:20 +0000","queue_time":"12""#
+            )),
+            r#","start_time":"2020-07-26T22:21:20Z","queue_time":12}"#
+        );
+        // The SID may be written with escapes.
+        let escaped_sid = line("").replacen("\"SM", "\"\\u0053M", 1);
+        assert_eq!(
+            normalize_line(ResourceType::Messages, AC, &escaped_sid)
+                .unwrap()
+                .key,
+            SM
+        );
+
+        // Not an object, and not JSON.
+        for text in ["[1, 2]", "\"x\"", "5", "null"] {
+            assert_eq!(reason(text), "not a JSON object", "{text}");
+        }
+        assert_eq!(
+            reason("[1"),
+            "bad JSON: EOF while parsing a list at line 1 column 2"
+        );
+        assert_eq!(
+            reason(r#"{"a":1} x"#),
+            "bad JSON: trailing characters at line 1 column 9"
+        );
+        // What reading the line only skips over is still checked as a whole
+        // line's JSON, wherever it is, and reported as serde_json would.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for (rest, why) in [
+            (r#","x":1e400"#, "number out of range"),
+            (&format!(r#","x":{deep}"#)[..], "recursion limit exceeded"),
+            (r#","x":"\ud800""#, "hex escape"),
+            (r#","sid":"\ud800""#, "hex escape"),
+            (r#","num_segments":1e400"#, "number out of range"),
+        ] {
+            let why_now = reason(&line(rest));
+            assert!(
+                why_now.starts_with("bad JSON: ") && why_now.contains(why),
+                "{rest}: {why_now}"
+            );
+        }
+        assert!(reason("{\"body\":\"a\u{1}b\"}").starts_with("bad JSON: control character"));
     }
 }

@@ -117,7 +117,7 @@ impl DaySeeder {
                 ResourceType::Participants => participant(rng, account, created),
             };
             // Generated values are always valid, so this cannot fail.
-            let record = record::normalize(self.rt, account, value)
+            let record = record::normalize_line(self.rt, account, &value.to_string())
                 .unwrap_or_else(|e| panic!("seed produced a bad record: {e}"));
             out.push(record);
         }
