@@ -450,6 +450,17 @@ mod tests {
         }
     }
 
+    /// The day's lines, read the way an export reads them.
+    fn day_lines(file: &std::path::Path, day: Day) -> Vec<String> {
+        let mut lines = Vec::new();
+        scan_day_sqlite(file, "AC1", ResourceType::Messages, day, 1, |c| {
+            lines.push(String::from_utf8(c).unwrap());
+            true
+        })
+        .unwrap();
+        lines
+    }
+
     /// What the pool (any other connection) sees of the day.
     async fn stored(db: &Db) -> i64 {
         let day = Day::parse("2024-06-01").unwrap();
@@ -521,12 +532,7 @@ mod tests {
         assert_eq!(w.finish().await.unwrap(), vec![]);
         let file = db.sqlite_file().unwrap();
         let day = Day::parse("2024-06-01").unwrap();
-        let mut lines = Vec::new();
-        scan_day_sqlite(&file, "AC1", ResourceType::Messages, day, 1, |c| {
-            lines.push(String::from_utf8(c).unwrap());
-            true
-        })
-        .unwrap();
+        let lines = day_lines(&file, day);
         let bodies: Vec<&str> = lines.iter().map(|l| &l[l.len() - 4..l.len() - 3]).collect();
         assert_eq!(
             bodies,
@@ -545,12 +551,7 @@ mod tests {
             .await;
         assert_eq!(sixth.unwrap(), vec![Loaded, Replaced, Loaded]);
         w.finish().await.unwrap();
-        let mut lines = Vec::new();
-        scan_day_sqlite(&file, "AC1", ResourceType::Messages, day, 1, |c| {
-            lines.push(String::from_utf8(c).unwrap());
-            true
-        })
-        .unwrap();
+        let lines = day_lines(&file, day);
         assert_eq!(lines.len(), 7);
         assert!(lines[6].contains(&format!("SM{:032x}\",\"body\":\"g", 7)));
     }

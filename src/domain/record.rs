@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
-use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -282,7 +282,8 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
 struct Members<'a>(Vec<(Key<'a>, &'a RawValue)>);
 
 /// An object key: borrowed from the line unless it had escapes.
-struct Key<'a>(Cow<'a, str>);
+#[derive(serde::Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
 
 impl<'a> Members<'a> {
     fn get(&self, field: &str) -> Option<&'a RawValue> {
@@ -292,25 +293,6 @@ impl<'a> Members<'a> {
     /// The field's value unless it is missing or null.
     fn given(&self, field: &str) -> Option<&'a RawValue> {
         self.get(field).filter(|v| v.get() != "null")
-    }
-}
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct KeyVisitor;
-        impl<'de> Visitor<'de> for KeyVisitor {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(KeyVisitor)
     }
 }
 
