@@ -1,7 +1,7 @@
 //! Outgoing notifications (webhooks, emails): stored before they are
 //! attempted, claimed under a short lease, and settled with every attempt recorded.
 
-use super::{with_pool, Db, Pool, Result};
+use super::{with_pool, Db, Result};
 
 /// A notification to store.
 #[derive(Debug, Clone)]
@@ -79,10 +79,7 @@ impl Db {
         now: i64,
         lease_ms: i64,
     ) -> Result<Option<DeliveryRow>> {
-        let lock = match self.pool {
-            Pool::Sqlite(_) => "",
-            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-        };
+        let lock = self.skip_locked();
         let sql = format!(
             "UPDATE deliveries SET locked_by = $1, locked_until = $2, attempts = attempts + 1 WHERE id = \
              (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \

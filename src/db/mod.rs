@@ -144,6 +144,16 @@ impl Db {
         }
     }
 
+    /// What a claiming subquery appends to skip rows that other nodes are
+    /// claiming right now: PostgreSQL's `FOR UPDATE SKIP LOCKED`. SQLite has
+    /// one writer at a time, so its plain subquery is already atomic.
+    pub(super) fn skip_locked(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
     fn migrator(&self) -> sqlx::migrate::Migrator {
         match self.pool {
             Pool::Sqlite(_) => sqlx::migrate!("./migrations/sqlite"),

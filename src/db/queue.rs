@@ -4,7 +4,7 @@
 
 use super::jobs::NEXT_COUNTER;
 use super::jobs::OPEN_STATUSES;
-use super::{with_pool, Db, Pool, Result};
+use super::{with_pool, Db, Result};
 
 /// A job day claimed by a worker.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -41,8 +41,7 @@ pub enum Finish {
 }
 
 /// Which day to claim: the first runnable one in queue order, or one whose
-/// lease expired. PostgreSQL skips rows other nodes are claiming right now;
-/// SQLite has one writer at a time, so the plain subquery is already atomic.
+/// lease expired.
 const CLAIMABLE: &str = "SELECT id FROM job_days WHERE \
     (status IN ('Submitted', 'ErrorDuringRun') AND run_after <= $3) OR (status = 'Running' AND heartbeat_at < $4) \
     ORDER BY job_seq, day LIMIT 1";
@@ -74,10 +73,7 @@ impl Db {
         now: i64,
         stale_before: i64,
     ) -> Result<Option<Claimed>> {
-        let lock = match self.pool {
-            Pool::Sqlite(_) => "",
-            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
-        };
+        let lock = self.skip_locked();
         let sql = format!(
             "UPDATE job_days SET status = 'Running', locked_by = $1, heartbeat_at = $2, started_at = $2, \
              attempts = attempts + 1 WHERE id = ({CLAIMABLE}{lock}) RETURNING id"
@@ -272,15 +268,50 @@ impl Db {
         Ok(())
     }
 
-    /// Takes up to `limit` blobs that are due for removal.
-    pub async fn take_garbage(&self, now: i64, limit: i64) -> Result<Vec<String>> {
-        let sql = "DELETE FROM blob_garbage WHERE blob_key IN \
-                   (SELECT blob_key FROM blob_garbage WHERE not_before <= $1 LIMIT $2) RETURNING blob_key";
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+    /// Leases up to `limit` blobs that are due for removal until `lease_until`.
+    /// The rows stay: a collector removes one with [`Db::forget_garbage`] only
+    /// after the blob is gone, so a collector that fails or dies leaves the
+    /// blob to be taken again once the lease runs out.
+    pub async fn lease_garbage(
+        &self,
+        now: i64,
+        lease_until: i64,
+        limit: i64,
+    ) -> Result<Vec<String>> {
+        let lock = self.skip_locked();
+        let sql = format!(
+            "UPDATE blob_garbage SET not_before = $1 WHERE blob_key IN \
+             (SELECT blob_key FROM blob_garbage WHERE not_before <= $2 ORDER BY not_before LIMIT $3{lock}) \
+             RETURNING blob_key"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(lease_until)
             .bind(now)
             .bind(limit)
             .fetch_all(pool)
             .await)?)
+    }
+
+    /// Blobs whose removal is due and not leased by a collector.
+    pub async fn due_garbage(&self, now: i64) -> Result<i64> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM blob_garbage WHERE not_before <= $1"
+        )
+        .bind(now)
+        .fetch_one(pool)
+        .await)?)
+    }
+
+    /// Takes a removed blob off the garbage list.
+    pub async fn forget_garbage(&self, key: &str) -> Result<()> {
+        with_pool!(self, |pool| sqlx::query(
+            "DELETE FROM blob_garbage WHERE blob_key = $1"
+        )
+        .bind(key)
+        .execute(pool)
+        .await
+        .map(|_| ()))?;
+        Ok(())
     }
 
     /// Days that are queued, running, or due for a retry.

@@ -126,6 +126,9 @@ struct Inner {
     work_submitted: Notify,
     /// Woken when a notification is stored.
     delivery_queued: Notify,
+    /// Garbage collections running in this process: their leased files are
+    /// not due on the list, so `wait_idle` counts them here.
+    collecting_garbage: std::sync::atomic::AtomicUsize,
     webhooks: crate::notify::WebhookSender,
     emails: crate::notify::EmailSender,
 }
@@ -155,6 +158,7 @@ impl Exports {
                 signer: links::Signer::from_hex(&key),
                 work_submitted: Notify::new(),
                 delivery_queued: Notify::new(),
+                collecting_garbage: Default::default(),
                 webhooks: crate::notify::WebhookSender::new(
                     engine.webhook_timeout,
                     engine.refuse_private_webhooks,

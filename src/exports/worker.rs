@@ -1,6 +1,7 @@
 //! The export workers: each claims one job day at a time from the durable
 //! queue, holds it under a heartbeated lease, exports it and settles it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::task::JoinSet;
@@ -224,32 +225,51 @@ impl Exports {
         })
     }
 
-    /// Removes old day files whose time has come.
+    /// Removes old day files whose time has come. Each is leased for one
+    /// worker lease and taken off the list only once the store has removed
+    /// it; a failed removal is tried again when the lease runs out.
     pub async fn collect_garbage(&self, now: i64) -> Result<()> {
-        for key in self.db().take_garbage(now, GARBAGE_BATCH).await? {
-            if let Err(e) = self.blobs().delete(&key).await {
-                tracing::warn!(error = %e, key, "could not remove an old day file");
+        // Counted before leasing, so `wait_idle` never sees a leased file
+        // that is neither due nor counted.
+        let _collecting = Collecting::enter(&self.inner.collecting_garbage);
+        let lease_until = now + self.inner.engine.lease_ms;
+        for key in self
+            .db()
+            .lease_garbage(now, lease_until, GARBAGE_BATCH)
+            .await?
+        {
+            match self.blobs().delete(&key).await {
+                Ok(()) => self.db().forget_garbage(&key).await?,
+                Err(e) => {
+                    tracing::warn!(error = %e, key, "could not remove an old day file; will retry")
+                }
             }
         }
         Ok(())
     }
 
-    /// Waits until no job day is queued, running or due for a retry, and no
-    /// notification is due: what
-    /// tests and the admin API use instead of sleeping.
+    /// Waits until no job day is queued, running or due for a retry, no
+    /// notification is due, and no old file is due for removal or being
+    /// removed by this process: what tests and the admin API use instead of
+    /// sleeping.
     pub async fn wait_idle(&self, timeout: Duration) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             self.schedule_daily_exports().await?;
             self.apply_deletions_if_due().await?;
             self.rewrite_stale_days().await?;
+            self.collect_garbage(self.clock().now_ms()).await?;
             // Each check reads the clock itself: work created during an earlier
             // check is then seen as due by the later ones.
             let idle = self.db().pending_work(self.clock().now_ms()).await? == 0
                 && self.db().complete_unfinished_jobs(1).await?.is_empty()
                 && !self.deletions_due().await?
                 && self.db().stale_days(1).await?.is_empty()
-                && self.db().due_deliveries(self.clock().now_ms()).await? == 0;
+                && self.db().due_deliveries(self.clock().now_ms()).await? == 0
+                // Due files first, then collections: a collection that leased
+                // a file after the first read was counted before the second.
+                && self.db().due_garbage(self.clock().now_ms()).await? == 0
+                && self.inner.collecting_garbage.load(Ordering::SeqCst) == 0;
             if idle {
                 return Ok(true);
             }
@@ -258,5 +278,21 @@ impl Exports {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// Counts one running garbage collection for as long as it lives.
+struct Collecting<'a>(&'a AtomicUsize);
+
+impl<'a> Collecting<'a> {
+    fn enter(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Collecting(count)
+    }
+}
+
+impl Drop for Collecting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

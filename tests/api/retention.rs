@@ -46,11 +46,8 @@ async fn days_and_finished_jobs_disappear_after_seven_days() {
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 0);
 
     app.exports.sweep_retention().await.unwrap();
-    app.exports.sweep_retention().await.unwrap();
-    app.exports
-        .collect_garbage(app.clock.now_ms())
-        .await
-        .unwrap();
+    // Draining waits for the file removals in flight, the workers' too.
+    app.drain().await;
     assert!(app
         .exports
         .db()
@@ -82,4 +79,49 @@ async fn unfinished_jobs_are_kept() {
     app.exports.sweep_retention().await.unwrap();
     let (status, _) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
     assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn a_file_whose_removal_was_interrupted_is_removed_after_the_lease() {
+    use tokio::io::AsyncWriteExt;
+
+    let app = TestApp::spawn_in(
+        crate::helpers::Place::new().await,
+        0,
+        bulkexport::clock::Clock::starting_at(crate::helpers::start_time()),
+    )
+    .await;
+    let key = "AC00000000000000000000000000000000/Messages/2024-06-05/old.json.gz";
+    let mut w = app.exports.blobs().writer(key);
+    w.write_all(b"old day file").await.unwrap();
+    w.shutdown().await.unwrap();
+    let db = app.exports.db();
+    let now = app.clock.now_ms();
+    db.add_garbage(key, now).await.unwrap();
+
+    // Another collector leased the file and died before removing it.
+    let lease_ms = 5_000;
+    assert_eq!(
+        db.lease_garbage(now, now + lease_ms, 10).await.unwrap(),
+        vec![key.to_string()]
+    );
+    app.exports.collect_garbage(now).await.unwrap();
+    assert!(
+        app.exports.blobs().head(key).await.is_ok(),
+        "a leased file is left to its collector"
+    );
+
+    app.clock
+        .set(app.clock.now() + chrono::Duration::milliseconds(lease_ms + 1))
+        .unwrap();
+    app.drain().await;
+    assert!(
+        app.exports.blobs().head(key).await.is_err(),
+        "the file is removed once the lease ran out"
+    );
+    let far = app.clock.now_ms() + 1_000_000_000;
+    assert!(
+        db.lease_garbage(far, far, 10).await.unwrap().is_empty(),
+        "and taken off the list"
+    );
 }
