@@ -51,8 +51,22 @@ fn deflate_chunk(level: u32, dictionary: &[u8], data: &[u8]) -> std::io::Result<
     Ok(out)
 }
 
+/// Lowers the calling thread to nice 10. Compression is background work that
+/// takes every core it is given; at nice 10 it yields to the request-serving
+/// threads (nice 0, 10× its scheduler weight) whenever they have work, so on a
+/// busy machine an export slows down instead of the API's answers, and an
+/// idle machine still gives it every core. Best effort: a system that refuses
+/// leaves the priority as it was. Only Linux lowers a single thread this way.
+fn background_priority() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
+        tracing::debug!(error = %e, "could not lower the compressor's priority");
+    }
+}
+
 /// Single-member gzip of every chunk received, compressed on `threads` threads,
-/// written in order to `out`. At most `2 × threads` chunks are in flight.
+/// written in order to `out`. At most `2 × threads` chunks are in flight. The
+/// compressing threads run at background priority (see [`background_priority`]).
 pub fn compress_parallel(
     chunks: impl Iterator<Item = Vec<u8>>,
     threads: usize,
@@ -72,17 +86,20 @@ pub fn compress_parallel(
         for _ in 0..threads {
             let rx = job_rx.clone();
             let tx = done_tx.clone();
-            scope.spawn(move || loop {
-                let job = match rx.lock() {
-                    Ok(guard) => guard.recv(),
-                    Err(_) => return,
-                };
-                let Ok(job) = job else { return };
-                if tx
-                    .send((job.seq, deflate_chunk(level, &job.dictionary, &job.data)))
-                    .is_err()
-                {
-                    return;
+            scope.spawn(move || {
+                background_priority();
+                loop {
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    if tx
+                        .send((job.seq, deflate_chunk(level, &job.dictionary, &job.data)))
+                        .is_err()
+                    {
+                        return;
+                    }
                 }
             });
         }
