@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 N=${1:-1000000}; SECS=${2:-4}; RUNS=${3:-3}
 DAY=2024-01-01
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
+source bench/lib.sh
 need wrk wrk
 if [ -z "${BULKEXPORT_BIN:-}" ]; then
   cargo build --release --locked --bin bulkexport 2>&1 | tail -n 1
@@ -24,22 +24,11 @@ work=$(mktemp -d /tmp/bulkexport-api-bench.XXXXXX)
 server=""
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 echo "seeding $N Messages on $DAY ..."
-acct=$("$B" --data-dir "$work/db" accounts create --friendly-name bench)
-SID=$(echo "$acct" | json '["sid"]'); TOKEN=$(echo "$acct" | json '["auth_token"]')
-"$B" --data-dir "$work/db" seed --account "$SID" --resource-type Messages --start-day $DAY --end-day $DAY --per-day "$N" >/dev/null
+seed_messages "$N"
 sync
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-BASE="http://127.0.0.1:$port"
-BULKEXPORT_ADMIN_TOKEN=bench RUST_LOG=warn "$B" --data-dir "$work/db" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-server=$!
-until curl -sf "$BASE/readyz" >/dev/null; do sleep 0.05; done  # start-up only
-drain() { curl -sf -X POST -H "Authorization: Bearer bench" "$BASE/admin/v1/Queue/Drain?TimeoutSeconds=3600" >/dev/null; }
+start_server
 export_job() { curl -sf -u "$SID:$TOKEN" -d StartDay=$DAY -d EndDay=$DAY -d FriendlyName="$1" "$BASE/v1/Exports/Messages/Jobs" | json '["job_sid"]'; }
 auth="Authorization: Basic $(printf '%s:%s' "$SID" "$TOKEN" | base64 -w0)"
 

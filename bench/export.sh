@@ -14,7 +14,7 @@ SPEC="$root/../shared/spec/twilio_bulkexports_v1.yaml"
 CORES=$(nproc)
 DAY=2024-01-01
 
-need() { command -v "$1" >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$2" >/dev/null; }; }
+source bench/lib.sh
 need pigz pigz
 need wrk wrk
 python3 -m venv .venv-bench
@@ -28,26 +28,15 @@ server=""
 prism=""
 cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$prism" ] && kill "$prism" 2>/dev/null; rm -rf "$work"; }
 trap cleanup EXIT
-now() { date +%s.%N; }
-since() { echo "$(now) - $1" | bc; }
 ratio() { echo "scale=2; $1 / $2" | bc; }
-json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
 echo "seeding $N Messages on $DAY ..."
-acct=$("$B" --data-dir "$work/db" accounts create --friendly-name bench)
-SID=$(echo "$acct" | json '["sid"]'); TOKEN=$(echo "$acct" | json '["auth_token"]')
-t=$(now); "$B" --data-dir "$work/db" seed --account "$SID" --resource-type Messages --start-day $DAY --end-day $DAY --per-day "$N" >/dev/null
-seed_s=$(since "$t")
+t=$(now); seed_messages "$N"; seed_s=$(since "$t")
 # Each phase starts with the previous one's writes on disk, so the kernel's
 # write-back of one load does not land in the next measurement.
 sync
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-BASE="http://127.0.0.1:$port"
-BULKEXPORT_ADMIN_TOKEN=bench RUST_LOG=warn "$B" --data-dir "$work/db" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
-server=$!
-until curl -sf "$BASE/readyz" >/dev/null; do sleep 0.05; done  # start-up only
-drain() { curl -sf -X POST -H "Authorization: Bearer bench" "$BASE/admin/v1/Queue/Drain?TimeoutSeconds=3600" >/dev/null; }
+start_server
 
 echo "export: CreateExportCustomJob until FetchJob shows Completed ..."
 t=$(now)
@@ -111,7 +100,7 @@ p99() { awk '$1=="99%" {print $2}' "$1"; }
 drain
 
 echo "the same load against the Stoplight Prism mock serving the same spec ..."
-pport=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+pport=$(free_port)
 .bench-node/node_modules/.bin/prism mock --port "$pport" "$SPEC" >"$work/prism.log" 2>&1 &
 prism=$!
 until curl -s -o /dev/null "http://127.0.0.1:$pport/v1/Exports/Messages/Days"; do sleep 0.2; done  # start-up only
