@@ -37,15 +37,43 @@ pub struct StaleDay {
 const DELETION_COLUMNS: &str =
     "account_sid, call_sid, source, day, requested_at, applied_at, outcome";
 
+/// The record of call `$2` of account `$1` on SQLite, where records are
+/// indexed by the key's hash (`$3`, see `records::key_hash`); a key stored
+/// without one (its hash held by another key) is found among those.
+const SQLITE_CALL: &str = "rowid IN (\
+     SELECT rowid FROM records WHERE set_id = (SELECT id FROM record_sets WHERE account_sid = $1 \
+       AND resource_type = 'Calls') AND key_hash = $3 \
+     UNION ALL SELECT rowid FROM records WHERE set_id = (SELECT id FROM record_sets WHERE account_sid = $1 \
+       AND resource_type = 'Calls') AND key_hash IS NULL) \
+     AND record_key = $2";
+
 impl Db {
+    /// The condition on `records` that selects call `$2` of account `$1`, and
+    /// the hash to bind as `$3` where the database needs one.
+    fn call_record(&self, call_sid: &str) -> (&'static str, Option<i64>) {
+        match self.pool {
+            super::Pool::Sqlite(_) => (SQLITE_CALL, Some(super::records::key_hash(call_sid))),
+            super::Pool::Postgres(_) => (
+                "account_sid = $1 AND resource_type = 'Calls' AND record_key = $2",
+                None,
+            ),
+        }
+    }
+
     pub async fn find_call(&self, account_sid: &str, call_sid: &str) -> Result<Option<CallRecord>> {
-        let sql = "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records \
-                   WHERE account_sid = $1 AND resource_type = 'Calls' AND record_key = $2";
-        Ok(with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(account_sid)
-            .bind(call_sid)
+        let (call, hash) = self.call_record(call_sid);
+        let sql = format!(
+            "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE {call}"
+        );
+        Ok(with_pool!(self, |pool| {
+            let q = sqlx::query_as(&sql).bind(account_sid).bind(call_sid);
+            match hash {
+                Some(h) => q.bind(h),
+                None => q,
+            }
             .fetch_optional(pool)
-            .await)?)
+            .await
+        })?)
     }
 
     /// Records a deletion request; a repeated one is ignored. True when new.
@@ -91,13 +119,18 @@ impl Db {
     /// Removes the Call resource from the REST API at once (its export record
     /// goes with the next batch).
     pub async fn hide_call_resource(&self, account_sid: &str, call_sid: &str) -> Result<()> {
-        let sql = "UPDATE records SET rest_deleted = TRUE WHERE account_sid = $1 AND resource_type = 'Calls' AND record_key = $2";
-        with_pool!(self, |pool| sqlx::query(sql)
-            .bind(account_sid)
-            .bind(call_sid)
+        let (call, hash) = self.call_record(call_sid);
+        let sql = format!("UPDATE records SET rest_deleted = TRUE WHERE {call}");
+        with_pool!(self, |pool| {
+            let q = sqlx::query(&sql).bind(account_sid).bind(call_sid);
+            match hash {
+                Some(h) => q.bind(h),
+                None => q,
+            }
             .execute(pool)
             .await
-            .map(|_| ()))?;
+            .map(|_| ())
+        })?;
         Ok(())
     }
 
@@ -128,18 +161,21 @@ impl Db {
         outcome: &str,
         now: i64,
     ) -> Result<()> {
+        let (call, hash) = self.call_record(&d.call_sid);
         let change = if remove_row {
-            "DELETE FROM records WHERE account_sid = $1 AND resource_type = 'Calls' AND record_key = $2"
+            format!("DELETE FROM records WHERE {call}")
         } else {
-            "UPDATE records SET export_deleted = TRUE WHERE account_sid = $1 AND resource_type = 'Calls' AND record_key = $2"
+            format!("UPDATE records SET export_deleted = TRUE WHERE {call}")
         };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            sqlx::query(change)
-                .bind(&d.account_sid)
-                .bind(&d.call_sid)
-                .execute(&mut *tx)
-                .await?;
+            let q = sqlx::query(&change).bind(&d.account_sid).bind(&d.call_sid);
+            match hash {
+                Some(h) => q.bind(h),
+                None => q,
+            }
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO day_versions (account_sid, resource_type, day, version) VALUES ($1, 'Calls', $2, 1) \
                  ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET version = day_versions.version + 1",
@@ -238,9 +274,15 @@ impl Db {
             (Some(b), None) => ("sort_key < $2", "DESC", b.to_string()),
             (None, None) => ("sort_key < $2", "DESC", "\u{10FFFF}".to_string()),
         };
+        let calls = match self.pool {
+            super::Pool::Sqlite(_) => {
+                "set_id = (SELECT id FROM record_sets WHERE account_sid = $1 AND resource_type = 'Calls')"
+            }
+            super::Pool::Postgres(_) => "account_sid = $1 AND resource_type = 'Calls'",
+        };
         let sql = format!(
-            "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE account_sid = $1 \
-             AND resource_type = 'Calls' AND NOT rest_deleted AND {cond} ORDER BY sort_key {order} LIMIT $3"
+            "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE {calls} \
+             AND NOT rest_deleted AND {cond} ORDER BY sort_key {order} LIMIT $3"
         );
         let mut rows: Vec<CallRecord> = with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account_sid)

@@ -95,6 +95,43 @@ struct SqliteLoad {
     /// Commit once this many records are uncommitted: 1 (every batch) or
     /// [`SQLITE_COMMIT_EVERY`].
     commit_every: usize,
+    /// The record set and its keys stored without a hash, read when the
+    /// open transaction began (None while none is open).
+    set: Option<SqliteSet>,
+}
+
+/// What a SQLite writer knows of its record set inside a transaction.
+struct SqliteSet {
+    id: i64,
+    /// Keys whose hash another key of the set holds, stored with a NULL
+    /// `key_hash`, and their rows. Almost always empty: SIDs are random.
+    collided: HashMap<String, i64>,
+}
+
+/// The 64-bit index key of a record key: the 8 hex digits after its
+/// two-letter prefix, then the 8 that end 8 characters before its end (for a
+/// Participant, "CF…/CA…", the first from the conference and the second from
+/// the call). Other characters count as 15 (upper-case hex as lower-case).
+/// Migration `0007_record_sets.sql` computes the same in SQL for the rows it
+/// moves; keys that share a hash are told apart by `record_key`.
+pub(super) fn key_hash(key: &str) -> i64 {
+    let b = key.as_bytes();
+    let nibble = |i: Option<usize>| -> u64 {
+        match i.and_then(|i| b.get(i)).map(u8::to_ascii_lowercase) {
+            None => 0,
+            Some(c @ b'0'..=b'9') => u64::from(c - b'0'),
+            Some(c @ b'a'..=b'f') => u64::from(c - b'a' + 10),
+            Some(_) => 15,
+        }
+    };
+    let mut h = 0u64;
+    for j in 0..8 {
+        h = (h << 4) | nibble(Some(2 + j));
+    }
+    for j in 0..8 {
+        h = (h << 4) | nibble((b.len() + j).checked_sub(16));
+    }
+    h as i64
 }
 
 impl RecordWriter {
@@ -158,8 +195,16 @@ impl SqliteLoad {
         // or a concurrent writer makes the upgrade fail.
         if self.conn.is_autocommit() {
             self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            match open_set(&self.conn, account_sid, rt) {
+                Ok(set) => self.set = Some(set),
+                Err(e) => {
+                    self.abandon();
+                    return Err(e);
+                }
+            }
         }
-        match store_sqlite(&self.conn, account_sid, rt, batch) {
+        let set = self.set.as_mut().expect("a transaction is open");
+        match store_sqlite(&self.conn, set, batch) {
             Ok(outcomes) => self.uncommitted.extend(outcomes),
             Err(e) => {
                 self.abandon();
@@ -180,6 +225,7 @@ impl SqliteLoad {
                 return Err(e.into());
             }
         }
+        self.set = None;
         Ok(std::mem::take(&mut self.uncommitted))
     }
 
@@ -187,6 +233,7 @@ impl SqliteLoad {
     /// none of it stays.
     fn abandon(&mut self) {
         self.uncommitted.clear();
+        self.set = None;
         let _ = self.conn.execute_batch("ROLLBACK");
     }
 }
@@ -205,35 +252,78 @@ async fn on_blocking_thread<T: Send + 'static>(
         })
 }
 
+/// The writer's record set, created on first use, and its keys stored
+/// without a hash; read inside the open transaction, so no other writer
+/// changes them until it ends.
+fn open_set(conn: &rusqlite::Connection, account_sid: &str, rt: ResourceType) -> Result<SqliteSet> {
+    conn.execute(
+        "INSERT INTO record_sets (account_sid, resource_type) VALUES (?1, ?2) \
+         ON CONFLICT (account_sid, resource_type) DO NOTHING",
+        (account_sid, rt.as_str()),
+    )?;
+    let id: i64 = conn.query_row(
+        "SELECT id FROM record_sets WHERE account_sid = ?1 AND resource_type = ?2",
+        (account_sid, rt.as_str()),
+        |row| row.get(0),
+    )?;
+    let mut stmt = conn
+        .prepare("SELECT record_key, rowid FROM records WHERE set_id = ?1 AND key_hash IS NULL")?;
+    let collided = stmt
+        .query_map([id], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<std::result::Result<_, _>>()?;
+    Ok(SqliteSet { id, collided })
+}
+
 /// One batch through a writer's own SQLite connection, inside its open
 /// transaction: insert, and where the key exists, update. Flags
 /// (`rest_deleted`, `export_deleted`) stay as they were. Records go in batch
 /// order, so a key repeated in the batch is stored by its first occurrence,
 /// and replaced by the later ones, as a key stored before is: the insert's own
-/// conflict check says which happened, and no map of the batch's keys is built.
+/// conflict check on the key's hash says which happened (after a look at the
+/// rare keys stored without one), and no map of the batch's keys is built.
 fn store_sqlite(
     conn: &rusqlite::Connection,
-    account_sid: &str,
-    rt: ResourceType,
+    set: &mut SqliteSet,
     batch: &[Record],
 ) -> Result<Vec<StoreOutcome>> {
     let mut insert = conn.prepare_cached(
-        "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (account_sid, resource_type, record_key) DO NOTHING",
+        "INSERT INTO records (set_id, key_hash, record_key, day, sort_key, line) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (set_id, key_hash) DO NOTHING",
     )?;
-    let mut update = conn.prepare_cached(
-        "UPDATE records SET day = ?4, sort_key = ?5, line = ?6 \
-         WHERE account_sid = ?1 AND resource_type = ?2 AND record_key = ?3",
+    let mut holder = conn.prepare_cached(
+        "SELECT rowid, record_key FROM records WHERE set_id = ?1 AND key_hash = ?2",
     )?;
+    let mut update = conn
+        .prepare_cached("UPDATE records SET day = ?1, sort_key = ?2, line = ?3 WHERE rowid = ?4")?;
     let mut outcomes = Vec::with_capacity(batch.len());
     for r in batch {
         let day = r.day.to_string();
-        let row = (account_sid, rt.as_str(), &r.key, &day, &r.sort_key, &r.line);
-        if insert.execute(row)? == 1 {
-            outcomes.push(StoreOutcome::Loaded);
-        } else {
-            update.execute(row)?;
-            outcomes.push(StoreOutcome::Replaced);
+        let hash = key_hash(&r.key);
+        let stored_at = match set.collided.get(&r.key) {
+            Some(&rowid) => Some(rowid),
+            None if insert.execute((set.id, hash, &r.key, &day, &r.sort_key, &r.line))? == 1 => {
+                None
+            }
+            None => {
+                let (rowid, key): (i64, String) =
+                    holder.query_row((set.id, hash), |row| Ok((row.get(0)?, row.get(1)?)))?;
+                if key == r.key {
+                    Some(rowid)
+                } else {
+                    // Another key holds this hash: stored without one.
+                    let no_hash: Option<i64> = None;
+                    insert.execute((set.id, no_hash, &r.key, &day, &r.sort_key, &r.line))?;
+                    set.collided.insert(r.key.clone(), conn.last_insert_rowid());
+                    None
+                }
+            }
+        };
+        match stored_at {
+            Some(rowid) => {
+                update.execute((&day, &r.sort_key, &r.line, rowid))?;
+                outcomes.push(StoreOutcome::Replaced);
+            }
+            None => outcomes.push(StoreOutcome::Loaded),
         }
     }
     Ok(outcomes)
@@ -317,6 +407,7 @@ impl Db {
                     conn: on_blocking_thread(move || open_writer(&file)).await??,
                     uncommitted: Vec::new(),
                     commit_every: 1,
+                    set: None,
                 }))
             }
             super::Pool::Postgres(pool) => Target::Postgres(pool.clone()),
@@ -340,10 +431,15 @@ impl Db {
         after: &str,
         limit: i64,
     ) -> Result<Option<(String, String, i64)>> {
-        let inner = "SELECT line, sort_key FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3 \
-                     AND NOT export_deleted AND sort_key > $4 ORDER BY sort_key LIMIT $5";
+        let inner = format!(
+            "SELECT line, sort_key FROM records WHERE {} AND day = $3 \
+             AND NOT export_deleted AND sort_key > $4 ORDER BY sort_key LIMIT $5",
+            self.record_set()
+        );
         let sql = match self.pool {
-            super::Pool::Sqlite(_) => format!("SELECT group_concat(line, char(10)), MAX(sort_key), COUNT(*) FROM ({inner}) AS page"),
+            super::Pool::Sqlite(_) => {
+                format!("SELECT group_concat(line, char(10)), MAX(sort_key), COUNT(*) FROM ({inner}) AS page")
+            }
             super::Pool::Postgres(_) => {
                 format!("SELECT string_agg(line, E'\\n' ORDER BY sort_key), MAX(sort_key), COUNT(*) FROM ({inner}) AS page")
             }
@@ -363,6 +459,18 @@ impl Db {
         })
     }
 
+    /// The condition on `records` that selects the records of account `$1`
+    /// and resource type `$2`: on SQLite through their record set (see
+    /// migration `0007_record_sets.sql`), on PostgreSQL by the columns.
+    pub(super) fn record_set(&self) -> &'static str {
+        match self.pool {
+            super::Pool::Sqlite(_) => {
+                "set_id = (SELECT id FROM record_sets WHERE account_sid = $1 AND resource_type = $2)"
+            }
+            super::Pool::Postgres(_) => "account_sid = $1 AND resource_type = $2",
+        }
+    }
+
     /// The SQLite file, when the database is SQLite: exports scan it with
     /// their own read-only connection (see [`scan_day_sqlite`]).
     pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
@@ -378,8 +486,11 @@ impl Db {
         rt: ResourceType,
         day: Day,
     ) -> Result<i64> {
-        let sql = "SELECT COUNT(*) FROM records WHERE account_sid = $1 AND resource_type = $2 AND day = $3 AND NOT export_deleted";
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+        let sql = format!(
+            "SELECT COUNT(*) FROM records WHERE {} AND day = $3 AND NOT export_deleted",
+            self.record_set()
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(account_sid)
             .bind(rt.as_str())
             .bind(day.to_string())
@@ -412,8 +523,8 @@ pub fn scan_day_sqlite(
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     let mut stmt = conn.prepare(
-        "SELECT line FROM records WHERE account_sid = ?1 AND resource_type = ?2 AND day = ?3 \
-         AND NOT export_deleted ORDER BY sort_key",
+        "SELECT line FROM records WHERE set_id = (SELECT id FROM record_sets WHERE account_sid = ?1 \
+         AND resource_type = ?2) AND day = ?3 AND NOT export_deleted ORDER BY sort_key",
     )?;
     let mut rows = stmt.query((account_sid, rt.as_str(), day.to_string()))?;
     let mut records = 0u64;
@@ -554,5 +665,179 @@ mod tests {
         let lines = day_lines(&file, day);
         assert_eq!(lines.len(), 7);
         assert!(lines[6].contains(&format!("SM{:032x}\",\"body\":\"g", 7)));
+    }
+
+    /// Two SIDs of `prefix` whose hashes are equal: they differ only in hex
+    /// digits the hash leaves out.
+    fn colliding(prefix: &str) -> (String, String) {
+        let a = format!("{prefix}0123456700000000cafebabe00000000");
+        let b = format!("{prefix}01234567ffffffffcafebabe12345678");
+        assert_eq!(key_hash(&a), key_hash(&b));
+        (a, b)
+    }
+
+    fn record(key: &str, body: &str) -> Record {
+        Record {
+            key: key.to_string(),
+            day: Day::parse("2024-06-01").unwrap(),
+            sort_key: format!("2024-06-01T00:00:00Z|{key}"),
+            line: format!("{{\"sid\":\"{key}\",\"body\":\"{body}\"}}"),
+        }
+    }
+
+    #[test]
+    fn the_hash_takes_both_halves_of_a_sid_and_both_sids_of_a_participant() {
+        assert_eq!(
+            key_hash("SM0123456789abcdefABCDEF0123456789") as u64,
+            0x0123_4567_abcd_ef01,
+            "upper-case hex counts as lower-case"
+        );
+        let participant = format!(
+            "CF00000001{}/CA{}00000002{}",
+            "0".repeat(24),
+            "0".repeat(16),
+            "0".repeat(8)
+        );
+        assert_eq!(key_hash(&participant) as u64, 0x0000_0001_0000_0002);
+        assert_eq!(key_hash("") as u64, 0, "short keys are hashed too");
+    }
+
+    #[tokio::test]
+    async fn keys_that_share_a_hash_are_stored_and_replaced_apart() {
+        use StoreOutcome::{Loaded, Replaced};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let (a, b) = colliding("SM");
+        let mut w = db
+            .record_writer("AC1", ResourceType::Messages)
+            .await
+            .unwrap();
+        let first = w.store(vec![record(&a, "1"), record(&b, "1")]).await;
+        assert_eq!(first.unwrap(), vec![Loaded, Loaded]);
+        let again = w.store(vec![record(&b, "2"), record(&a, "2")]).await;
+        assert_eq!(again.unwrap(), vec![Replaced, Replaced]);
+        w.finish().await.unwrap();
+        // A new writer finds the key stored without a hash.
+        let mut w = db
+            .record_writer("AC1", ResourceType::Messages)
+            .await
+            .unwrap();
+        let third = w.store(vec![record(&b, "3")]).await;
+        assert_eq!(third.unwrap(), vec![Replaced]);
+        w.finish().await.unwrap();
+        let lines = day_lines(
+            &db.sqlite_file().unwrap(),
+            Day::parse("2024-06-01").unwrap(),
+        );
+        assert_eq!(lines.len(), 2);
+        assert!(lines
+            .iter()
+            .any(|l| l.contains(&a) && l.contains("\"body\":\"2")));
+        assert!(lines
+            .iter()
+            .any(|l| l.contains(&b) && l.contains("\"body\":\"3")));
+
+        // Calls are found, hidden and deleted by their own key.
+        let (c, d) = colliding("CA");
+        let mut w = db.record_writer("AC1", ResourceType::Calls).await.unwrap();
+        w.store(vec![record(&c, "c"), record(&d, "d")])
+            .await
+            .unwrap();
+        w.finish().await.unwrap();
+        let found = db.find_call("AC1", &d).await.unwrap().unwrap();
+        assert!(found.line.contains(&d));
+        db.hide_call_resource("AC1", &d).await.unwrap();
+        assert!(db.find_call("AC1", &d).await.unwrap().unwrap().rest_deleted);
+        assert!(!db.find_call("AC1", &c).await.unwrap().unwrap().rest_deleted);
+        let other = colliding("CA").0.replace("cafebabe", "cafebab0");
+        assert!(db.find_call("AC1", &other).await.unwrap().is_none());
+    }
+
+    /// Migration 0007 moves the rows of the text-keyed table and computes in
+    /// SQL the hash [`key_hash`] computes; of two keys with one hash, one
+    /// keeps it and the other is stored without.
+    #[test]
+    fn the_migration_keeps_every_record_and_hashes_keys_as_the_writer_does() {
+        let conn = rusqlite::Connection::open_in_memory().unwrap();
+        for sql in [
+            include_str!("../../migrations/sqlite/0001_init.sql"),
+            include_str!("../../migrations/sqlite/0002_counters.sql"),
+            include_str!("../../migrations/sqlite/0003_deliveries.sql"),
+            include_str!("../../migrations/sqlite/0004_daily_exports.sql"),
+            include_str!("../../migrations/sqlite/0005_users.sql"),
+            include_str!("../../migrations/sqlite/0006_call_deletions.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        let (a, b) = colliding("SM");
+        let rows = [
+            ("AC1", "Messages", a.clone(), false),
+            ("AC1", "Messages", b.clone(), false),
+            (
+                "AC1",
+                "Messages",
+                "SM0123456789ABCDEF0123456789abcdef".to_string(),
+                false,
+            ),
+            ("AC2", "Messages", a.clone(), false),
+            (
+                "AC1",
+                "Calls",
+                "CA00000000111111112222222233333333".to_string(),
+                true,
+            ),
+            (
+                "AC1",
+                "Participants",
+                "CF0123456789abcdef0123456789abcdef/CAfedcba9876543210fedcba9876543210".to_string(),
+                false,
+            ),
+        ];
+        for (account, rt, key, deleted) in &rows {
+            conn.execute(
+                "INSERT INTO records (account_sid, resource_type, record_key, day, sort_key, line, export_deleted) \
+                 VALUES (?1, ?2, ?3, '2024-06-01', ?3, ?3, ?4)",
+                (account, rt, key, deleted),
+            )
+            .unwrap();
+        }
+        conn.execute_batch(include_str!("../../migrations/sqlite/0007_record_sets.sql"))
+            .unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT s.account_sid, s.resource_type, r.record_key, r.key_hash, r.export_deleted, r.line \
+                 FROM records r JOIN record_sets s ON s.id = r.set_id",
+            )
+            .unwrap();
+        let moved: Vec<(String, String, String, Option<i64>, bool, String)> = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            })
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(moved.len(), rows.len());
+        for (account, rt, key, deleted) in &rows {
+            let m = moved
+                .iter()
+                .find(|m| m.0 == *account && m.1 == *rt && m.2 == *key)
+                .unwrap();
+            assert_eq!((m.4, m.5.as_str()), (*deleted, key.as_str()));
+            if !(account == &"AC1" && key == &b) {
+                assert_eq!(m.3, Some(key_hash(key)), "{key}");
+            } else {
+                assert_eq!(m.3, None, "the second key with one hash in a set");
+            }
+        }
     }
 }
