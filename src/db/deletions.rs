@@ -3,6 +3,7 @@
 
 use super::jobs::OPEN_STATUSES;
 use super::{with_pool, Db, Result};
+use crate::domain::ResourceType;
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct DeletionRow {
@@ -37,26 +38,26 @@ pub struct StaleDay {
 const DELETION_COLUMNS: &str =
     "account_sid, call_sid, source, day, requested_at, applied_at, outcome";
 
-/// The record of call `$2` of account `$1` on SQLite, where records are
-/// indexed by the key's hash (`$3`, see `records::key_hash`); a key stored
-/// without one (its hash held by another key) is found among those.
-const SQLITE_CALL: &str = "rowid IN (\
-     SELECT rowid FROM records WHERE set_id = (SELECT id FROM record_sets WHERE account_sid = $1 \
-       AND resource_type = 'Calls') AND key_hash = $3 \
-     UNION ALL SELECT rowid FROM records WHERE set_id = (SELECT id FROM record_sets WHERE account_sid = $1 \
-       AND resource_type = 'Calls') AND key_hash IS NULL) \
-     AND record_key = $2";
-
 impl Db {
-    /// The condition on `records` that selects call `$2` of account `$1`, and
-    /// the hash to bind as `$3` where the database needs one.
-    fn call_record(&self, call_sid: &str) -> (&'static str, Option<i64>) {
+    /// The condition on `records` that selects call `$3` of account `$1`
+    /// (with `$2` bound to "Calls"), and the hash to bind as `$4` where the
+    /// database needs one. On SQLite records are indexed by the key's hash
+    /// (see `records::key_hash`), and a key stored without one (its hash held
+    /// by another key) is found among those; the two lookups are a `rowid IN`
+    /// union because SQLite's planner scans the set for `key_hash = $4 OR
+    /// key_hash IS NULL`.
+    fn call_record(&self, call_sid: &str) -> (String, Option<i64>) {
+        let set = self.record_set();
         match self.pool {
-            super::Pool::Sqlite(_) => (SQLITE_CALL, Some(super::records::key_hash(call_sid))),
-            super::Pool::Postgres(_) => (
-                "account_sid = $1 AND resource_type = 'Calls' AND record_key = $2",
-                None,
+            super::Pool::Sqlite(_) => (
+                format!(
+                    "rowid IN (SELECT rowid FROM records WHERE {set} AND key_hash = $4 \
+                     UNION ALL SELECT rowid FROM records WHERE {set} AND key_hash IS NULL) \
+                     AND record_key = $3"
+                ),
+                Some(super::records::key_hash(call_sid)),
             ),
+            super::Pool::Postgres(_) => (format!("{set} AND record_key = $3"), None),
         }
     }
 
@@ -66,7 +67,10 @@ impl Db {
             "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE {call}"
         );
         Ok(with_pool!(self, |pool| {
-            let q = sqlx::query_as(&sql).bind(account_sid).bind(call_sid);
+            let q = sqlx::query_as(&sql)
+                .bind(account_sid)
+                .bind(ResourceType::Calls.as_str())
+                .bind(call_sid);
             match hash {
                 Some(h) => q.bind(h),
                 None => q,
@@ -122,7 +126,10 @@ impl Db {
         let (call, hash) = self.call_record(call_sid);
         let sql = format!("UPDATE records SET rest_deleted = TRUE WHERE {call}");
         with_pool!(self, |pool| {
-            let q = sqlx::query(&sql).bind(account_sid).bind(call_sid);
+            let q = sqlx::query(&sql)
+                .bind(account_sid)
+                .bind(ResourceType::Calls.as_str())
+                .bind(call_sid);
             match hash {
                 Some(h) => q.bind(h),
                 None => q,
@@ -169,7 +176,10 @@ impl Db {
         };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let q = sqlx::query(&change).bind(&d.account_sid).bind(&d.call_sid);
+            let q = sqlx::query(&change)
+                .bind(&d.account_sid)
+                .bind(ResourceType::Calls.as_str())
+                .bind(&d.call_sid);
             match hash {
                 Some(h) => q.bind(h),
                 None => q,
@@ -270,22 +280,18 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<CallRecord>> {
         let (cond, order, pos) = match (before, after) {
-            (_, Some(a)) => ("sort_key > $2", "ASC", a.to_string()),
-            (Some(b), None) => ("sort_key < $2", "DESC", b.to_string()),
-            (None, None) => ("sort_key < $2", "DESC", "\u{10FFFF}".to_string()),
-        };
-        let calls = match self.pool {
-            super::Pool::Sqlite(_) => {
-                "set_id = (SELECT id FROM record_sets WHERE account_sid = $1 AND resource_type = 'Calls')"
-            }
-            super::Pool::Postgres(_) => "account_sid = $1 AND resource_type = 'Calls'",
+            (_, Some(a)) => ("sort_key > $3", "ASC", a.to_string()),
+            (Some(b), None) => ("sort_key < $3", "DESC", b.to_string()),
+            (None, None) => ("sort_key < $3", "DESC", "\u{10FFFF}".to_string()),
         };
         let sql = format!(
-            "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE {calls} \
-             AND NOT rest_deleted AND {cond} ORDER BY sort_key {order} LIMIT $3"
+            "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE {} \
+             AND NOT rest_deleted AND {cond} ORDER BY sort_key {order} LIMIT $4",
+            self.record_set()
         );
         let mut rows: Vec<CallRecord> = with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account_sid)
+            .bind(ResourceType::Calls.as_str())
             .bind(pos)
             .bind(limit)
             .fetch_all(pool)
