@@ -53,19 +53,22 @@ pub async fn export_day(
 ) -> Result<Exported, Error> {
     let (raw_tx, raw_rx) = mpsc::channel::<Vec<u8>>(4);
     let (gz_tx, mut gz_rx) = mpsc::channel::<Vec<u8>>(4);
-    let compressor = tokio::task::spawn_blocking(move || compress(raw_rx, gz_tx));
+    // The scan and the compressor run at background priority, as the
+    // compressing threads do, so requests are answered first while a day exports.
+    let compressor =
+        crate::gzip::on_background_thread("export-gzip", move || compress(raw_rx, gz_tx));
 
     let read = async move {
         let records = match db.sqlite_file() {
             Some(file) => {
                 let (account_sid, stopped) = (account_sid.to_string(), stop.clone());
-                let scanned = tokio::task::spawn_blocking(move || {
+                let scanned = crate::gzip::on_background_thread("export-scan", move || {
                     crate::db::scan_day_sqlite(&file, &account_sid, rt, day, CHUNK_BYTES, |chunk| {
                         !stopped.is_cancelled() && raw_tx.blocking_send(chunk).is_ok()
                     })
                 })
                 .await
-                .map_err(|_| Error::Compressor)??;
+                .ok_or(Error::Compressor)??;
                 if stop.is_cancelled() {
                     return Err(Error::Stopped);
                 }
@@ -90,7 +93,7 @@ pub async fn export_day(
     let outcome = tokio::try_join!(read, write);
     let compressed = compressor
         .await
-        .map_err(|_| Error::Compressor)
+        .ok_or(Error::Compressor)
         .and_then(|r| r.map_err(Error::from));
     match (outcome, compressed) {
         (Ok((records, size)), Ok(())) if !stop.is_cancelled() => {

@@ -57,10 +57,36 @@ fn deflate_chunk(level: u32, dictionary: &[u8], data: &[u8]) -> std::io::Result<
 /// busy machine an export slows down instead of the API's answers, and an
 /// idle machine still gives it every core. Best effort: a system that refuses
 /// leaves the priority as it was. Only Linux lowers a single thread this way.
-fn background_priority() {
+pub(crate) fn background_priority() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
         tracing::debug!(error = %e, "could not lower the compressor's priority");
+    }
+}
+
+/// Runs `f` on a thread of its own at background priority (see
+/// [`background_priority`]) and resolves to its result, or to None when it
+/// panicked or no thread could be started. For an export's own long work (the
+/// day's scan, the compressor's coordination): on tokio's blocking pool it
+/// would run at the API's priority, and a lowered pool thread could never be
+/// raised again for whatever runs on it next.
+pub(crate) fn on_background_thread<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> impl std::future::Future<Output = Option<T>> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let started = std::thread::Builder::new()
+        .name(name.to_string())
+        .spawn(move || {
+            background_priority();
+            let _ = tx.send(f());
+        })
+        .is_ok();
+    async move {
+        match started {
+            true => rx.await.ok(),
+            false => None,
+        }
     }
 }
 
