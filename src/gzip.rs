@@ -60,7 +60,7 @@ fn deflate_chunk(level: u32, dictionary: &[u8], data: &[u8]) -> std::io::Result<
 pub(crate) fn background_priority() {
     #[cfg(target_os = "linux")]
     if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
-        tracing::debug!(error = %e, "could not lower the compressor's priority");
+        tracing::debug!(error = %e, "could not lower a background thread's priority");
     }
 }
 
@@ -83,9 +83,10 @@ pub(crate) fn on_background_thread<T: Send + 'static>(
         })
         .is_ok();
     async move {
-        match started {
-            true => rx.await.ok(),
-            false => None,
+        if started {
+            rx.await.ok()
+        } else {
+            None
         }
     }
 }

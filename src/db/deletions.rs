@@ -38,6 +38,22 @@ pub struct StaleDay {
 const DELETION_COLUMNS: &str =
     "account_sid, call_sid, source, day, requested_at, applied_at, outcome";
 
+/// Binds the parameters of [`Db::call_record`]'s condition to `q`, a query
+/// of either driver: the account, "Calls", the call's SID and, where the
+/// database needs it, the key's hash.
+macro_rules! bind_call {
+    ($q:expr, $account_sid:expr, $call_sid:expr, $hash:expr) => {{
+        let q = $q
+            .bind($account_sid)
+            .bind(ResourceType::Calls.as_str())
+            .bind($call_sid);
+        match $hash {
+            Some(h) => q.bind(h),
+            None => q,
+        }
+    }};
+}
+
 impl Db {
     /// The condition on `records` that selects call `$3` of account `$1`
     /// (with `$2` bound to "Calls"), and the hash to bind as `$4` where the
@@ -67,16 +83,9 @@ impl Db {
             "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE {call}"
         );
         Ok(with_pool!(self, |pool| {
-            let q = sqlx::query_as(&sql)
-                .bind(account_sid)
-                .bind(ResourceType::Calls.as_str())
-                .bind(call_sid);
-            match hash {
-                Some(h) => q.bind(h),
-                None => q,
-            }
-            .fetch_optional(pool)
-            .await
+            bind_call!(sqlx::query_as(&sql), account_sid, call_sid, hash)
+                .fetch_optional(pool)
+                .await
         })?)
     }
 
@@ -126,17 +135,10 @@ impl Db {
         let (call, hash) = self.call_record(call_sid);
         let sql = format!("UPDATE records SET rest_deleted = TRUE WHERE {call}");
         with_pool!(self, |pool| {
-            let q = sqlx::query(&sql)
-                .bind(account_sid)
-                .bind(ResourceType::Calls.as_str())
-                .bind(call_sid);
-            match hash {
-                Some(h) => q.bind(h),
-                None => q,
-            }
-            .execute(pool)
-            .await
-            .map(|_| ())
+            bind_call!(sqlx::query(&sql), account_sid, call_sid, hash)
+                .execute(pool)
+                .await
+                .map(|_| ())
         })?;
         Ok(())
     }
@@ -176,16 +178,9 @@ impl Db {
         };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let q = sqlx::query(&change)
-                .bind(&d.account_sid)
-                .bind(ResourceType::Calls.as_str())
-                .bind(&d.call_sid);
-            match hash {
-                Some(h) => q.bind(h),
-                None => q,
-            }
-            .execute(&mut *tx)
-            .await?;
+            bind_call!(sqlx::query(&change), &d.account_sid, &d.call_sid, hash)
+                .execute(&mut *tx)
+                .await?;
             sqlx::query(
                 "INSERT INTO day_versions (account_sid, resource_type, day, version) VALUES ($1, 'Calls', $2, 1) \
                  ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET version = day_versions.version + 1",

@@ -296,14 +296,17 @@ fn store_sqlite(
     let mut update = conn
         .prepare_cached("UPDATE records SET day = ?1, sort_key = ?2, line = ?3 WHERE rowid = ?4")?;
     let mut outcomes = Vec::with_capacity(batch.len());
+    // A batch's records mostly share their day: its text is made once per run.
+    let mut day_text: Option<(Day, String)> = None;
     for r in batch {
-        let day = r.day.to_string();
+        let day = match &day_text {
+            Some((d, text)) if *d == r.day => text,
+            _ => &day_text.insert((r.day, r.day.to_string())).1,
+        };
         let hash = key_hash(&r.key);
         let stored_at = match set.collided.get(&r.key) {
             Some(&rowid) => Some(rowid),
-            None if insert.execute((set.id, hash, &r.key, &day, &r.sort_key, &r.line))? == 1 => {
-                None
-            }
+            None if insert.execute((set.id, hash, &r.key, day, &r.sort_key, &r.line))? == 1 => None,
             None => {
                 let (rowid, key): (i64, String) =
                     holder.query_row((set.id, hash), |row| Ok((row.get(0)?, row.get(1)?)))?;
@@ -312,7 +315,7 @@ fn store_sqlite(
                 } else {
                     // Another key holds this hash: stored without one.
                     let no_hash: Option<i64> = None;
-                    insert.execute((set.id, no_hash, &r.key, &day, &r.sort_key, &r.line))?;
+                    insert.execute((set.id, no_hash, &r.key, day, &r.sort_key, &r.line))?;
                     set.collided.insert(r.key.clone(), conn.last_insert_rowid());
                     None
                 }
@@ -320,7 +323,7 @@ fn store_sqlite(
         };
         match stored_at {
             Some(rowid) => {
-                update.execute((&day, &r.sort_key, &r.line, rowid))?;
+                update.execute((day, &r.sort_key, &r.line, rowid))?;
                 outcomes.push(StoreOutcome::Replaced);
             }
             None => outcomes.push(StoreOutcome::Loaded),

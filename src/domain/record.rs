@@ -226,14 +226,10 @@ pub fn iso(t: DateTime<Utc>) -> String {
 fn push_iso(out: &mut String, t: DateTime<Utc>) {
     use chrono::{Datelike, Timelike};
     let t = t.naive_utc();
-    let Ok(year) = u32::try_from(t.year()) else {
-        out.push_str(&t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
-        return;
+    let year = match u32::try_from(t.year()) {
+        Ok(year) if year <= 9999 => year,
+        _ => return out.push_str(&t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
     };
-    if year > 9999 {
-        out.push_str(&t.format("%Y-%m-%dT%H:%M:%SZ").to_string());
-        return;
-    }
     let digit = |n: u32| char::from(b'0' + (n % 10) as u8);
     let two = |out: &mut String, n: u32| {
         out.push(digit(n / 10));
