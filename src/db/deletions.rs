@@ -2,6 +2,7 @@
 //! versions that keep exports honest, and the Call resource's reads.
 
 use super::jobs::OPEN_STATUSES;
+use super::lines::{LineReader, Placed};
 use super::{with_pool, Db, Result};
 use crate::domain::ResourceType;
 
@@ -24,6 +25,26 @@ pub struct CallRecord {
     pub line: String,
     pub rest_deleted: bool,
     pub export_deleted: bool,
+    /// Where the line is when it is kept in a segment (SQLite, see
+    /// `db::lines`); [`Db::find_call`] and [`Db::list_calls`] read it into `line`.
+    #[sqlx(default)]
+    line_seg: Option<i64>,
+    #[sqlx(default)]
+    line_off: Option<i64>,
+    #[sqlx(default)]
+    line_len: Option<i64>,
+}
+
+impl CallRecord {
+    /// Reads the line from its segment, when it is kept in one.
+    fn read_line(&mut self, lines: Option<&mut LineReader>) -> Result<()> {
+        if let (Some(lines), Some(seg), Some(off), Some(len)) =
+            (lines, self.line_seg, self.line_off, self.line_len)
+        {
+            self.line = lines.line(Placed { seg, off, len })?;
+        }
+        Ok(())
+    }
 }
 
 /// A Day whose file is behind its day's records.
@@ -77,16 +98,28 @@ impl Db {
         }
     }
 
+    /// The columns of a [`CallRecord`]: on SQLite also where its line is.
+    fn call_columns(&self) -> &'static str {
+        match self.pool {
+            super::Pool::Sqlite(_) => {
+                "day, sort_key, line, rest_deleted, export_deleted, line_seg, line_off, line_len"
+            }
+            super::Pool::Postgres(_) => "day, sort_key, line, rest_deleted, export_deleted",
+        }
+    }
+
     pub async fn find_call(&self, account_sid: &str, call_sid: &str) -> Result<Option<CallRecord>> {
         let (call, hash) = self.call_record(call_sid);
-        let sql = format!(
-            "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE {call}"
-        );
-        Ok(with_pool!(self, |pool| {
+        let sql = format!("SELECT {} FROM records WHERE {call}", self.call_columns());
+        let mut lines = self.line_reader().await?;
+        let found: Option<CallRecord> = with_pool!(self, |pool| {
             bind_call!(sqlx::query_as(&sql), account_sid, call_sid, hash)
                 .fetch_optional(pool)
                 .await
-        })?)
+        })?;
+        found
+            .map(|mut c| c.read_line(lines.as_mut()).map(|()| c))
+            .transpose()
     }
 
     /// Records a deletion request; a repeated one is ignored. True when new.
@@ -176,8 +209,21 @@ impl Db {
         } else {
             format!("UPDATE records SET export_deleted = TRUE WHERE {call}")
         };
+        // A removed row's line, kept in a segment, is erased by the next sweep.
+        let freed = match (&self.pool, remove_row) {
+            (super::Pool::Sqlite(_), true) => Some(format!(
+                "INSERT INTO line_garbage (seg, off, len) \
+                 SELECT line_seg, line_off, line_len FROM records WHERE {call} AND line_seg IS NOT NULL"
+            )),
+            _ => None,
+        };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
+            if let Some(freed) = &freed {
+                bind_call!(sqlx::query(freed), &d.account_sid, &d.call_sid, hash)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             bind_call!(sqlx::query(&change), &d.account_sid, &d.call_sid, hash)
                 .execute(&mut *tx)
                 .await?;
@@ -280,10 +326,12 @@ impl Db {
             (None, None) => ("sort_key < $3", "DESC", "\u{10FFFF}".to_string()),
         };
         let sql = format!(
-            "SELECT day, sort_key, line, rest_deleted, export_deleted FROM records WHERE {} \
+            "SELECT {} FROM records WHERE {} \
              AND NOT rest_deleted AND {cond} ORDER BY sort_key {order} LIMIT $4",
+            self.call_columns(),
             self.record_set()
         );
+        let mut lines = self.line_reader().await?;
         let mut rows: Vec<CallRecord> = with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account_sid)
             .bind(ResourceType::Calls.as_str())
@@ -291,6 +339,9 @@ impl Db {
             .bind(limit)
             .fetch_all(pool)
             .await)?;
+        for row in &mut rows {
+            row.read_line(lines.as_mut())?;
+        }
         if after.is_some() {
             rows.reverse();
         }

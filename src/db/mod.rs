@@ -9,6 +9,7 @@ mod days;
 mod deletions;
 mod deliveries;
 mod jobs;
+mod lines;
 mod queue;
 mod records;
 mod users;
@@ -75,6 +76,11 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    /// Reading or writing the segment files of records' lines (see `lines`).
+    #[error("record line storage failed: {0}")]
+    Lines(#[from] std::io::Error),
+    #[error("{0}")]
+    Misuse(&'static str),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::lines::{LineReader, Lines, Placed, SegmentWriter};
 use super::{with_pool, Db, Result};
 use crate::domain::record::Record;
 use crate::domain::{Day, ResourceType};
@@ -26,11 +27,15 @@ const WRITER_CACHE_KIB: i64 = 64 * 1024;
 /// [`RecordWriter::group_commits`]) stores per transaction, across batches. A
 /// commit writes every index page the transaction touched to the WAL, and
 /// random keys touch most of the primary-key index, so fewer commits write
-/// less: on 1M records, 50,000 per commit took 15 s and 250,000 took 11 s (the
-/// `sqlite3` shell, same schema; a whole load in one transaction spills the
-/// cache and is slower again). Other writers wait at most one transaction,
-/// about 3 s.
-const SQLITE_COMMIT_EVERY: usize = 250_000;
+/// less: on 1M records with lines in the rows, 50,000 per commit took 15 s and
+/// 250,000 took 11 s (the `sqlite3` shell). With lines in segments a row is
+/// about 240 bytes with its index entries, and 500,000 per commit loaded 1M
+/// Messages in 3.61-3.84 s against 3.84-3.97 s at 250,000 (three alternating
+/// CLI runs each). Other writers wait at most one transaction, about 2 s.
+const SQLITE_COMMIT_EVERY: usize = 500_000;
+
+/// Rows per multi-row insert of a SQLite writer (8 parameters each).
+const SQLITE_ROWS_PER_INSERT: usize = 128;
 
 /// The last occurrence of each key in `batch`, in batch order: the one stored.
 fn last_of_each_key(batch: &[Record]) -> Vec<&Record> {
@@ -83,7 +88,7 @@ pub struct RecordWriter {
 enum Target {
     /// None only while a store has the connection on a blocking thread (or
     /// after such a store was cancelled).
-    Sqlite(Option<SqliteLoad>),
+    Sqlite(Option<Box<SqliteLoad>>),
     Postgres(sqlx::PgPool),
 }
 
@@ -91,6 +96,8 @@ enum Target {
 /// transaction holds, reported when that commits.
 struct SqliteLoad {
     conn: rusqlite::Connection,
+    /// Where this writer appends its records' lines (see [`super::lines`]).
+    segment: SegmentWriter,
     uncommitted: Vec<StoreOutcome>,
     /// Commit once this many records are uncommitted: 1 (every batch) or
     /// [`SQLITE_COMMIT_EVERY`].
@@ -161,9 +168,19 @@ impl RecordWriter {
         let mut load = slot
             .take()
             .ok_or(super::Error::Sqlx(sqlx::Error::PoolClosed))?;
+        // The lines are appended here, by the task that parsed them, while
+        // the writer's thread is busy with the rows of the batch before.
+        let placed = match load.segment.append_all(&batch) {
+            Ok(placed) => placed,
+            Err(e) => {
+                load.segment.rewind();
+                *slot = Some(load);
+                return Err(e.into());
+            }
+        };
         let (account, rt) = (self.account_sid.clone(), self.rt);
         let (load, stored) = on_blocking_thread(move || {
-            let stored = load.store(&account, rt, &batch);
+            let stored = load.store(&account, rt, &batch, &placed);
             (load, stored)
         })
         .await?;
@@ -187,6 +204,7 @@ impl SqliteLoad {
         account_sid: &str,
         rt: ResourceType,
         batch: &[Record],
+        placed: &[Placed],
     ) -> Result<Vec<StoreOutcome>> {
         if batch.is_empty() {
             return Ok(Vec::new());
@@ -204,7 +222,7 @@ impl SqliteLoad {
             }
         }
         let set = self.set.as_mut().expect("a transaction is open");
-        match store_sqlite(&self.conn, set, batch) {
+        match store_sqlite(&self.conn, set, batch, placed) {
             Ok(outcomes) => self.uncommitted.extend(outcomes),
             Err(e) => {
                 self.abandon();
@@ -218,12 +236,26 @@ impl SqliteLoad {
         }
     }
 
+    /// Syncs the lines appended in the open transaction, records the
+    /// segment's new length in it, and commits.
     fn commit(&mut self) -> Result<Vec<StoreOutcome>> {
         if !self.conn.is_autocommit() {
-            if let Err(e) = self.conn.execute_batch("COMMIT") {
+            let committed = self
+                .segment
+                .sync()
+                .map_err(super::Error::from)
+                .and_then(|len| {
+                    self.conn.execute(
+                        "UPDATE line_segments SET committed_len = ?1 WHERE id = ?2",
+                        (len, self.segment.id()),
+                    )?;
+                    Ok(self.conn.execute_batch("COMMIT")?)
+                });
+            if let Err(e) = committed {
                 self.abandon();
-                return Err(e.into());
+                return Err(e);
             }
+            self.segment.committed();
         }
         self.set = None;
         Ok(std::mem::take(&mut self.uncommitted))
@@ -235,6 +267,7 @@ impl SqliteLoad {
         self.uncommitted.clear();
         self.set = None;
         let _ = self.conn.execute_batch("ROLLBACK");
+        self.segment.rewind();
     }
 }
 
@@ -275,61 +308,177 @@ fn open_set(conn: &rusqlite::Connection, account_sid: &str, rt: ResourceType) ->
 }
 
 /// One batch through a writer's own SQLite connection, inside its open
-/// transaction: insert, and where the key exists, update. Flags
-/// (`rest_deleted`, `export_deleted`) stay as they were. Records go in batch
-/// order, so a key repeated in the batch is stored by its first occurrence,
-/// and replaced by the later ones, as a key stored before is: the insert's own
-/// conflict check on the key's hash says which happened (after a look at the
-/// rare keys stored without one), and no map of the batch's keys is built.
+/// transaction: insert the rows pointing at the lines (already appended to
+/// the writer's segment), and where the key exists, update (the range the old
+/// row used becomes garbage for the sweep). Flags (`rest_deleted`,
+/// `export_deleted`) stay as they were. Records go in batch order, so a key
+/// repeated in the batch is stored by its first occurrence and replaced by
+/// the later ones, as a key stored before is.
+///
+/// Rows go in [`SQLITE_ROWS_PER_INSERT`] at a time: one statement keeps its
+/// cursors, so rows arriving in day order append to the day index without a
+/// search from its root, and the statement's overhead is paid once. The
+/// insert's own conflict check on the key's hash says what happened: when it
+/// wrote every row, all were new; else each row of it is looked up, and one
+/// whose stored line is not the one just placed was not written by it and is
+/// stored on its own (after a look at the rare keys stored without a hash).
 fn store_sqlite(
     conn: &rusqlite::Connection,
     set: &mut SqliteSet,
     batch: &[Record],
+    placed: &[Placed],
 ) -> Result<Vec<StoreOutcome>> {
-    let mut insert = conn.prepare_cached(
-        "INSERT INTO records (set_id, key_hash, record_key, day, sort_key, line) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (set_id, key_hash) DO NOTHING",
-    )?;
-    let mut holder = conn.prepare_cached(
-        "SELECT rowid, record_key FROM records WHERE set_id = ?1 AND key_hash = ?2",
-    )?;
-    let mut update = conn
-        .prepare_cached("UPDATE records SET day = ?1, sort_key = ?2, line = ?3 WHERE rowid = ?4")?;
+    const COLUMNS: &str =
+        "INSERT OR IGNORE INTO records (set_id, key_hash, record_key, day, sort_key, line, line_seg, line_off, line_len) VALUES ";
+    const CONFLICT: &str = "";
+    let one_row = "(?, ?, ?, ?, ?, '', ?, ?, ?)";
+    let many = vec![one_row; SQLITE_ROWS_PER_INSERT].join(", ");
+    let mut insert_many = conn.prepare_cached(&format!("{COLUMNS}{many}{CONFLICT}"))?;
+    let mut stmts = OneAtATime {
+        insert: conn.prepare_cached(&format!("{COLUMNS}{one_row}{CONFLICT}"))?,
+        holder: conn.prepare_cached(
+            "SELECT rowid, record_key, line_seg, line_off FROM records WHERE set_id = ?1 AND key_hash = ?2",
+        )?,
+        update: conn.prepare_cached(
+            "UPDATE records SET day = ?1, sort_key = ?2, line = '', line_seg = ?3, line_off = ?4, line_len = ?5 \
+             WHERE rowid = ?6",
+        )?,
+        freed: conn.prepare_cached(
+            "INSERT INTO line_garbage (seg, off, len) \
+             SELECT line_seg, line_off, line_len FROM records WHERE rowid = ?1 AND line_seg IS NOT NULL",
+        )?,
+    };
     let mut outcomes = Vec::with_capacity(batch.len());
     // A batch's records mostly share their day: its text is made once per run.
-    let mut day_text: Option<(Day, String)> = None;
-    for r in batch {
-        let day = match &day_text {
-            Some((d, text)) if *d == r.day => text,
-            _ => &day_text.insert((r.day, r.day.to_string())).1,
-        };
+    let mut day_text = DayText::default();
+    let mut at = 0;
+    while at < batch.len() {
+        let run = batch[at..]
+            .iter()
+            .take(SQLITE_ROWS_PER_INSERT)
+            .take_while(|r| !set.collided.contains_key(&r.key))
+            .count();
+        if run < SQLITE_ROWS_PER_INSERT {
+            let outcome = stmts.store(
+                conn,
+                set,
+                &batch[at],
+                placed[at],
+                day_text.of(batch[at].day),
+            )?;
+            outcomes.push(outcome);
+            at += 1;
+            continue;
+        }
+        let (rows, places) = (&batch[at..at + run], &placed[at..at + run]);
+        let mut param = 1;
+        for (r, p) in rows.iter().zip(places) {
+            insert_many.raw_bind_parameter(param, set.id)?;
+            insert_many.raw_bind_parameter(param + 1, key_hash(&r.key))?;
+            insert_many.raw_bind_parameter(param + 2, &r.key)?;
+            insert_many.raw_bind_parameter(param + 3, day_text.of(r.day))?;
+            insert_many.raw_bind_parameter(param + 4, &r.sort_key)?;
+            insert_many.raw_bind_parameter(param + 5, p.seg)?;
+            insert_many.raw_bind_parameter(param + 6, p.off)?;
+            insert_many.raw_bind_parameter(param + 7, p.len)?;
+            param += 8;
+        }
+        if insert_many.raw_execute()? == run {
+            outcomes.extend(std::iter::repeat_n(StoreOutcome::Loaded, run));
+        } else {
+            for (r, &p) in rows.iter().zip(places) {
+                let (_, _, seg, off) = stmts.holder(set.id, key_hash(&r.key))?;
+                let outcome = if (seg, off) == (Some(p.seg), Some(p.off)) {
+                    StoreOutcome::Loaded
+                } else {
+                    stmts.store(conn, set, r, p, day_text.of(r.day))?
+                };
+                outcomes.push(outcome);
+            }
+        }
+        at += run;
+    }
+    Ok(outcomes)
+}
+
+/// A day's text, made once for each run of records on that day.
+#[derive(Default)]
+struct DayText(Option<(Day, String)>);
+
+impl DayText {
+    fn of(&mut self, day: Day) -> &str {
+        match self.0 {
+            Some((d, _)) if d == day => {}
+            _ => self.0 = Some((day, day.to_string())),
+        }
+        &self.0.as_ref().expect("just set").1
+    }
+}
+
+/// The statements that store one record of a SQLite batch.
+struct OneAtATime<'c> {
+    insert: rusqlite::CachedStatement<'c>,
+    holder: rusqlite::CachedStatement<'c>,
+    update: rusqlite::CachedStatement<'c>,
+    freed: rusqlite::CachedStatement<'c>,
+}
+
+impl OneAtATime<'_> {
+    /// The row holding `hash` in the set: rowid, key, and where its line is.
+    fn holder(
+        &mut self,
+        set_id: i64,
+        hash: i64,
+    ) -> Result<(i64, String, Option<i64>, Option<i64>)> {
+        Ok(self.holder.query_row((set_id, hash), |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })?)
+    }
+
+    /// Inserts `r`, or where its key is stored, updates that row.
+    fn store(
+        &mut self,
+        conn: &rusqlite::Connection,
+        set: &mut SqliteSet,
+        r: &Record,
+        at: Placed,
+        day: &str,
+    ) -> Result<StoreOutcome> {
         let hash = key_hash(&r.key);
+        let row = (&r.key, day, &r.sort_key, at.seg, at.off, at.len);
         let stored_at = match set.collided.get(&r.key) {
             Some(&rowid) => Some(rowid),
-            None if insert.execute((set.id, hash, &r.key, day, &r.sort_key, &r.line))? == 1 => None,
+            None if self
+                .insert
+                .execute((set.id, hash, row.0, row.1, row.2, row.3, row.4, row.5))?
+                == 1 =>
+            {
+                None
+            }
             None => {
-                let (rowid, key): (i64, String) =
-                    holder.query_row((set.id, hash), |row| Ok((row.get(0)?, row.get(1)?)))?;
+                let (rowid, key, ..) = self.holder(set.id, hash)?;
                 if key == r.key {
                     Some(rowid)
                 } else {
                     // Another key holds this hash: stored without one.
                     let no_hash: Option<i64> = None;
-                    insert.execute((set.id, no_hash, &r.key, day, &r.sort_key, &r.line))?;
+                    self.insert
+                        .execute((set.id, no_hash, row.0, row.1, row.2, row.3, row.4, row.5))?;
                     set.collided.insert(r.key.clone(), conn.last_insert_rowid());
                     None
                 }
             }
         };
-        match stored_at {
+        Ok(match stored_at {
             Some(rowid) => {
-                update.execute((day, &r.sort_key, &r.line, rowid))?;
-                outcomes.push(StoreOutcome::Replaced);
+                self.freed.execute([rowid])?;
+                self.update
+                    .execute((day, &r.sort_key, at.seg, at.off, at.len, rowid))?;
+                StoreOutcome::Replaced
             }
-            None => outcomes.push(StoreOutcome::Loaded),
-        }
+            None => StoreOutcome::Loaded,
+        })
     }
-    Ok(outcomes)
 }
 
 /// One batch in one PostgreSQL transaction; a record with a known key replaces
@@ -406,12 +555,19 @@ impl Db {
         let target = match &self.pool {
             super::Pool::Sqlite(pool) => {
                 let file = pool.connect_options().get_filename().to_path_buf();
-                Target::Sqlite(Some(SqliteLoad {
-                    conn: on_blocking_thread(move || open_writer(&file)).await??,
+                let (conn, segment) = on_blocking_thread(move || {
+                    let conn = open_writer(&file)?;
+                    let segment = SegmentWriter::open(&conn, &Lines::beside(&file))?;
+                    Ok::<_, super::Error>((conn, segment))
+                })
+                .await??;
+                Target::Sqlite(Some(Box::new(SqliteLoad {
+                    conn,
+                    segment,
                     uncommitted: Vec::new(),
                     commit_every: 1,
                     set: None,
-                }))
+                })))
             }
             super::Pool::Postgres(pool) => Target::Postgres(pool.clone()),
         };
@@ -423,7 +579,7 @@ impl Db {
     }
 
     /// Up to `limit` day-file lines of one day after `after` (a sort key), in
-    /// file order, joined by newlines by the database itself: one row crosses
+    /// file order, joined by newlines by PostgreSQL itself: one row crosses
     /// the driver per page instead of one per record. Returns the text, the
     /// last sort key and how many lines it holds; None when no line is left.
     pub async fn day_page(
@@ -434,28 +590,25 @@ impl Db {
         after: &str,
         limit: i64,
     ) -> Result<Option<(String, String, i64)>> {
-        let inner = format!(
-            "SELECT line, sort_key FROM records WHERE {} AND day = $3 \
-             AND NOT export_deleted AND sort_key > $4 ORDER BY sort_key LIMIT $5",
+        let super::Pool::Postgres(pool) = &self.pool else {
+            return Err(super::Error::Misuse(
+                "day pages are for PostgreSQL; a SQLite day is read with scan_day_sqlite",
+            ));
+        };
+        let sql = format!(
+            "SELECT string_agg(line, E'\\n' ORDER BY sort_key), MAX(sort_key), COUNT(*) FROM (\
+             SELECT line, sort_key FROM records WHERE {} AND day = $3 \
+             AND NOT export_deleted AND sort_key > $4 ORDER BY sort_key LIMIT $5) AS page",
             self.record_set()
         );
-        let sql = match self.pool {
-            super::Pool::Sqlite(_) => {
-                format!("SELECT group_concat(line, char(10)), MAX(sort_key), COUNT(*) FROM ({inner}) AS page")
-            }
-            super::Pool::Postgres(_) => {
-                format!("SELECT string_agg(line, E'\\n' ORDER BY sort_key), MAX(sort_key), COUNT(*) FROM ({inner}) AS page")
-            }
-        };
-        let row: (Option<String>, Option<String>, i64) =
-            with_pool!(self, |pool| sqlx::query_as(&sql)
-                .bind(account_sid)
-                .bind(rt.as_str())
-                .bind(day.to_string())
-                .bind(after)
-                .bind(limit)
-                .fetch_one(pool)
-                .await)?;
+        let row: (Option<String>, Option<String>, i64) = sqlx::query_as(&sql)
+            .bind(account_sid)
+            .bind(rt.as_str())
+            .bind(day.to_string())
+            .bind(after)
+            .bind(limit)
+            .fetch_one(pool)
+            .await?;
         Ok(match row {
             (Some(text), Some(last), n) if n > 0 => Some((text, last, n)),
             _ => None,
@@ -503,14 +656,17 @@ impl Db {
 }
 
 /// One day's lines in order, each followed by a newline, read from the SQLite
-/// file on the calling thread through one statement (one snapshot) and handed
-/// to `chunk` in pieces of at least `chunk_bytes`. Returns the number of
-/// records, or stops early (returning what was read) when `chunk` returns false.
+/// file and its line segments on the calling thread through one statement
+/// (one snapshot) and handed to `chunk` in pieces of at least `chunk_bytes`.
+/// Returns the number of records, or stops early (returning what was read)
+/// when `chunk` returns false.
 ///
 /// Exports use this instead of the sqlx pool: sqlx's SQLite driver moves each
 /// row (or each aggregated page) through its worker thread, which cost about
 /// five times SQLite's own scan; a day export is one long sequential read that
 /// belongs on a blocking thread. rusqlite links the same libsqlite3-sys as sqlx.
+/// Lines that follow each other in a segment (a day loaded in order) are read
+/// as one range, straight into the chunk.
 pub fn scan_day_sqlite(
     file: &std::path::Path,
     account_sid: &str,
@@ -520,35 +676,68 @@ pub fn scan_day_sqlite(
     mut chunk: impl FnMut(Vec<u8>) -> bool,
 ) -> Result<u64> {
     use rusqlite::{Connection, OpenFlags};
+    // Before the query: no sweep erases what its rows point at until it is done.
+    let mut lines = Lines::beside(file).reader()?;
     let conn = Connection::open_with_flags(
         file,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(30))?;
     let mut stmt = conn.prepare(
-        "SELECT line FROM records WHERE set_id = (SELECT id FROM record_sets WHERE account_sid = ?1 \
-         AND resource_type = ?2) AND day = ?3 AND NOT export_deleted ORDER BY sort_key",
+        "SELECT line, line_seg, line_off, line_len FROM records WHERE set_id = (SELECT id FROM record_sets \
+         WHERE account_sid = ?1 AND resource_type = ?2) AND day = ?3 AND NOT export_deleted ORDER BY sort_key",
     )?;
     let mut rows = stmt.query((account_sid, rt.as_str(), day.to_string()))?;
     let mut records = 0u64;
     let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + 64 * 1024);
+    // A range of one segment (start, end) not read into `buf` yet.
+    let mut pending: Option<(i64, i64, i64)> = None;
     while let Some(row) = rows.next()? {
-        if let rusqlite::types::ValueRef::Text(line) = row.get_ref(0)? {
-            buf.extend_from_slice(line);
+        match row.get::<_, Option<i64>>(1)? {
+            Some(seg) => {
+                let (off, len): (i64, i64) = (row.get(2)?, row.get(3)?);
+                match &mut pending {
+                    Some((s, _, end)) if *s == seg && *end == off => *end = off + len + 1,
+                    _ => {
+                        read_pending(&mut lines, pending.take(), &mut buf)?;
+                        pending = Some((seg, off, off + len + 1));
+                    }
+                }
+            }
+            None => {
+                read_pending(&mut lines, pending.take(), &mut buf)?;
+                if let rusqlite::types::ValueRef::Text(line) = row.get_ref(0)? {
+                    buf.extend_from_slice(line);
+                }
+                buf.push(b'\n');
+            }
         }
-        buf.push(b'\n');
         records += 1;
-        if buf.len() >= chunk_bytes {
+        let waiting = pending.map_or(0, |(_, start, end)| (end - start) as usize);
+        if buf.len() + waiting >= chunk_bytes {
+            read_pending(&mut lines, pending.take(), &mut buf)?;
             let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk_bytes + 64 * 1024));
             if !chunk(full) {
                 return Ok(records);
             }
         }
     }
+    read_pending(&mut lines, pending, &mut buf)?;
     if !buf.is_empty() {
         chunk(buf);
     }
     Ok(records)
+}
+
+fn read_pending(
+    lines: &mut LineReader,
+    pending: Option<(i64, i64, i64)>,
+    buf: &mut Vec<u8>,
+) -> Result<()> {
+    if let Some((seg, start, end)) = pending {
+        lines.read(seg, start, (end - start) as usize, buf)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -757,6 +946,189 @@ mod tests {
         assert!(!db.find_call("AC1", &c).await.unwrap().unwrap().rest_deleted);
         let other = colliding("CA").0.replace("cafebabe", "cafebab0");
         assert!(db.find_call("AC1", &other).await.unwrap().is_none());
+    }
+
+    /// A message whose key's hash is `n` (in its first half).
+    fn spread(n: u32, body: &str) -> Record {
+        record(&format!("SM{n:08x}{}{n:08x}", "0".repeat(16)), body)
+    }
+
+    /// The day as an export reads it, in chunks of at least `chunk_bytes`.
+    fn day_text(file: &std::path::Path, chunk_bytes: usize) -> String {
+        let mut text = String::new();
+        let day = Day::parse("2024-06-01").unwrap();
+        scan_day_sqlite(file, "AC1", ResourceType::Messages, day, chunk_bytes, |c| {
+            text.push_str(std::str::from_utf8(&c).unwrap());
+            true
+        })
+        .unwrap();
+        text
+    }
+
+    fn segment_bytes(file: &std::path::Path) -> Vec<u8> {
+        let mut dir = file.as_os_str().to_owned();
+        dir.push("-lines");
+        let mut all = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "seg") {
+                all.extend(std::fs::read(path).unwrap());
+            }
+        }
+        all
+    }
+
+    fn count(haystack: &[u8], needle: &str) -> usize {
+        haystack
+            .windows(needle.len())
+            .filter(|w| *w == needle.as_bytes())
+            .count()
+    }
+
+    /// Rows go in many at a time; what each record did, and what is stored,
+    /// is what storing them one at a time gives: new keys, known keys, a key
+    /// twice in one statement, and a key whose hash another key holds. The
+    /// lines of replaced records are erased by a sweep, but not while a
+    /// reader that could still see them holds the lock; rows that keep their
+    /// line (stored before segments) are read in their place.
+    #[tokio::test]
+    async fn rows_stored_many_at_a_time_match_one_at_a_time_and_dead_lines_are_swept() {
+        use StoreOutcome::{Loaded, Replaced};
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let file = db.sqlite_file().unwrap();
+        let (a, b) = colliding("SM");
+        let mut w = db
+            .record_writer("AC1", ResourceType::Messages)
+            .await
+            .unwrap();
+        let mut first: Vec<Record> = (0..300).map(|n| spread(n, "1")).collect();
+        first.insert(10, record(&a, "1"));
+        let stored = w.store(first).await.unwrap();
+        assert_eq!(stored, vec![Loaded; 301]);
+        let mut second: Vec<Record> = (150..450).map(|n| spread(n, "2")).collect();
+        second.insert(60, spread(200, "2b")); // 200 again, in the same statement
+        second.insert(70, record(&b, "2")); // a's hash, another key
+        let mut expected = vec![Replaced; 150];
+        expected.extend(vec![Loaded; 150]);
+        expected.insert(60, Replaced);
+        expected.insert(70, Loaded);
+        assert_eq!(w.store(second).await.unwrap(), expected);
+        w.finish().await.unwrap();
+
+        // A row stored before segments existed keeps its line in the row.
+        let inline_key = format!("SM{:08x}{}{:08x}a", 100, "0".repeat(16), 100);
+        sqlx::query(
+            "INSERT INTO records (set_id, key_hash, record_key, day, sort_key, line) \
+             SELECT id, NULL, $1, '2024-06-01', $2, $3 FROM record_sets WHERE account_sid = 'AC1'",
+        )
+        .bind(&inline_key)
+        .bind(format!("2024-06-01T00:00:00Z|{inline_key}"))
+        .bind(format!("{{\"sid\":\"{inline_key}\",\"inline\":true}}"))
+        .execute(match &db.pool {
+            super::super::Pool::Sqlite(p) => p,
+            super::super::Pool::Postgres(_) => unreachable!("a SQLite database"),
+        })
+        .await
+        .unwrap();
+
+        let text = day_text(&file, 1);
+        assert_eq!(
+            text,
+            day_text(&file, 1 << 20),
+            "ranges read whole give the same bytes"
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 450 + 2 + 1);
+        let body_of = |key: &str| {
+            let line = lines
+                .iter()
+                .find(|l| l.contains(&format!("\"{key}\"")))
+                .unwrap();
+            line.split("\"body\":\"")
+                .nth(1)
+                .map(|b| b.trim_end_matches("\"}").to_string())
+        };
+        assert_eq!(body_of(&spread(149, "").key).as_deref(), Some("1"));
+        assert_eq!(body_of(&spread(150, "").key).as_deref(), Some("2"));
+        assert_eq!(
+            body_of(&spread(200, "").key).as_deref(),
+            Some("2b"),
+            "the later 200 wins"
+        );
+        assert_eq!(body_of(&a).as_deref(), Some("1"));
+        assert_eq!(body_of(&b).as_deref(), Some("2"));
+        let inline_at = lines
+            .iter()
+            .position(|l| l.contains("\"inline\":true"))
+            .unwrap();
+        assert!(lines[inline_at - 1].contains(&spread(100, "").key));
+
+        // The 150 lines replaced, and the earlier 200 of the second batch, are dead.
+        assert_eq!(db.line_garbage().await.unwrap(), 151);
+        let old = format!("\"sid\":\"{}\",\"body\":\"1\"", spread(150, "").key);
+        assert_eq!(count(&segment_bytes(&file), &old), 1);
+        let reading = Lines::beside(&file).reader().unwrap();
+        assert_eq!(
+            db.sweep_lines().await.unwrap(),
+            0,
+            "a reader holds the lock"
+        );
+        assert_eq!(db.line_garbage().await.unwrap(), 151);
+        drop(reading);
+        assert_eq!(db.sweep_lines().await.unwrap(), 151);
+        assert_eq!(db.line_garbage().await.unwrap(), 0);
+        let segments = segment_bytes(&file);
+        assert_eq!(count(&segments, &old), 0, "the replaced line is erased");
+        let earlier_200 = format!("\"sid\":\"{}\",\"body\":\"2\"", spread(200, "").key);
+        assert_eq!(count(&segments, &earlier_200), 0);
+        assert_eq!(count(&segments, "\"body\":\"2b\""), 1);
+        assert_eq!(day_text(&file, 1 << 20), text, "live lines are untouched");
+    }
+
+    /// A call removed by a deletion leaves nothing of its line once swept.
+    #[tokio::test]
+    async fn a_deleted_calls_line_is_erased_by_the_sweep() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let (c, d) = colliding("CA");
+        let mut w = db.record_writer("AC1", ResourceType::Calls).await.unwrap();
+        w.store(vec![record(&c, "kept"), record(&d, "secret")])
+            .await
+            .unwrap();
+        w.finish().await.unwrap();
+        let file = db.sqlite_file().unwrap();
+        assert_eq!(count(&segment_bytes(&file), &d), 1);
+        let deletion = super::super::DeletionRow {
+            account_sid: "AC1".into(),
+            call_sid: d.clone(),
+            source: "archive".into(),
+            day: "2024-06-01".into(),
+            requested_at: 0,
+            applied_at: None,
+            outcome: None,
+        };
+        db.apply_deletion(&deletion, true, "deleted", 1)
+            .await
+            .unwrap();
+        assert!(db.find_call("AC1", &d).await.unwrap().is_none());
+        assert_eq!(db.sweep_lines().await.unwrap(), 1);
+        let segments = segment_bytes(&file);
+        assert_eq!(count(&segments, &d), 0);
+        assert_eq!(count(&segments, "secret"), 0);
+        assert!(db
+            .find_call("AC1", &c)
+            .await
+            .unwrap()
+            .unwrap()
+            .line
+            .contains("kept"));
     }
 
     /// Migration 0007 moves the rows of the text-keyed table and computes in

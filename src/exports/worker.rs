@@ -227,7 +227,8 @@ impl Exports {
 
     /// Removes old day files whose time has come. Each is leased for one
     /// worker lease and taken off the list only once the store has removed
-    /// it; a failed removal is tried again when the lease runs out.
+    /// it; a failed removal is tried again when the lease runs out. Also
+    /// erases the stored lines of replaced and deleted records (SQLite).
     pub async fn collect_garbage(&self, now: i64) -> Result<()> {
         // Counted before leasing, so `wait_idle` never sees a leased file
         // that is neither due nor counted.
@@ -245,12 +246,15 @@ impl Exports {
                 }
             }
         }
+        if let Err(e) = self.db().sweep_lines().await {
+            tracing::warn!(error = %e, "could not erase the lines of replaced or deleted records; will retry");
+        }
         Ok(())
     }
 
     /// Waits until no job day is queued, running or due for a retry, no
-    /// notification is due, and no old file is due for removal or being
-    /// removed by this process: what tests and the admin API use instead of
+    /// notification is due, no old file is due for removal or being removed
+    /// by this process, and no stored line waits to be erased: what tests and the admin API use instead of
     /// sleeping.
     pub async fn wait_idle(&self, timeout: Duration) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + timeout;
@@ -269,7 +273,8 @@ impl Exports {
                 // Due files first, then collections: a collection that leased
                 // a file after the first read was counted before the second.
                 && self.db().due_garbage(self.clock().now_ms()).await? == 0
-                && self.inner.collecting_garbage.load(Ordering::SeqCst) == 0;
+                && self.inner.collecting_garbage.load(Ordering::SeqCst) == 0
+                && self.db().line_garbage().await? == 0;
             if idle {
                 return Ok(true);
             }
