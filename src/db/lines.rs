@@ -61,6 +61,11 @@ impl Lines {
         }
     }
 
+    /// The directory itself.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     fn segment(&self, id: i64) -> PathBuf {
         self.dir.join(format!("{id:08}.seg"))
     }
@@ -215,7 +220,7 @@ impl SegmentWriter {
     /// transaction: the newest one under [`SEGMENT_CAP`] that no other writer
     /// holds, cut to its committed length, or a new one.
     pub fn open(conn: &rusqlite::Connection, lines: &Lines) -> Result<SegmentWriter> {
-        std::fs::create_dir_all(&lines.dir)?;
+        std::fs::create_dir_all(lines.dir())?;
         let candidates: Vec<i64> = conn
             .prepare(
                 "SELECT id FROM line_segments WHERE committed_len < ?1 ORDER BY id DESC LIMIT 8",
@@ -244,7 +249,7 @@ impl SegmentWriter {
         file.lock()?;
         file.set_len(0)?;
         // The new file's name is durable before any row names it.
-        File::open(&lines.dir)?.sync_all()?;
+        File::open(lines.dir())?.sync_all()?;
         Ok(SegmentWriter::holding(id, file, 0))
     }
 

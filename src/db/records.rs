@@ -330,12 +330,11 @@ fn store_sqlite(
 ) -> Result<Vec<StoreOutcome>> {
     const COLUMNS: &str =
         "INSERT OR IGNORE INTO records (set_id, key_hash, record_key, day, sort_key, line, line_seg, line_off, line_len) VALUES ";
-    const CONFLICT: &str = "";
     let one_row = "(?, ?, ?, ?, ?, '', ?, ?, ?)";
     let many = vec![one_row; SQLITE_ROWS_PER_INSERT].join(", ");
-    let mut insert_many = conn.prepare_cached(&format!("{COLUMNS}{many}{CONFLICT}"))?;
+    let mut insert_many = conn.prepare_cached(&format!("{COLUMNS}{many}"))?;
     let mut stmts = OneAtATime {
-        insert: conn.prepare_cached(&format!("{COLUMNS}{one_row}{CONFLICT}"))?,
+        insert: conn.prepare_cached(&format!("{COLUMNS}{one_row}"))?,
         holder: conn.prepare_cached(
             "SELECT rowid, record_key, line_seg, line_off FROM records WHERE set_id = ?1 AND key_hash = ?2",
         )?,
@@ -753,6 +752,17 @@ mod tests {
         }
     }
 
+    /// A migrated SQLite database in a directory that lives as long as the
+    /// returned guard.
+    async fn migrated_sqlite() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        (dir, db)
+    }
+
     /// The day's lines, read the way an export reads them.
     fn day_lines(file: &std::path::Path, day: Day) -> Vec<String> {
         let mut lines = Vec::new();
@@ -776,11 +786,7 @@ mod tests {
     async fn a_sqlite_writer_reports_records_as_it_commits_them_and_a_dropped_one_keeps_only_those()
     {
         use StoreOutcome::{Loaded, Replaced};
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let (_dir, db) = migrated_sqlite().await;
         let mut w = db
             .record_writer("AC1", ResourceType::Messages)
             .await
@@ -897,11 +903,7 @@ mod tests {
     #[tokio::test]
     async fn keys_that_share_a_hash_are_stored_and_replaced_apart() {
         use StoreOutcome::{Loaded, Replaced};
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let (_dir, db) = migrated_sqlite().await;
         let (a, b) = colliding("SM");
         let mut w = db
             .record_writer("AC1", ResourceType::Messages)
@@ -966,10 +968,8 @@ mod tests {
     }
 
     fn segment_bytes(file: &std::path::Path) -> Vec<u8> {
-        let mut dir = file.as_os_str().to_owned();
-        dir.push("-lines");
         let mut all = Vec::new();
-        for entry in std::fs::read_dir(dir).unwrap() {
+        for entry in std::fs::read_dir(Lines::beside(file).dir()).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "seg") {
                 all.extend(std::fs::read(path).unwrap());
@@ -994,11 +994,7 @@ mod tests {
     #[tokio::test]
     async fn rows_stored_many_at_a_time_match_one_at_a_time_and_dead_lines_are_swept() {
         use StoreOutcome::{Loaded, Replaced};
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let (_dir, db) = migrated_sqlite().await;
         let file = db.sqlite_file().unwrap();
         let (a, b) = colliding("SM");
         let mut w = db
@@ -1092,11 +1088,7 @@ mod tests {
     /// A call removed by a deletion leaves nothing of its line once swept.
     #[tokio::test]
     async fn a_deleted_calls_line_is_erased_by_the_sweep() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let (_dir, db) = migrated_sqlite().await;
         let (c, d) = colliding("CA");
         let mut w = db.record_writer("AC1", ResourceType::Calls).await.unwrap();
         w.store(vec![record(&c, "kept"), record(&d, "secret")])

@@ -102,7 +102,10 @@ impl DaySeeder {
         self.next >= self.offsets_ms.len()
     }
 
-    /// The next `n` records (fewer at the end).
+    /// The next `n` records (fewer at the end), in day-file order: records
+    /// are generated in time order, and a day file orders those of one
+    /// second by SID. A store then lays their lines down as an export reads
+    /// them.
     pub fn take(&mut self, n: usize) -> Vec<Record> {
         let end = self.offsets_ms.len().min(self.next.saturating_add(n));
         let mut out = Vec::with_capacity(end - self.next);
@@ -122,6 +125,7 @@ impl DaySeeder {
             out.push(record);
         }
         self.next = end;
+        out.sort_unstable_by(|a, b| a.sort_key.cmp(&b.sort_key));
         out
     }
 }

@@ -175,11 +175,7 @@ impl Exports {
             let mut seeder = seed::DaySeeder::new(account_sid, rt, day, per_day, seed_value);
             while !seeder.is_done() {
                 let (back, records) = tokio::task::spawn_blocking(move || {
-                    // In file order, so that the day's lines lie in their
-                    // segment as an export reads them (records of one second
-                    // are generated in time order, not SID order).
-                    let mut records = seeder.take(SEED_CHUNK);
-                    records.sort_unstable_by(|a, b| a.sort_key.cmp(&b.sort_key));
+                    let records = seeder.take(SEED_CHUNK);
                     (seeder, records)
                 })
                 .await
