@@ -54,6 +54,7 @@ gzip -dc "$work/day.json.gz" > "$work/lines.jsonl"
 raw=$(stat -c %s "$work/lines.jsonl"); ours_gz=$(stat -c %s "$work/day.json.gz")
 lines=$(wc -l < "$work/lines.jsonl")
 [ "$lines" -eq "$N" ] || { echo "the file has $lines lines, not $N"; exit 1; }
+sync
 
 echo "baselines on the same bytes ..."
 t=$(now); pigz -6 -p "$CORES" -c "$work/lines.jsonl" > "$work/pigz.gz"; pigz_s=$(since "$t")
@@ -76,6 +77,7 @@ echo "ingest of the same NDJSON into a fresh database ..."
 acct2=$("$B" --data-dir "$work/db2" accounts create --friendly-name ingest)
 SID2=$(echo "$acct2" | json '["sid"]')
 sed "s/$SID/$SID2/g" "$work/lines.jsonl" > "$work/ingest.jsonl"  # the records now belong to the new account
+sync
 t=$(now); "$B" --data-dir "$work/db2" ingest --account "$SID2" --resource-type Messages "$work/ingest.jsonl" > "$work/ingest.json"
 [ "$(json '["loaded"]' < "$work/ingest.json")" -eq "$N" ] || { echo "ingest did not load every record"; exit 1; }
 ingest_s=$(since "$t")
