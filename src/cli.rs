@@ -395,13 +395,15 @@ async fn ingest_files(
     for path in files {
         let file = tokio::fs::File::open(path)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?;
+            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?
+            .into_std()
+            .await;
         // A FIFO or /dev/stdin may stall; only a regular file is steady input.
-        let input = match file.metadata().await {
+        let input = match file.metadata() {
             Ok(m) if m.is_file() => Input::Steady,
             _ => Input::Streamed,
         };
-        let reader = crate::exports::maybe_gunzip(file).await?;
+        let reader = crate::exports::maybe_gunzip(crate::exports::read_file(file)).await?;
         ex.ingest(
             account,
             rt,

@@ -213,6 +213,11 @@ pub(super) struct SegmentWriter {
     /// Bytes appended: written, or still in `buf`.
     end: u64,
     buf: Vec<u8>,
+    /// A thread syncing what was written so far (see [`SegmentWriter::write_back`]).
+    writing_back: Option<std::thread::JoinHandle<io::Result<()>>>,
+    /// How a finished write-back failed, for the next sync to report: the
+    /// kernel reports a failed write to one sync of the open file only.
+    write_back_failed: Option<io::Error>,
 }
 
 impl SegmentWriter {
@@ -260,6 +265,8 @@ impl SegmentWriter {
             committed,
             end: committed,
             buf: Vec::with_capacity(WRITE_BUF + 64 * 1024),
+            writing_back: None,
+            write_back_failed: None,
         }
     }
 
@@ -273,6 +280,43 @@ impl SegmentWriter {
         records: &[crate::domain::record::Record],
     ) -> io::Result<Vec<Placed>> {
         records.iter().map(|r| self.append(&r.line)).collect()
+    }
+
+    /// Starts syncing what was written so far on a thread of its own, unless
+    /// one is still at it. The kernel would otherwise hold the lines until
+    /// the sync before the commit: on 1M Messages that sync took 100-125 ms
+    /// per 500,000 lines, with the writer and the parsing waiting on it,
+    /// against about 1 ms after these. An error is reported by the next
+    /// [`SegmentWriter::sync`].
+    pub fn write_back(&mut self) {
+        if self.writing_back.as_ref().is_some_and(|t| !t.is_finished()) {
+            return;
+        }
+        if let Err(e) = self.written_back() {
+            self.write_back_failed = Some(e);
+        }
+        if self.write_back_failed.is_some() {
+            return;
+        }
+        // A clone that cannot be made only means no head start.
+        if let Ok(file) = self.file.try_clone() {
+            self.writing_back = Some(std::thread::spawn(move || file.sync_data()));
+        }
+    }
+
+    /// Waits for the write-back under way, if any; its error, or an earlier one's.
+    fn written_back(&mut self) -> io::Result<()> {
+        if let Some(t) = self.writing_back.take() {
+            match t.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(e),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+        match self.write_back_failed.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Appends `line` and a newline; returns where the line is.
@@ -301,6 +345,7 @@ impl SegmentWriter {
     /// Makes everything appended durable and returns the segment's length:
     /// call it, and record the length, before the commit that points there.
     pub fn sync(&mut self) -> io::Result<i64> {
+        self.written_back()?;
         if self.end > self.committed {
             self.flush()?;
             self.file.sync_data()?;

@@ -451,13 +451,33 @@ pub fn normalize_line(
     account_sid: &str,
     text: &str,
 ) -> Result<Record, LineError> {
+    let mut record = Record {
+        key: String::new(),
+        day: Day::from_date(chrono::NaiveDate::MIN),
+        sort_key: String::new(),
+        line: String::new(),
+    };
+    normalize_line_into(rt, account_sid, text, &mut record)?;
+    Ok(record)
+}
+
+/// [`normalize_line`] into `out`, reusing its strings' buffers: a bulk load
+/// refills the records of a batch the writer has stored instead of allocating
+/// (and, on the writer's thread, freeing) three strings per line. On error
+/// `out` holds nothing meaningful.
+pub fn normalize_line_into(
+    rt: ResourceType,
+    account_sid: &str,
+    text: &str,
+    out: &mut Record,
+) -> Result<(), LineError> {
     let normalized = if text.trim_start().starts_with('{') {
         serde_json::from_str::<Members<'_>>(text)
             .map_err(LineError::from)
             .and_then(|mut obj| {
                 let dropped = left_out(rt);
                 obj.0.retain(|(k, _)| !dropped.contains(&k.0.as_ref()));
-                normalize_members(rt, account_sid, &obj, text.len())
+                normalize_members(rt, account_sid, &obj, text.len(), out)
             })
     } else {
         Err(RecordError::NotAnObject.into())
@@ -468,16 +488,17 @@ pub fn normalize_line(
     })
 }
 
-/// Normalises the members of one line of `input_len` bytes. Scratch space is
-/// kept on the stack and the line's buffer sized from the input, so that a
-/// line costs few allocations, none of them from glibc's large bins (see
-/// [`Members`]).
+/// Normalises the members of one line of `input_len` bytes into `out`.
+/// Scratch space is kept on the stack and the line's buffer sized from the
+/// input, so that a line costs few allocations, none of them from glibc's
+/// large bins (see [`Members`]), and none at all into a reused record.
 fn normalize_members(
     rt: ResourceType,
     account_sid: &str,
     obj: &Members<'_>,
     input_len: usize,
-) -> Result<Record, LineError> {
+    out: &mut Record,
+) -> Result<(), LineError> {
     let mut changed: SmallVec<[(&'static str, Normalized); 12]> = SmallVec::new();
     match obj.given("account_sid") {
         None => changed.push(("account_sid", Normalized::Text(account_sid.to_string()))),
@@ -487,7 +508,7 @@ fn normalize_members(
             None => return Err(RecordError::NotAString("account_sid").into()),
         },
     }
-    let (key, order_sid) = identity(rt, obj)?;
+    let order_sid = identity(rt, obj, &mut out.key)?;
     let created = match obj.given("date_created") {
         None => return Err(RecordError::Missing("date_created").into()),
         Some(v) => timestamp_of("date_created", v)?,
@@ -518,7 +539,16 @@ fn normalize_members(
     // The day-file fields in their order, then whatever else the input had,
     // in its order.
     let known = fields(rt);
-    let mut line = String::with_capacity(input_len + 64);
+    // A reused buffer keeps the size of the longest line it held; one far
+    // larger than this line needs is given up, or a load's records would
+    // each end up the size of its longest lines.
+    let wanted = input_len + 64;
+    if out.line.capacity() > 2 * wanted {
+        out.line = String::with_capacity(wanted);
+    }
+    let line = &mut out.line;
+    line.clear();
+    line.reserve_exact(wanted);
     line.push('{');
     let emit = |line: &mut String, f: &str, given: Option<&RawValue>| {
         write_key(line, f);
@@ -548,46 +578,40 @@ fn normalize_members(
             used[i] = true;
             hint = i + 1;
         }
-        emit(&mut line, f, at.map(|i| obj.0[i].1))?;
+        emit(line, f, at.map(|i| obj.0[i].1))?;
     }
     for (i, (k, v)) in obj.0.iter().enumerate() {
         if !used[i] {
-            emit(&mut line, &k.0, Some(v))?;
+            emit(line, &k.0, Some(v))?;
         }
     }
     line.push('}');
-    let mut sort_key = String::with_capacity(21 + order_sid.len());
-    push_iso(&mut sort_key, created);
-    sort_key.push('|');
-    sort_key.push_str(&order_sid);
-    Ok(Record {
-        key,
-        day: Day::from_date(created.date_naive()),
-        sort_key,
-        line,
-    })
+    out.sort_key.clear();
+    push_iso(&mut out.sort_key, created);
+    out.sort_key.push('|');
+    out.sort_key.push_str(&order_sid);
+    out.day = Day::from_date(created.date_naive());
+    Ok(())
 }
 
-/// The record's identity (what re-loading replaces) and the SID that orders it
-/// within a second.
-fn identity(rt: ResourceType, obj: &Members<'_>) -> Result<(String, String), RecordError> {
-    match rt {
-        ResourceType::Messages => {
-            let sid = sid_field(
-                obj,
-                "sid",
-                &[SidKind::Message, SidKind::MediaMessage],
-                "message (SM/MM)",
-            )?;
-            Ok((sid.clone(), sid))
-        }
-        ResourceType::Calls => {
-            let sid = sid_field(obj, "sid", &[SidKind::Call], "call (CA)")?;
-            Ok((sid.clone(), sid))
-        }
+/// The record's identity (what re-loading replaces), written into `key`, and
+/// the SID that orders it within a second.
+fn identity<'a>(
+    rt: ResourceType,
+    obj: &Members<'a>,
+    key: &mut String,
+) -> Result<Cow<'a, str>, RecordError> {
+    key.clear();
+    let order_sid = match rt {
+        ResourceType::Messages => sid_field(
+            obj,
+            "sid",
+            &[SidKind::Message, SidKind::MediaMessage],
+            "message (SM/MM)",
+        )?,
+        ResourceType::Calls => sid_field(obj, "sid", &[SidKind::Call], "call (CA)")?,
         ResourceType::Conferences => {
-            let sid = sid_field(obj, "sid", &[SidKind::Conference], "conference (CF)")?;
-            Ok((sid.clone(), sid))
+            sid_field(obj, "sid", &[SidKind::Conference], "conference (CF)")?
         }
         ResourceType::Participants => {
             let call = sid_field(obj, "call_sid", &[SidKind::Call], "call (CA)")?;
@@ -597,20 +621,24 @@ fn identity(rt: ResourceType, obj: &Members<'_>) -> Result<(String, String), Rec
                 &[SidKind::Conference],
                 "conference (CF)",
             )?;
-            Ok((format!("{conf}/{call}"), call))
+            key.push_str(&conf);
+            key.push('/');
+            call
         }
-    }
+    };
+    key.push_str(&order_sid);
+    Ok(order_sid)
 }
 
-fn sid_field(
-    obj: &Members<'_>,
+fn sid_field<'a>(
+    obj: &Members<'a>,
     field: &'static str,
     kinds: &[SidKind],
     kind_name: &'static str,
-) -> Result<String, RecordError> {
+) -> Result<Cow<'a, str>, RecordError> {
     let v = obj.given(field).ok_or(RecordError::Missing(field))?;
     match text_of(v) {
-        Some(s) if kinds.iter().any(|k| k.matches(&s)) => Ok(s.into_owned()),
+        Some(s) if kinds.iter().any(|k| k.matches(&s)) => Ok(s),
         _ => Err(RecordError::BadSid {
             field,
             value: shown(v),

@@ -2,7 +2,7 @@
 //! synthetic records. A bad line is reported and skipped; it never stops the rest.
 
 use serde::Serialize;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
 use super::{Exports, Result};
 use crate::db::{RecordWriter, StoreOutcome};
@@ -71,19 +71,51 @@ impl IngestReport {
     }
 }
 
-/// Wraps a reader so that gzip input (by its magic bytes) is decompressed.
-pub async fn maybe_gunzip<R: AsyncRead + Unpin + Send + 'static>(
-    reader: R,
+/// Wraps buffered input so that gzip input (by its magic bytes) is
+/// decompressed; plain input is read as it is, without another buffer.
+pub async fn maybe_gunzip<R: AsyncBufRead + Unpin + Send + 'static>(
+    mut reader: R,
 ) -> std::io::Result<Box<dyn AsyncBufRead + Unpin + Send>> {
-    let mut buffered = BufReader::with_capacity(256 * 1024, reader);
-    let head = buffered.fill_buf().await?;
+    let head = reader.fill_buf().await?;
     if head.starts_with(&[0x1f, 0x8b]) {
-        let mut dec = async_compression::tokio::bufread::GzipDecoder::new(buffered);
+        let mut dec = async_compression::tokio::bufread::GzipDecoder::new(reader);
         dec.multiple_members(true);
         Ok(Box::new(BufReader::with_capacity(256 * 1024, dec)))
     } else {
-        Ok(Box::new(buffered))
+        Ok(Box::new(reader))
     }
+}
+
+/// Bytes of a file read at a time by [`read_file`].
+const FILE_CHUNK: usize = 4 << 20;
+
+/// Reads `file` on a blocking thread, a few chunks ahead, and hands each chunk
+/// over whole: lines are then parsed straight from the bytes read. Through
+/// tokio's `File` and a `BufReader` every byte is copied twice more and each
+/// 256 KiB crosses to a blocking thread and back (on 1M Messages, about 0.4 s
+/// of the parsing task's 2.2 s went to reading).
+pub fn read_file(file: std::fs::File) -> impl AsyncBufRead + Unpin + Send + 'static {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        loop {
+            let mut chunk = Vec::with_capacity(FILE_CHUNK);
+            let read = std::io::Read::read_to_end(
+                &mut std::io::Read::take(&mut file, FILE_CHUNK as u64),
+                &mut chunk,
+            );
+            let end = !matches!(read, Ok(n) if n > 0);
+            let sent = match read {
+                Ok(0) => Ok(()),
+                Ok(_) => tx.blocking_send(Ok(chunk.into())),
+                Err(e) => tx.blocking_send(Err(e)),
+            };
+            if end || sent.is_err() {
+                break;
+            }
+        }
+    });
+    tokio_util::io::StreamReader::new(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
 }
 
 impl Exports {
@@ -100,60 +132,60 @@ impl Exports {
         report: &mut IngestReport,
     ) -> Result<std::io::Result<()>> {
         self.require_account(account_sid).await?;
-        let mut w = self.db().record_writer(account_sid, rt).await?;
+        let mut writer = self.db().record_writer(account_sid, rt).await?;
         if input == Input::Steady {
-            w.group_commits();
+            writer.group_commits();
         }
-        let mut writer = Some(w);
-        let mut batch: Vec<Record> = Vec::with_capacity(BATCH);
-        // One batch is stored while the next is parsed: on SQLite, storing
-        // takes about twice as long as parsing and normalising.
-        let mut storing: Option<Storing> = None;
-        let mut buf = Vec::new();
-        let mut line_no = 0u64;
-        let outcome = loop {
-            buf.clear();
-            match reader.read_until(b'\n', &mut buf).await {
-                Ok(0) => break Ok(()),
-                Ok(_) => {}
-                Err(e) => break Err(e),
-            }
-            line_no += 1;
-            let text = match std::str::from_utf8(&buf) {
-                Ok(t) => t.trim(),
-                Err(_) => {
-                    report.reject(source, line_no, "not valid UTF-8".into());
-                    continue;
-                }
-            };
-            if text.is_empty() {
-                continue;
-            }
-            let parsed = record::normalize_line(rt, account_sid, text).map_err(|e| e.to_string());
-            match parsed {
-                Ok(r) => batch.push(r),
-                Err(reason) => report.reject(source, line_no, reason),
-            }
-            if batch.len() >= BATCH {
-                if let Some(previous) = storing.take() {
-                    writer = Some(joined(previous, report).await?);
-                }
-                let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                let mut w = writer.take().expect("the writer is back after each store");
-                storing = Some(tokio::spawn(async move {
-                    let stored = w.store(full).await;
-                    (w, stored)
-                }));
-            }
+        let mut loader = Loader {
+            rt,
+            account_sid,
+            source,
+            line_no: 0,
+            batch: Vec::with_capacity(BATCH),
+            spare: Vec::new(),
+            writer: Some(writer),
+            storing: None,
         };
-        if let Some(previous) = storing.take() {
-            writer = Some(joined(previous, report).await?);
-        }
-        let mut w = writer.expect("the writer is back after each store");
-        if !batch.is_empty() {
-            report.count(&w.store(batch).await?);
-        }
-        report.count(&w.finish().await?);
+        // Lines are parsed where the reader holds them; only a line that runs
+        // past the end of one buffer is gathered here.
+        let mut partial: Vec<u8> = Vec::new();
+        let outcome = loop {
+            let chunk = match reader.fill_buf().await {
+                Ok(chunk) => chunk,
+                Err(e) => break Err(e),
+            };
+            if chunk.is_empty() {
+                if !partial.is_empty() && loader.line(&partial, report) {
+                    loader.hand_over(report).await?;
+                }
+                break Ok(());
+            }
+            let read = chunk.len();
+            let mut rest = chunk;
+            if !partial.is_empty() {
+                let Some(end) = memchr::memchr(b'\n', rest) else {
+                    partial.extend_from_slice(rest);
+                    reader.consume(read);
+                    continue;
+                };
+                partial.extend_from_slice(&rest[..end]);
+                rest = &rest[end + 1..];
+                if loader.line(&partial, report) {
+                    loader.hand_over(report).await?;
+                }
+                partial.clear();
+            }
+            while let Some(end) = memchr::memchr(b'\n', rest) {
+                let line = &rest[..end];
+                rest = &rest[end + 1..];
+                if loader.line(line, report) {
+                    loader.hand_over(report).await?;
+                }
+            }
+            partial.extend_from_slice(rest);
+            reader.consume(read);
+        };
+        loader.finish(report).await?;
         Ok(outcome)
     }
 
@@ -189,19 +221,150 @@ impl Exports {
     }
 }
 
-/// A batch being stored on its own task; it hands the writer back.
-type Storing = tokio::task::JoinHandle<(RecordWriter, crate::db::Result<Vec<StoreOutcome>>)>;
+/// Parses lines into batches and hands each full batch to the writer: one
+/// batch is stored while the next is parsed (on SQLite, storing a batch takes
+/// about as long as parsing it).
+struct Loader<'a> {
+    rt: ResourceType,
+    account_sid: &'a str,
+    source: &'a str,
+    line_no: u64,
+    batch: Vec<Record>,
+    /// Records of a stored batch, refilled by the next lines.
+    spare: Vec<Record>,
+    /// None while a batch is being stored.
+    writer: Option<RecordWriter>,
+    storing: Option<Storing>,
+}
 
-/// Waits for a spawned store, counts its outcomes and returns the writer; a
-/// panic in it is re-raised here. The task is only ever cancelled by the
-/// runtime shutting down, which also closes the pool.
-async fn joined(handle: Storing, report: &mut IngestReport) -> Result<RecordWriter> {
+impl Loader<'_> {
+    /// Parses one line (without its newline) into the batch, or reports why
+    /// not; true when the batch is full.
+    fn line(&mut self, bytes: &[u8], report: &mut IngestReport) -> bool {
+        self.line_no += 1;
+        let text = match std::str::from_utf8(bytes) {
+            Ok(t) => t.trim(),
+            Err(_) => {
+                report.reject(self.source, self.line_no, "not valid UTF-8".into());
+                return false;
+            }
+        };
+        if text.is_empty() {
+            return false;
+        }
+        let parsed = match self.spare.pop() {
+            Some(mut r) => {
+                match record::normalize_line_into(self.rt, self.account_sid, text, &mut r) {
+                    Ok(()) => Ok(r),
+                    Err(e) => {
+                        self.spare.push(r);
+                        Err(e)
+                    }
+                }
+            }
+            None => record::normalize_line(self.rt, self.account_sid, text),
+        };
+        match parsed {
+            Ok(r) => self.batch.push(r),
+            Err(e) => report.reject(self.source, self.line_no, e.to_string()),
+        }
+        self.batch.len() >= BATCH
+    }
+
+    /// Waits for the batch before to be stored, then starts storing this one.
+    async fn hand_over(&mut self, report: &mut IngestReport) -> Result<()> {
+        if let Some(previous) = self.storing.take() {
+            let (writer, stored) = joined(previous, report).await?;
+            self.writer = Some(writer);
+            if self.spare.is_empty() {
+                self.spare = stored;
+            } else {
+                self.spare.extend(stored);
+            }
+        }
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let mut w = self
+            .writer
+            .take()
+            .expect("the writer is back after each store");
+        self.storing = Some(tokio::spawn(async move {
+            let (batch, stored) = w.store_and_return(full).await;
+            (w, batch, stored)
+        }));
+        Ok(())
+    }
+
+    /// Stores what is left and commits.
+    async fn finish(mut self, report: &mut IngestReport) -> Result<()> {
+        if let Some(previous) = self.storing.take() {
+            self.writer = Some(joined(previous, report).await?.0);
+        }
+        let mut w = self.writer.expect("the writer is back after each store");
+        if !self.batch.is_empty() {
+            report.count(&w.store(self.batch).await?);
+        }
+        report.count(&w.finish().await?);
+        Ok(())
+    }
+}
+
+/// A batch being stored on its own task; it hands the writer and the
+/// batch's records back.
+type Storing = tokio::task::JoinHandle<(
+    RecordWriter,
+    Vec<Record>,
+    crate::db::Result<Vec<StoreOutcome>>,
+)>;
+
+/// Waits for a spawned store, counts its outcomes and returns the writer and
+/// the stored records; a panic in it is re-raised here. The task is only ever
+/// cancelled by the runtime shutting down, which also closes the pool.
+async fn joined(handle: Storing, report: &mut IngestReport) -> Result<(RecordWriter, Vec<Record>)> {
     match handle.await {
-        Ok((writer, stored)) => {
+        Ok((writer, batch, stored)) => {
             report.count(&stored?);
-            Ok(writer)
+            Ok((writer, batch))
         }
         Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
         Err(_) => Err(crate::db::Error::Sqlx(sqlx::Error::PoolClosed).into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    async fn read_all(path: &std::path::Path) -> Vec<u8> {
+        let file = std::fs::File::open(path).unwrap();
+        let mut reader = maybe_gunzip(read_file(file)).await.unwrap();
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test]
+    async fn a_file_reads_whole_across_chunks_plain_and_gzip() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two chunks and a part of a third, with bytes that show any misplaced piece.
+        let text: Vec<u8> = (0..FILE_CHUNK * 2 + 12_345)
+            .map(|i| (i % 251) as u8)
+            .collect();
+        let plain = dir.path().join("plain");
+        std::fs::write(&plain, &text).unwrap();
+        assert!(read_all(&plain).await == text);
+
+        let gz = dir.path().join("gz");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&text).unwrap();
+        std::fs::write(&gz, enc.finish().unwrap()).unwrap();
+        assert!(read_all(&gz).await == text);
+
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, b"").unwrap();
+        assert!(read_all(&empty).await.is_empty());
     }
 }

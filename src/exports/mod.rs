@@ -27,7 +27,7 @@ pub use accounts::{CreatedAccount, CreatedKey};
 pub use calls::CallPage;
 pub use config::{ConfigUpdate, ExportConfig};
 pub use days::{DayView, Download, DownloadLink};
-pub use ingest::{maybe_gunzip, IngestReport, Input, Rejection};
+pub use ingest::{maybe_gunzip, read_file, IngestReport, Input, Rejection};
 pub use jobs::{JobOrigin, JobRequest, JobView, StatusGroup};
 pub use links::{Cursor, Page, PageRequest};
 pub use notifications::Deliverer;

@@ -98,6 +98,11 @@ async fn ingest_across_several_batches_keeps_the_last_version_of_each_record() {
     };
     let mut lines: Vec<String> = (0..110_000).map(|i| line(i, "first")).collect();
     lines.insert(60_001, line(60_000, "second"));
+    // Refused in the third batch, which reuses the records of the first.
+    lines.insert(
+        105_000,
+        r#"{"sid": "SM1", "date_created": "2024-06-07T00:00:00Z"}"#.into(),
+    );
     lines.push(line(7, "last"));
     let r = app
         .http
@@ -111,6 +116,8 @@ async fn ingest_across_several_batches_keeps_the_last_version_of_each_record() {
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["loaded"], 110_000, "{report}");
     assert_eq!(report["replaced"], 2, "{report}");
+    assert_eq!(report["rejected"], 1, "{report}");
+    assert_eq!(report["rejections"][0]["line"], 105_001, "{report}");
     app.create_job(&a, "Messages", "2024-06-07", "2024-06-07")
         .await;
     app.drain().await;
@@ -125,6 +132,60 @@ async fn ingest_across_several_batches_keeps_the_last_version_of_each_record() {
     assert_eq!(body_of(7), "last");
     assert_eq!(body_of(60_000), "second");
     assert_eq!(body_of(8), "first");
+}
+
+#[tokio::test]
+async fn ingest_reads_lines_split_across_the_pieces_of_a_body() {
+    // Lines come in 7-byte pieces, so nearly every line spans several; CRLF
+    // endings, a blank line, a line that is not UTF-8 and a last line
+    // without a newline are each taken as in one piece.
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    let line = |i: usize| {
+        json!({"sid": format!("SM{i:032x}"), "date_created": format!("2024-06-07T00:00:{i:02}Z"), "body": "é"}).to_string()
+    };
+    let mut body: Vec<u8> = Vec::new();
+    for i in 0..20 {
+        body.extend_from_slice(line(i).as_bytes());
+        body.extend_from_slice(if i % 2 == 0 { b"\r\n" } else { b"\n" });
+    }
+    body.extend_from_slice(b"\n{\"sid\": \"\xff\"}\n");
+    body.extend_from_slice(line(20).as_bytes());
+    let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
+        body.chunks(7).map(|c| Ok(c.to_vec())).collect();
+    let r = app
+        .http
+        .post(app.url(&format!("/admin/v1/Accounts/{}/Records/Messages", a.sid)))
+        .bearer_auth(ADMIN)
+        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
+        .send()
+        .await
+        .unwrap();
+    let (status, report) = read(r).await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["loaded"], 21, "{report}");
+    assert_eq!(report["rejected"], 1, "{report}");
+    assert_eq!(report["rejections"][0]["line"], 22, "{report}");
+    assert_eq!(
+        report["rejections"][0]["reason"], "not valid UTF-8",
+        "{report}"
+    );
+    app.create_job(&a, "Messages", "2024-06-07", "2024-06-07")
+        .await;
+    app.drain().await;
+    let text = gunzip(&app.download(&a, "Messages", "2024-06-07").await);
+    let sids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["sid"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let expected: Vec<String> = (0..21).map(|i| format!("SM{i:032x}")).collect();
+    assert_eq!(sids, expected);
+    assert!(text.lines().all(|l| l.contains(r#""body":"é""#)), "{text}");
 }
 
 #[tokio::test]
