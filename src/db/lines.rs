@@ -213,11 +213,17 @@ pub(super) struct SegmentWriter {
     /// Bytes appended: written, or still in `buf`.
     end: u64,
     buf: Vec<u8>,
-    /// A thread syncing what was written so far (see [`SegmentWriter::write_back`]).
-    writing_back: Option<std::thread::JoinHandle<io::Result<()>>>,
-    /// How a finished write-back failed, for the next sync to report: the
-    /// kernel reports a failed write to one sync of the open file only.
-    write_back_failed: Option<io::Error>,
+    /// The last write-back (see [`SegmentWriter::write_back`]), until the
+    /// next sync collects it.
+    write_back: Option<WriteBack>,
+}
+
+/// A sync of a segment started ahead of the commit that needs it.
+enum WriteBack {
+    Running(std::thread::JoinHandle<io::Result<()>>),
+    /// Kept for the next sync to report: the kernel reports a failed write
+    /// to one sync of the open file only.
+    Failed(io::Error),
 }
 
 impl SegmentWriter {
@@ -265,8 +271,7 @@ impl SegmentWriter {
             committed,
             end: committed,
             buf: Vec::with_capacity(WRITE_BUF + 64 * 1024),
-            writing_back: None,
-            write_back_failed: None,
+            write_back: None,
         }
     }
 
@@ -289,33 +294,32 @@ impl SegmentWriter {
     /// against about 1 ms after these. An error is reported by the next
     /// [`SegmentWriter::sync`].
     pub fn write_back(&mut self) {
-        if self.writing_back.as_ref().is_some_and(|t| !t.is_finished()) {
-            return;
+        match &self.write_back {
+            Some(WriteBack::Running(t)) if !t.is_finished() => return,
+            Some(WriteBack::Failed(_)) => return,
+            _ => {}
         }
         if let Err(e) = self.written_back() {
-            self.write_back_failed = Some(e);
-        }
-        if self.write_back_failed.is_some() {
+            self.write_back = Some(WriteBack::Failed(e));
             return;
         }
         // A clone that cannot be made only means no head start.
         if let Ok(file) = self.file.try_clone() {
-            self.writing_back = Some(std::thread::spawn(move || file.sync_data()));
+            self.write_back = Some(WriteBack::Running(std::thread::spawn(move || {
+                file.sync_data()
+            })));
         }
     }
 
-    /// Waits for the write-back under way, if any; its error, or an earlier one's.
+    /// Waits for the write-back under way, if any; how it, or an earlier
+    /// one, failed.
     fn written_back(&mut self) -> io::Result<()> {
-        if let Some(t) = self.writing_back.take() {
-            match t.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(e),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        match self.write_back_failed.take() {
-            Some(e) => Err(e),
+        match self.write_back.take() {
             None => Ok(()),
+            Some(WriteBack::Failed(e)) => Err(e),
+            Some(WriteBack::Running(t)) => t
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
         }
     }
 

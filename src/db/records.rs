@@ -918,6 +918,17 @@ mod tests {
         assert_eq!(key_hash("") as u64, 0, "short keys are hashed too");
     }
 
+    /// Two calls whose keys share a hash, stored with these bodies.
+    async fn stored_calls(db: &Db, bodies: [&str; 2]) -> (String, String) {
+        let (c, d) = colliding("CA");
+        let mut w = db.record_writer("AC1", ResourceType::Calls).await.unwrap();
+        w.store(vec![record(&c, bodies[0]), record(&d, bodies[1])])
+            .await
+            .unwrap();
+        w.finish().await.unwrap();
+        (c, d)
+    }
+
     #[tokio::test]
     async fn keys_that_share_a_hash_are_stored_and_replaced_apart() {
         use StoreOutcome::{Loaded, Replaced};
@@ -953,12 +964,7 @@ mod tests {
             .any(|l| l.contains(&b) && l.contains("\"body\":\"3")));
 
         // Calls are found, hidden and deleted by their own key.
-        let (c, d) = colliding("CA");
-        let mut w = db.record_writer("AC1", ResourceType::Calls).await.unwrap();
-        w.store(vec![record(&c, "c"), record(&d, "d")])
-            .await
-            .unwrap();
-        w.finish().await.unwrap();
+        let (c, d) = stored_calls(&db, ["c", "d"]).await;
         let found = db.find_call("AC1", &d).await.unwrap().unwrap();
         assert!(found.line.contains(&d));
         db.hide_call_resource("AC1", &d).await.unwrap();
@@ -1107,12 +1113,7 @@ mod tests {
     #[tokio::test]
     async fn a_deleted_calls_line_is_erased_by_the_sweep() {
         let (_dir, db) = migrated_sqlite().await;
-        let (c, d) = colliding("CA");
-        let mut w = db.record_writer("AC1", ResourceType::Calls).await.unwrap();
-        w.store(vec![record(&c, "kept"), record(&d, "secret")])
-            .await
-            .unwrap();
-        w.finish().await.unwrap();
+        let (c, d) = stored_calls(&db, ["kept", "secret"]).await;
         let file = db.sqlite_file().unwrap();
         assert_eq!(count(&segment_bytes(&file), &d), 1);
         let deletion = super::super::DeletionRow {

@@ -104,13 +104,15 @@ pub fn read_file(file: std::fs::File) -> impl AsyncBufRead + Unpin + Send + 'sta
                 &mut std::io::Read::take(&mut file, FILE_CHUNK as u64),
                 &mut chunk,
             );
-            let end = !matches!(read, Ok(n) if n > 0);
             let sent = match read {
-                Ok(0) => Ok(()),
+                Ok(0) => break,
                 Ok(_) => tx.blocking_send(Ok(chunk.into())),
-                Err(e) => tx.blocking_send(Err(e)),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    break;
+                }
             };
-            if end || sent.is_err() {
+            if sent.is_err() {
                 break;
             }
         }
@@ -276,11 +278,7 @@ impl Loader<'_> {
         if let Some(previous) = self.storing.take() {
             let (writer, stored) = joined(previous, report).await?;
             self.writer = Some(writer);
-            if self.spare.is_empty() {
-                self.spare = stored;
-            } else {
-                self.spare.extend(stored);
-            }
+            self.spare.extend(stored);
         }
         let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         let mut w = self

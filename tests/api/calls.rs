@@ -3,7 +3,7 @@ use bulkexport::db::Finish;
 use bulkexport::domain::{Day, ResourceType};
 use serde_json::json;
 
-use crate::helpers::{assert_twilio_error, gunzip, start_time, Account, Place, TestApp, ADMIN};
+use crate::helpers::{assert_twilio_error, gunzip, start_time, Account, Place, TestApp};
 
 /// Loads call records, returns their sids in file order.
 async fn load_calls(app: &TestApp, a: &Account, day: &str, n: usize) -> Vec<String> {
@@ -16,15 +16,8 @@ async fn load_calls(app: &TestApp, a: &Account, day: &str, n: usize) -> Vec<Stri
         lines.push('\n');
         sids.push((created, sid));
     }
-    let r = app
-        .http
-        .post(app.url(&format!("/admin/v1/Accounts/{}/Records/Calls", a.sid)))
-        .bearer_auth(ADMIN)
-        .body(lines)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let (status, report) = app.ingest(a, "Calls", lines).await;
+    assert_eq!(status, 200, "{report}");
     sids.sort();
     sids.into_iter().map(|(_, s)| s).collect()
 }

@@ -236,6 +236,24 @@ impl TestApp {
         read(r).await
     }
 
+    /// Loads NDJSON records through the admin API; the ingest report.
+    pub async fn ingest(
+        &self,
+        a: &Account,
+        rt: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> (u16, Value) {
+        let r = self
+            .http
+            .post(self.url(&format!("/admin/v1/Accounts/{}/Records/{rt}", a.sid)))
+            .bearer_auth(ADMIN)
+            .body(body)
+            .send()
+            .await
+            .expect("sent");
+        read(r).await
+    }
+
     pub async fn delete(&self, a: &Account, path: &str) -> u16 {
         let r = self
             .http

@@ -3,7 +3,7 @@ use std::io::Write;
 use bulkexport::domain::ResourceType;
 use serde_json::json;
 
-use crate::helpers::{gunzip, read, TestApp, ADMIN};
+use crate::helpers::{gunzip, TestApp, ADMIN};
 
 fn gzip(text: &str) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -36,15 +36,7 @@ async fn ingest_reports_loaded_replaced_and_rejected_lines() {
         replaced.to_string(),
     ];
     let body = gzip(&(lines.join("\n") + "\n"));
-    let r = app
-        .http
-        .post(app.url(&format!("/admin/v1/Accounts/{}/Records/Messages", a.sid)))
-        .bearer_auth(ADMIN)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let (status, report) = read(r).await;
+    let (status, report) = app.ingest(&a, "Messages", body).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["loaded"], 2, "{report}");
     assert_eq!(report["replaced"], 1, "{report}");
@@ -104,15 +96,7 @@ async fn ingest_across_several_batches_keeps_the_last_version_of_each_record() {
         r#"{"sid": "SM1", "date_created": "2024-06-07T00:00:00Z"}"#.into(),
     );
     lines.push(line(7, "last"));
-    let r = app
-        .http
-        .post(app.url(&format!("/admin/v1/Accounts/{}/Records/Messages", a.sid)))
-        .bearer_auth(ADMIN)
-        .body(lines.join("\n"))
-        .send()
-        .await
-        .unwrap();
-    let (status, report) = read(r).await;
+    let (status, report) = app.ingest(&a, "Messages", lines.join("\n")).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["loaded"], 110_000, "{report}");
     assert_eq!(report["replaced"], 2, "{report}");
@@ -153,15 +137,13 @@ async fn ingest_reads_lines_split_across_the_pieces_of_a_body() {
     body.extend_from_slice(line(20).as_bytes());
     let pieces: Vec<Result<Vec<u8>, std::io::Error>> =
         body.chunks(7).map(|c| Ok(c.to_vec())).collect();
-    let r = app
-        .http
-        .post(app.url(&format!("/admin/v1/Accounts/{}/Records/Messages", a.sid)))
-        .bearer_auth(ADMIN)
-        .body(reqwest::Body::wrap_stream(futures::stream::iter(pieces)))
-        .send()
-        .await
-        .unwrap();
-    let (status, report) = read(r).await;
+    let (status, report) = app
+        .ingest(
+            &a,
+            "Messages",
+            reqwest::Body::wrap_stream(futures::stream::iter(pieces)),
+        )
+        .await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["loaded"], 21, "{report}");
     assert_eq!(report["rejected"], 1, "{report}");
