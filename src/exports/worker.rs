@@ -252,10 +252,11 @@ impl Exports {
         Ok(())
     }
 
-    /// Waits until no job day is queued, running or due for a retry, no
-    /// notification is due, no old file is due for removal or being removed
-    /// by this process, and no stored line waits to be erased: what tests and the admin API use instead of
-    /// sleeping.
+    /// Waits until no call deletion is due, no published Day is stale, no
+    /// job day is queued, running or due for a retry, no notification is due,
+    /// no old file is due for removal or being removed by this process, and no
+    /// stored line waits to be erased: what tests and the admin API use
+    /// instead of sleeping.
     pub async fn wait_idle(&self, timeout: Duration) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -263,12 +264,15 @@ impl Exports {
             self.apply_deletions_if_due().await?;
             self.rewrite_stale_days().await?;
             self.collect_garbage(self.clock().now_ms()).await?;
-            // Each check reads the clock itself: work created during an earlier
-            // check is then seen as due by the later ones.
-            let idle = self.db().pending_work(self.clock().now_ms()).await? == 0
-                && self.db().complete_unfinished_jobs(1).await?.is_empty()
-                && !self.deletions_due().await?
+            // Other tasks, here and on other nodes, move work along at the same
+            // time: a deletion is applied, its day becomes stale, a rewrite is
+            // queued and runs, its job finishes and notifies. The checks follow
+            // that order, each reading the clock itself, so work that moves on
+            // after its stage was checked is seen by a later check.
+            let idle = !self.deletions_due().await?
                 && self.db().stale_days(1).await?.is_empty()
+                && self.db().pending_work(self.clock().now_ms()).await? == 0
+                && self.db().complete_unfinished_jobs(1).await?.is_empty()
                 && self.db().due_deliveries(self.clock().now_ms()).await? == 0
                 // Due files first, then collections: a collection that leased
                 // a file after the first read was counted before the second.
