@@ -78,17 +78,15 @@ macro_rules! bind_call {
 impl Db {
     /// The condition on `records` that selects call `$3` of account `$1`
     /// (with `$2` bound to "Calls"), and the hash to bind as `$4` where the
-    /// database needs one. On SQLite records are indexed by the key's hash
-    /// (see `records::key_hash`), and a key stored without one (its hash held
-    /// by another key) is found among those; the two lookups are a `rowid IN`
-    /// union because SQLite's planner scans the set for `key_hash = $4 OR
-    /// key_hash IS NULL`.
+    /// database needs one. On SQLite a key's hash (see `records::key_hash`)
+    /// leads to its row through `record_keys`, and a key stored without one
+    /// (its hash held by another key) is found among those of its set.
     fn call_record(&self, call_sid: &str) -> (String, Option<i64>) {
         let set = self.record_set();
         match self.pool {
             super::Pool::Sqlite(_) => (
                 format!(
-                    "rowid IN (SELECT rowid FROM records WHERE {set} AND key_hash = $4 \
+                    "rowid IN (SELECT row FROM record_keys WHERE key_hash = $4 AND {set} \
                      UNION ALL SELECT rowid FROM records WHERE {set} AND key_hash IS NULL) \
                      AND record_key = $3"
                 ),

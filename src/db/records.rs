@@ -18,23 +18,23 @@ pub enum StoreOutcome {
 const ROWS_PER_STATEMENT: usize = 200;
 
 /// Page cache of a SQLite record writer's own connection. A batch inserts
-/// keys all over the primary-key index; when the index's pages stay cached,
-/// each is read once per load instead of once per batch. The connection, and
+/// keys all over `record_keys`; when its pages stay cached, each is read
+/// once per load instead of once per batch. The connection, and
 /// this memory, lives only as long as one load.
 const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
 /// Records a SQLite writer with grouped commits (see
 /// [`RecordWriter::group_commits`]) stores per transaction, across batches. A
-/// commit writes every index page the transaction touched to the WAL, and
-/// random keys touch most of the primary-key index, so fewer commits write
-/// less: on 1M records with lines in the rows, 50,000 per commit took 15 s and
+/// commit writes every page the transaction touched to the WAL, and random
+/// keys touch most of the key index (now `record_keys`), so fewer commits
+/// write less: on 1M records with lines in the rows, 50,000 per commit took 15 s and
 /// 250,000 took 11 s (the `sqlite3` shell). With lines in segments a row is
 /// about 240 bytes with its index entries, and 500,000 per commit loaded 1M
 /// Messages in 3.61-3.84 s against 3.84-3.97 s at 250,000 (three alternating
 /// CLI runs each). Other writers wait at most one transaction, about 2 s.
 const SQLITE_COMMIT_EVERY: usize = 500_000;
 
-/// Rows per multi-row insert of a SQLite writer (8 parameters each).
+/// Rows per multi-row insert of a SQLite writer (9 parameters each; keys 3).
 const SQLITE_ROWS_PER_INSERT: usize = 128;
 
 /// The last occurrence of each key in `batch`, in batch order: the one stored.
@@ -113,7 +113,29 @@ struct SqliteSet {
     /// Keys whose hash another key of the set holds, stored with a NULL
     /// `key_hash`, and their rows. Almost always empty: SIDs are random.
     collided: HashMap<String, i64>,
+    /// The rowid of the next new row. The writer numbers rows itself, in
+    /// batch order, so that a key points at its row before the row is
+    /// written (see [`store_sqlite`]); it holds the write lock meanwhile.
+    next_row: i64,
 }
+
+/// Each byte's value in [`key_hash`]: hex digits (either case) their own,
+/// anything else 15.
+static NIBBLES: [u8; 256] = {
+    let mut t = [15u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 /// The 64-bit index key of a record key: the 8 hex digits after its
 /// two-letter prefix, then the 8 that end 8 characters before its end (for a
@@ -124,12 +146,8 @@ struct SqliteSet {
 pub(super) fn key_hash(key: &str) -> i64 {
     let b = key.as_bytes();
     let nibble = |i: Option<usize>| -> u64 {
-        match i.and_then(|i| b.get(i)).map(u8::to_ascii_lowercase) {
-            None => 0,
-            Some(c @ b'0'..=b'9') => u64::from(c - b'0'),
-            Some(c @ b'a'..=b'f') => u64::from(c - b'a' + 10),
-            Some(_) => 15,
-        }
+        i.and_then(|i| b.get(i))
+            .map_or(0, |&c| u64::from(NIBBLES[usize::from(c)]))
     };
     let mut h = 0u64;
     for j in 0..8 {
@@ -322,99 +340,230 @@ fn open_set(conn: &rusqlite::Connection, account_sid: &str, rt: ResourceType) ->
     let collided = stmt
         .query_map([id], |row| Ok((row.get(0)?, row.get(1)?)))?
         .collect::<std::result::Result<_, _>>()?;
-    Ok(SqliteSet { id, collided })
+    let next_row = conn.query_row(
+        "SELECT COALESCE(MAX(rowid), 0) + 1 FROM records",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(SqliteSet {
+        id,
+        collided,
+        next_row,
+    })
+}
+
+/// What storing one record of a SQLite batch does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    /// A new row; its key points at it already.
+    New,
+    /// A new row without a key: another key of the set holds its hash.
+    Unhashed,
+    /// Replaces this row: its key's, stored before or earlier in the batch.
+    Replace(i64),
 }
 
 /// One batch through a writer's own SQLite connection, inside its open
 /// transaction: insert the rows pointing at the lines (already appended to
 /// the writer's segment), and where the key exists, update (the range the old
 /// row used becomes garbage for the sweep). Flags (`rest_deleted`,
-/// `export_deleted`) stay as they were. Records go in batch order, so a key
-/// repeated in the batch is stored by its first occurrence and replaced by
-/// the later ones, as a key stored before is.
+/// `export_deleted`) stay as they were. A key repeated in the batch is stored
+/// by its first occurrence and replaced by the later ones, as a key stored
+/// before is. Outcomes come back in batch order.
 ///
-/// Rows go in [`SQLITE_ROWS_PER_INSERT`] at a time: one statement keeps its
-/// cursors, so rows arriving in day order append to the day index without a
-/// search from its root, and the statement's overhead is paid once. The
-/// insert's own conflict check on the key's hash says what happened: when it
-/// wrote every row, all were new; else each row of it is looked up, and one
-/// whose stored line is not the one just placed was not written by it and is
-/// stored on its own (after a look at the rare keys stored without a hash).
+/// Record `i` of the batch becomes row `next_row + i` if it is new. The keys
+/// go first, sorted by hash (see migration `0009_record_keys.sql`): each
+/// lands beside the one before, and an insert that skips a key says which
+/// keys are stored already. The rows then go in batch order, which for input
+/// in time order appends to the table and to the day index.
 fn store_sqlite(
     conn: &rusqlite::Connection,
     set: &mut SqliteSet,
     batch: &[Record],
     placed: &[Placed],
 ) -> Result<Vec<StoreOutcome>> {
-    const COLUMNS: &str =
-        "INSERT OR IGNORE INTO records (set_id, key_hash, record_key, day, sort_key, line, line_seg, line_off, line_len) VALUES ";
-    let one_row = "(?, ?, ?, ?, ?, '', ?, ?, ?)";
-    let many = vec![one_row; SQLITE_ROWS_PER_INSERT].join(", ");
-    let mut insert_many = conn.prepare_cached(&format!("{COLUMNS}{many}"))?;
-    let mut stmts = OneAtATime {
-        insert: conn.prepare_cached(&format!("{COLUMNS}{one_row}"))?,
-        holder: conn.prepare_cached(
-            "SELECT rowid, record_key, line_seg, line_off FROM records WHERE set_id = ?1 AND key_hash = ?2",
-        )?,
-        update: conn.prepare_cached(
-            "UPDATE records SET day = ?1, sort_key = ?2, line = '', line_seg = ?3, line_off = ?4, line_len = ?5 \
-             WHERE rowid = ?6",
-        )?,
-        freed: conn.prepare_cached(
-            "INSERT INTO line_garbage (seg, off, len) \
-             SELECT line_seg, line_off, line_len FROM records WHERE rowid = ?1 AND line_seg IS NOT NULL",
-        )?,
-    };
+    let hashes: Vec<i64> = batch.iter().map(|r| key_hash(&r.key)).collect();
+    let fates = place_keys(conn, set, batch, &hashes)?;
+    store_rows(conn, set, batch, placed, &hashes, &fates)
+}
+
+/// `insert` (`INSERT`, `INSERT OR IGNORE`) of `rows` rows into a table.
+fn insert_sql(insert: &str, table_and_columns: &str, row: &str, rows: usize) -> String {
+    format!(
+        "{insert} INTO {table_and_columns} VALUES {}",
+        vec![row; rows].join(", ")
+    )
+}
+
+/// Inserts the keys of a batch's new records into `record_keys`, in the
+/// order of their hash, and says what becomes of each record.
+fn place_keys(
+    conn: &rusqlite::Connection,
+    set: &SqliteSet,
+    batch: &[Record],
+    hashes: &[i64],
+) -> Result<Vec<Fate>> {
+    const KEYS: &str = "record_keys (key_hash, set_id, row)";
+    const INSERT: &str = "INSERT OR IGNORE";
+    let mut insert_many = conn.prepare_cached(&insert_sql(
+        INSERT,
+        KEYS,
+        "(?, ?, ?)",
+        SQLITE_ROWS_PER_INSERT,
+    ))?;
+    let mut insert_one = conn.prepare_cached(&insert_sql(INSERT, KEYS, "(?, ?, ?)", 1))?;
+    let mut holder = conn.prepare_cached(
+        "SELECT k.row, r.record_key FROM record_keys k LEFT JOIN records r ON r.rowid = k.row \
+         WHERE k.key_hash = ?1 AND k.set_id = ?2",
+    )?;
+    let base = set.next_row;
+    let row_of = |i: usize| base + i as i64;
+    let mut fates = vec![Fate::New; batch.len()];
+    let mut order: Vec<(i64, usize)> = Vec::with_capacity(batch.len());
+    for (i, r) in batch.iter().enumerate() {
+        match set.collided.get(&r.key) {
+            Some(&row) => fates[i] = Fate::Replace(row),
+            None => order.push((hashes[i], i)),
+        }
+    }
+    // Equal hashes stay in batch order: a key's first occurrence takes it.
+    order.sort_unstable();
+    // Keys of this batch stored without a hash, and their rows.
+    let mut unhashed: HashMap<&str, i64> = HashMap::new();
+    for run in order.chunks(SQLITE_ROWS_PER_INSERT) {
+        let inserted = if run.len() == SQLITE_ROWS_PER_INSERT {
+            let mut param = 1;
+            for &(hash, i) in run {
+                insert_many.raw_bind_parameter(param, hash)?;
+                insert_many.raw_bind_parameter(param + 1, set.id)?;
+                insert_many.raw_bind_parameter(param + 2, row_of(i))?;
+                param += 3;
+            }
+            insert_many.raw_execute()?
+        } else {
+            let mut n = 0;
+            for &(hash, i) in run {
+                n += insert_one.execute((hash, set.id, row_of(i)))?;
+            }
+            n
+        };
+        if inserted == run.len() {
+            continue;
+        }
+        for &(hash, i) in run {
+            let key = batch[i].key.as_str();
+            // The row holding the hash, and whether it is this key's: a row
+            // of this batch is not written yet, so its record says.
+            let (row, same) = holder.query_row((hash, set.id), |h| {
+                let row: i64 = h.get(0)?;
+                let same = match h.get_ref(1)?.as_str_or_null()? {
+                    Some(stored) => stored == key,
+                    None => usize::try_from(row - base)
+                        .ok()
+                        .and_then(|j| batch.get(j))
+                        .is_some_and(|earlier| earlier.key == key),
+                };
+                Ok((row, same))
+            })?;
+            fates[i] = if row == row_of(i) {
+                Fate::New
+            } else if same {
+                Fate::Replace(row)
+            } else if let Some(&row) = unhashed.get(key) {
+                Fate::Replace(row)
+            } else {
+                unhashed.insert(key, row_of(i));
+                Fate::Unhashed
+            };
+        }
+    }
+    Ok(fates)
+}
+
+/// Writes a batch's rows as [`place_keys`] decided, in batch order.
+fn store_rows(
+    conn: &rusqlite::Connection,
+    set: &mut SqliteSet,
+    batch: &[Record],
+    placed: &[Placed],
+    hashes: &[i64],
+    fates: &[Fate],
+) -> Result<Vec<StoreOutcome>> {
+    const ROWS: &str =
+        "records (rowid, set_id, key_hash, record_key, day, sort_key, line, line_seg, line_off, line_len)";
+    const ROW: &str = "(?, ?, ?, ?, ?, ?, '', ?, ?, ?)";
+    let mut insert_many =
+        conn.prepare_cached(&insert_sql("INSERT", ROWS, ROW, SQLITE_ROWS_PER_INSERT))?;
+    let mut insert_one = conn.prepare_cached(&insert_sql("INSERT", ROWS, ROW, 1))?;
+    let mut update = conn.prepare_cached(
+        "UPDATE records SET day = ?1, sort_key = ?2, line = '', line_seg = ?3, line_off = ?4, line_len = ?5 \
+         WHERE rowid = ?6",
+    )?;
+    let mut freed = conn.prepare_cached(
+        "INSERT INTO line_garbage (seg, off, len) \
+         SELECT line_seg, line_off, line_len FROM records WHERE rowid = ?1 AND line_seg IS NOT NULL",
+    )?;
+    let base = set.next_row;
     let mut outcomes = Vec::with_capacity(batch.len());
     // A batch's records mostly share their day: its text is made once per run.
     let mut day_text = DayText::default();
     let mut at = 0;
     while at < batch.len() {
-        let run = batch[at..]
+        let run = fates[at..]
             .iter()
             .take(SQLITE_ROWS_PER_INSERT)
-            .take_while(|r| !set.collided.contains_key(&r.key))
+            .take_while(|f| **f == Fate::New)
             .count();
-        if run < SQLITE_ROWS_PER_INSERT {
-            let outcome = stmts.store(
-                conn,
-                set,
-                &batch[at],
-                placed[at],
-                day_text.of(batch[at].day),
-            )?;
-            outcomes.push(outcome);
-            at += 1;
+        if run == SQLITE_ROWS_PER_INSERT {
+            let mut param = 1;
+            for i in at..at + run {
+                let (r, p) = (&batch[i], placed[i]);
+                insert_many.raw_bind_parameter(param, base + i as i64)?;
+                insert_many.raw_bind_parameter(param + 1, set.id)?;
+                insert_many.raw_bind_parameter(param + 2, hashes[i])?;
+                insert_many.raw_bind_parameter(param + 3, &r.key)?;
+                insert_many.raw_bind_parameter(param + 4, day_text.of(r.day))?;
+                insert_many.raw_bind_parameter(param + 5, &r.sort_key)?;
+                insert_many.raw_bind_parameter(param + 6, p.seg)?;
+                insert_many.raw_bind_parameter(param + 7, p.off)?;
+                insert_many.raw_bind_parameter(param + 8, p.len)?;
+                param += 9;
+            }
+            insert_many.raw_execute()?;
+            outcomes.extend(std::iter::repeat_n(StoreOutcome::Loaded, run));
+            at += run;
             continue;
         }
-        let (rows, places) = (&batch[at..at + run], &placed[at..at + run]);
-        let mut param = 1;
-        for (r, p) in rows.iter().zip(places) {
-            insert_many.raw_bind_parameter(param, set.id)?;
-            insert_many.raw_bind_parameter(param + 1, key_hash(&r.key))?;
-            insert_many.raw_bind_parameter(param + 2, &r.key)?;
-            insert_many.raw_bind_parameter(param + 3, day_text.of(r.day))?;
-            insert_many.raw_bind_parameter(param + 4, &r.sort_key)?;
-            insert_many.raw_bind_parameter(param + 5, p.seg)?;
-            insert_many.raw_bind_parameter(param + 6, p.off)?;
-            insert_many.raw_bind_parameter(param + 7, p.len)?;
-            param += 8;
-        }
-        if insert_many.raw_execute()? == run {
-            outcomes.extend(std::iter::repeat_n(StoreOutcome::Loaded, run));
-        } else {
-            for (r, &p) in rows.iter().zip(places) {
-                let (_, _, seg, off) = stmts.holder(set.id, key_hash(&r.key))?;
-                let outcome = if (seg, off) == (Some(p.seg), Some(p.off)) {
-                    StoreOutcome::Loaded
-                } else {
-                    stmts.store(conn, set, r, p, day_text.of(r.day))?
-                };
-                outcomes.push(outcome);
+        let (r, p, row) = (&batch[at], placed[at], base + at as i64);
+        let day = day_text.of(r.day);
+        outcomes.push(match fates[at] {
+            fate @ (Fate::New | Fate::Unhashed) => {
+                let hash = (fate == Fate::New).then_some(hashes[at]);
+                insert_one.execute((
+                    row,
+                    set.id,
+                    hash,
+                    &r.key,
+                    day,
+                    &r.sort_key,
+                    p.seg,
+                    p.off,
+                    p.len,
+                ))?;
+                if hash.is_none() {
+                    set.collided.insert(r.key.clone(), row);
+                }
+                StoreOutcome::Loaded
             }
-        }
-        at += run;
+            Fate::Replace(row) => {
+                freed.execute([row])?;
+                update.execute((day, &r.sort_key, p.seg, p.off, p.len, row))?;
+                StoreOutcome::Replaced
+            }
+        });
+        at += 1;
     }
+    set.next_row = base + batch.len() as i64;
     Ok(outcomes)
 }
 
@@ -429,72 +578,6 @@ impl DayText {
             _ => self.0 = Some((day, day.to_string())),
         }
         &self.0.as_ref().expect("just set").1
-    }
-}
-
-/// The statements that store one record of a SQLite batch.
-struct OneAtATime<'c> {
-    insert: rusqlite::CachedStatement<'c>,
-    holder: rusqlite::CachedStatement<'c>,
-    update: rusqlite::CachedStatement<'c>,
-    freed: rusqlite::CachedStatement<'c>,
-}
-
-impl OneAtATime<'_> {
-    /// The row holding `hash` in the set: rowid, key, and where its line is.
-    fn holder(
-        &mut self,
-        set_id: i64,
-        hash: i64,
-    ) -> Result<(i64, String, Option<i64>, Option<i64>)> {
-        Ok(self.holder.query_row((set_id, hash), |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })?)
-    }
-
-    /// Inserts `r`, or where its key is stored, updates that row.
-    fn store(
-        &mut self,
-        conn: &rusqlite::Connection,
-        set: &mut SqliteSet,
-        r: &Record,
-        at: Placed,
-        day: &str,
-    ) -> Result<StoreOutcome> {
-        let hash = key_hash(&r.key);
-        let row = (&r.key, day, &r.sort_key, at.seg, at.off, at.len);
-        let stored_at = match set.collided.get(&r.key) {
-            Some(&rowid) => Some(rowid),
-            None if self
-                .insert
-                .execute((set.id, hash, row.0, row.1, row.2, row.3, row.4, row.5))?
-                == 1 =>
-            {
-                None
-            }
-            None => {
-                let (rowid, key, ..) = self.holder(set.id, hash)?;
-                if key == r.key {
-                    Some(rowid)
-                } else {
-                    // Another key holds this hash: stored without one.
-                    let no_hash: Option<i64> = None;
-                    self.insert
-                        .execute((set.id, no_hash, row.0, row.1, row.2, row.3, row.4, row.5))?;
-                    set.collided.insert(r.key.clone(), conn.last_insert_rowid());
-                    None
-                }
-            }
-        };
-        Ok(match stored_at {
-            Some(rowid) => {
-                self.freed.execute([rowid])?;
-                self.update
-                    .execute((day, &r.sort_key, at.seg, at.off, at.len, rowid))?;
-                StoreOutcome::Replaced
-            }
-            None => StoreOutcome::Loaded,
-        })
     }
 }
 
@@ -772,6 +855,20 @@ mod tests {
 
     /// A migrated SQLite database in a directory that lives as long as the
     /// returned guard.
+    fn sqlite_pool(db: &Db) -> &sqlx::SqlitePool {
+        match &db.pool {
+            super::super::Pool::Sqlite(p) => p,
+            super::super::Pool::Postgres(_) => unreachable!("a SQLite database"),
+        }
+    }
+
+    /// A writer of account AC1's Messages.
+    async fn messages_writer(db: &Db) -> RecordWriter {
+        db.record_writer("AC1", ResourceType::Messages)
+            .await
+            .unwrap()
+    }
+
     async fn migrated_sqlite() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
@@ -805,10 +902,7 @@ mod tests {
     {
         use StoreOutcome::{Loaded, Replaced};
         let (_dir, db) = migrated_sqlite().await;
-        let mut w = db
-            .record_writer("AC1", ResourceType::Messages)
-            .await
-            .unwrap();
+        let mut w = messages_writer(&db).await;
         let Target::Sqlite(Some(load)) = &mut w.target else {
             panic!("a SQLite database gets a SQLite writer");
         };
@@ -834,10 +928,7 @@ mod tests {
             "a dropped writer's open transaction is rolled back"
         );
 
-        let mut w = db
-            .record_writer("AC1", ResourceType::Messages)
-            .await
-            .unwrap();
+        let mut w = messages_writer(&db).await;
         w.group_commits();
         let fourth = w.store(vec![message(4, "d"), message(1, "d")]).await;
         assert_eq!(fourth.unwrap(), vec![]);
@@ -849,10 +940,7 @@ mod tests {
         assert_eq!(stored(&db).await, 4);
 
         // Without grouped commits, each batch commits on its own.
-        let mut w = db
-            .record_writer("AC1", ResourceType::Messages)
-            .await
-            .unwrap();
+        let mut w = messages_writer(&db).await;
         let fifth = w.store(vec![message(5, "e"), message(2, "e")]).await;
         assert_eq!(fifth.unwrap(), vec![Loaded, Replaced]);
         assert_eq!(stored(&db).await, 5, "committed before finish");
@@ -869,10 +957,7 @@ mod tests {
 
         // A key repeated in a batch is loaded by its first occurrence and
         // left holding its last; outcomes come back in batch order.
-        let mut w = db
-            .record_writer("AC1", ResourceType::Messages)
-            .await
-            .unwrap();
+        let mut w = messages_writer(&db).await;
         let sixth = w
             .store(vec![message(7, "f"), message(7, "g"), message(6, "f")])
             .await;
@@ -934,20 +1019,14 @@ mod tests {
         use StoreOutcome::{Loaded, Replaced};
         let (_dir, db) = migrated_sqlite().await;
         let (a, b) = colliding("SM");
-        let mut w = db
-            .record_writer("AC1", ResourceType::Messages)
-            .await
-            .unwrap();
+        let mut w = messages_writer(&db).await;
         let first = w.store(vec![record(&a, "1"), record(&b, "1")]).await;
         assert_eq!(first.unwrap(), vec![Loaded, Loaded]);
         let again = w.store(vec![record(&b, "2"), record(&a, "2")]).await;
         assert_eq!(again.unwrap(), vec![Replaced, Replaced]);
         w.finish().await.unwrap();
         // A new writer finds the key stored without a hash.
-        let mut w = db
-            .record_writer("AC1", ResourceType::Messages)
-            .await
-            .unwrap();
+        let mut w = messages_writer(&db).await;
         let third = w.store(vec![record(&b, "3")]).await;
         assert_eq!(third.unwrap(), vec![Replaced]);
         w.finish().await.unwrap();
@@ -972,6 +1051,38 @@ mod tests {
         assert!(!db.find_call("AC1", &c).await.unwrap().unwrap().rest_deleted);
         let other = colliding("CA").0.replace("cafebabe", "cafebab0");
         assert!(db.find_call("AC1", &other).await.unwrap().is_none());
+    }
+
+    /// Of two new keys with one hash in a batch, the first takes the hash;
+    /// the second, given twice, is stored once, without it, and replaced.
+    #[tokio::test]
+    async fn a_key_without_a_hash_given_twice_in_one_batch_is_stored_once() {
+        use StoreOutcome::{Loaded, Replaced};
+        let (_dir, db) = migrated_sqlite().await;
+        let (a, b) = colliding("SM");
+        let mut w = messages_writer(&db).await;
+        let batch = vec![record(&a, "1"), record(&b, "1"), record(&b, "2")];
+        assert_eq!(
+            w.store(batch).await.unwrap(),
+            vec![Loaded, Loaded, Replaced]
+        );
+        let again = w.store(vec![record(&b, "3"), record(&a, "3")]).await;
+        assert_eq!(again.unwrap(), vec![Replaced, Replaced]);
+        w.finish().await.unwrap();
+        let lines = day_lines(
+            &db.sqlite_file().unwrap(),
+            Day::parse("2024-06-01").unwrap(),
+        );
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines.iter().all(|l| l.contains("\"body\":\"3")));
+        let keys: Vec<(Option<i64>, String)> = sqlx::query_as(
+            "SELECT k.key_hash, r.record_key FROM records r LEFT JOIN record_keys k ON k.row = r.rowid \
+             ORDER BY r.rowid",
+        )
+        .fetch_all(sqlite_pool(&db))
+        .await
+        .unwrap();
+        assert_eq!(keys, vec![(Some(key_hash(&a)), a), (None, b)]);
     }
 
     /// A message whose key's hash is `n` (in its first half).
@@ -1021,10 +1132,7 @@ mod tests {
         let (_dir, db) = migrated_sqlite().await;
         let file = db.sqlite_file().unwrap();
         let (a, b) = colliding("SM");
-        let mut w = db
-            .record_writer("AC1", ResourceType::Messages)
-            .await
-            .unwrap();
+        let mut w = messages_writer(&db).await;
         let mut first: Vec<Record> = (0..300).map(|n| spread(n, "1")).collect();
         first.insert(10, record(&a, "1"));
         let stored = w.store(first).await.unwrap();
@@ -1048,10 +1156,7 @@ mod tests {
         .bind(&inline_key)
         .bind(format!("2024-06-01T00:00:00Z|{inline_key}"))
         .bind(format!("{{\"sid\":\"{inline_key}\",\"inline\":true}}"))
-        .execute(match &db.pool {
-            super::super::Pool::Sqlite(p) => p,
-            super::super::Pool::Postgres(_) => unreachable!("a SQLite database"),
-        })
+        .execute(sqlite_pool(&db))
         .await
         .unwrap();
 
@@ -1140,11 +1245,32 @@ mod tests {
             .unwrap()
             .line
             .contains("kept"));
+
+        // The hashed call goes too, and its key with it: loaded again, it is new.
+        let deletion = super::super::DeletionRow {
+            call_sid: c.clone(),
+            ..deletion
+        };
+        db.apply_deletion(&deletion, true, "deleted", 2)
+            .await
+            .unwrap();
+        let keys: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM record_keys")
+            .fetch_one(sqlite_pool(&db))
+            .await
+            .unwrap();
+        assert_eq!(keys, 0);
+        let mut w = db.record_writer("AC1", ResourceType::Calls).await.unwrap();
+        let stored = w.store(vec![record(&c, "back")]).await.unwrap();
+        assert_eq!(stored, vec![StoreOutcome::Loaded]);
+        w.finish().await.unwrap();
+        let found = db.find_call("AC1", &c).await.unwrap().unwrap();
+        assert!(found.line.contains("back"));
     }
 
     /// Migration 0007 moves the rows of the text-keyed table and computes in
     /// SQL the hash [`key_hash`] computes; of two keys with one hash, one
-    /// keeps it and the other is stored without.
+    /// keeps it and the other is stored without. Migration 0009 moves the
+    /// hashes to `record_keys`.
     #[test]
     fn the_migration_keeps_every_record_and_hashes_keys_as_the_writer_does() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
@@ -1225,5 +1351,28 @@ mod tests {
                 assert_eq!(m.3, None, "the second key with one hash in a set");
             }
         }
+
+        // Migration 0009 points each hash at its row; a removed row takes its key along.
+        for sql in [
+            include_str!("../../migrations/sqlite/0008_line_segments.sql"),
+            include_str!("../../migrations/sqlite/0009_record_keys.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        let unpointed = "SELECT COUNT(*) FROM records r WHERE key_hash IS NOT NULL AND NOT EXISTS \
+             (SELECT 1 FROM record_keys k WHERE k.key_hash = r.key_hash AND k.set_id = r.set_id AND k.row = r.rowid)";
+        let count = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+        assert_eq!(count(unpointed), 0);
+        assert_eq!(
+            count("SELECT COUNT(*) FROM record_keys"),
+            rows.len() as i64 - 1
+        );
+        conn.execute("DELETE FROM records WHERE record_key = ?1", [&a])
+            .unwrap();
+        assert_eq!(
+            count("SELECT COUNT(*) FROM record_keys"),
+            rows.len() as i64 - 3
+        );
+        assert_eq!(count(unpointed), 0);
     }
 }
