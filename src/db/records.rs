@@ -373,9 +373,13 @@ enum Fate {
 ///
 /// Record `i` of the batch becomes row `next_row + i` if it is new. The keys
 /// go first, sorted by hash (see migration `0009_record_keys.sql`): each
-/// lands beside the one before, and an insert that skips a key says which
-/// keys are stored already. The rows then go in batch order, which for input
-/// in time order appends to the table and to the day index.
+/// lands beside the one before, and an insert that skips a key says that
+/// some key of the run is stored already; one query then finds the rows
+/// holding the run's hashes. The rows then go in batch order, which for input
+/// in time order appends to the table and to the day index. New rows go in
+/// [`SQLITE_ROWS_PER_INSERT`] per `INSERT`, and replacements of as many
+/// distinct rows per `UPDATE … FROM (VALUES …)` (a reload of 1M Messages took
+/// 4.5 s instead of 7.9-9.9 s one row at a time).
 fn store_sqlite(
     conn: &rusqlite::Connection,
     set: &mut SqliteSet,
@@ -412,10 +416,14 @@ fn place_keys(
         SQLITE_ROWS_PER_INSERT,
     ))?;
     let mut insert_one = conn.prepare_cached(&insert_sql(INSERT, KEYS, "(?, ?, ?)", 1))?;
-    let mut holder = conn.prepare_cached(
-        "SELECT k.row, r.record_key FROM record_keys k LEFT JOIN records r ON r.rowid = k.row \
-         WHERE k.key_hash = ?1 AND k.set_id = ?2",
-    )?;
+    // The rows holding the hashes of a run of keys, and their records' keys.
+    const HOLDERS: &str = "SELECT k.key_hash, k.row, r.record_key FROM record_keys k \
+         LEFT JOIN records r ON r.rowid = k.row WHERE k.set_id = ? AND k.key_hash IN";
+    let mut holders_many = conn.prepare_cached(&format!(
+        "{HOLDERS} ({}) ORDER BY k.key_hash",
+        vec!["?"; SQLITE_ROWS_PER_INSERT].join(", ")
+    ))?;
+    let mut holder_one = conn.prepare_cached(&format!("{HOLDERS} (?)"))?;
     let base = set.next_row;
     let row_of = |i: usize| base + i as i64;
     let mut fates = vec![Fate::New; batch.len()];
@@ -450,25 +458,47 @@ fn place_keys(
         if inserted == run.len() {
             continue;
         }
+        // Every hash of the run is held now: by the key just inserted, an
+        // earlier record of the batch, or a row stored before.
+        let holders: Vec<(i64, i64, Option<String>)> = if run.len() == SQLITE_ROWS_PER_INSERT {
+            holders_many.raw_bind_parameter(1, set.id)?;
+            for (n, &(hash, _)) in run.iter().enumerate() {
+                holders_many.raw_bind_parameter(n + 2, hash)?;
+            }
+            let rows = holders_many.raw_query();
+            rows.mapped(|h| Ok((h.get(0)?, h.get(1)?, h.get(2)?)))
+                .collect::<std::result::Result<_, _>>()?
+        } else {
+            let mut all = Vec::new();
+            for &(hash, _) in run {
+                let found = holder_one
+                    .query_map((set.id, hash), |h| Ok((h.get(0)?, h.get(1)?, h.get(2)?)))?;
+                all.extend(found.collect::<std::result::Result<Vec<_>, _>>()?);
+            }
+            all.dedup_by_key(|h| h.0);
+            all
+        };
+        let mut holders = holders.iter().peekable();
         for &(hash, i) in run {
+            while holders.next_if(|h| h.0 < hash).is_some() {}
+            let Some((_, row, stored)) = holders.peek().filter(|h| h.0 == hash) else {
+                return Err(super::Error::Misuse(
+                    "a record key has no row after its insert",
+                ));
+            };
             let key = batch[i].key.as_str();
-            // The row holding the hash, and whether it is this key's: a row
-            // of this batch is not written yet, so its record says.
-            let (row, same) = holder.query_row((hash, set.id), |h| {
-                let row: i64 = h.get(0)?;
-                let same = match h.get_ref(1)?.as_str_or_null()? {
-                    Some(stored) => stored == key,
-                    None => usize::try_from(row - base)
-                        .ok()
-                        .and_then(|j| batch.get(j))
-                        .is_some_and(|earlier| earlier.key == key),
-                };
-                Ok((row, same))
-            })?;
-            fates[i] = if row == row_of(i) {
+            // A row of this batch is not written yet: its record says.
+            let same = match stored {
+                Some(stored) => stored == key,
+                None => usize::try_from(row - base)
+                    .ok()
+                    .and_then(|j| batch.get(j))
+                    .is_some_and(|earlier| earlier.key == key),
+            };
+            fates[i] = if *row == row_of(i) {
                 Fate::New
             } else if same {
-                Fate::Replace(row)
+                Fate::Replace(*row)
             } else if let Some(&row) = unhashed.get(key) {
                 Fate::Replace(row)
             } else {
@@ -503,31 +533,77 @@ fn store_rows(
         "INSERT INTO line_garbage (seg, off, len) \
          SELECT line_seg, line_off, line_len FROM records WHERE rowid = ?1 AND line_seg IS NOT NULL",
     )?;
+    // A run of replacements, each of another row: their old lines freed,
+    // then their rows updated, in two statements.
+    let marks = |row: &str| vec![row; SQLITE_ROWS_PER_INSERT].join(", ");
+    let mut freed_many = conn.prepare_cached(&format!(
+        "INSERT INTO line_garbage (seg, off, len) SELECT line_seg, line_off, line_len FROM records \
+         WHERE rowid IN ({}) AND line_seg IS NOT NULL",
+        marks("?")
+    ))?;
+    let mut update_many = conn.prepare_cached(&format!(
+        "UPDATE records SET day = v.column2, sort_key = v.column3, line = '', line_seg = v.column4, \
+         line_off = v.column5, line_len = v.column6 FROM (VALUES {}) AS v WHERE records.rowid = v.column1",
+        marks("(?, ?, ?, ?, ?, ?)")
+    ))?;
     let base = set.next_row;
     let mut outcomes = Vec::with_capacity(batch.len());
     // A batch's records mostly share their day: its text is made once per run.
     let mut day_text = DayText::default();
+    // The rows a run of replacements replaces, each once.
+    let mut replaced: Vec<i64> = Vec::with_capacity(SQLITE_ROWS_PER_INSERT);
+    let mut distinct: HashSet<i64> = HashSet::with_capacity(SQLITE_ROWS_PER_INSERT);
     let mut at = 0;
     while at < batch.len() {
+        distinct.clear();
+        replaced.clear();
+        replaced.extend(
+            fates[at..]
+                .iter()
+                .take(SQLITE_ROWS_PER_INSERT)
+                .map_while(|f| match *f {
+                    Fate::Replace(row) if distinct.insert(row) => Some(row),
+                    _ => None,
+                }),
+        );
+        if replaced.len() == SQLITE_ROWS_PER_INSERT {
+            for (n, &row) in replaced.iter().enumerate() {
+                let i = at + n;
+                freed_many.raw_bind_parameter(n + 1, row)?;
+                update_many.raw_bind_parameter(6 * n + 1, row)?;
+                bind_place(
+                    &mut update_many,
+                    6 * n + 2,
+                    day_text.of(batch[i].day),
+                    &batch[i],
+                    placed[i],
+                )?;
+            }
+            freed_many.raw_execute()?;
+            update_many.raw_execute()?;
+            outcomes.extend(std::iter::repeat_n(StoreOutcome::Replaced, replaced.len()));
+            at += replaced.len();
+            continue;
+        }
         let run = fates[at..]
             .iter()
             .take(SQLITE_ROWS_PER_INSERT)
             .take_while(|f| **f == Fate::New)
             .count();
         if run == SQLITE_ROWS_PER_INSERT {
-            let mut param = 1;
-            for i in at..at + run {
-                let (r, p) = (&batch[i], placed[i]);
+            for (n, i) in (at..at + run).enumerate() {
+                let param = 9 * n + 1;
                 insert_many.raw_bind_parameter(param, base + i as i64)?;
                 insert_many.raw_bind_parameter(param + 1, set.id)?;
                 insert_many.raw_bind_parameter(param + 2, hashes[i])?;
-                insert_many.raw_bind_parameter(param + 3, &r.key)?;
-                insert_many.raw_bind_parameter(param + 4, day_text.of(r.day))?;
-                insert_many.raw_bind_parameter(param + 5, &r.sort_key)?;
-                insert_many.raw_bind_parameter(param + 6, p.seg)?;
-                insert_many.raw_bind_parameter(param + 7, p.off)?;
-                insert_many.raw_bind_parameter(param + 8, p.len)?;
-                param += 9;
+                insert_many.raw_bind_parameter(param + 3, &batch[i].key)?;
+                bind_place(
+                    &mut insert_many,
+                    param + 4,
+                    day_text.of(batch[i].day),
+                    &batch[i],
+                    placed[i],
+                )?;
             }
             insert_many.raw_execute()?;
             outcomes.extend(std::iter::repeat_n(StoreOutcome::Loaded, run));
@@ -565,6 +641,22 @@ fn store_rows(
     }
     set.next_row = base + batch.len() as i64;
     Ok(outcomes)
+}
+
+/// Binds a row's day, sort key and line position (segment, offset, length)
+/// to five parameters from `param` on.
+fn bind_place(
+    stmt: &mut rusqlite::CachedStatement<'_>,
+    param: usize,
+    day: &str,
+    r: &Record,
+    p: Placed,
+) -> rusqlite::Result<()> {
+    stmt.raw_bind_parameter(param, day)?;
+    stmt.raw_bind_parameter(param + 1, &r.sort_key)?;
+    stmt.raw_bind_parameter(param + 2, p.seg)?;
+    stmt.raw_bind_parameter(param + 3, p.off)?;
+    stmt.raw_bind_parameter(param + 4, p.len)
 }
 
 /// A day's text, made once for each run of records on that day.
@@ -1051,6 +1143,41 @@ mod tests {
         assert!(!db.find_call("AC1", &c).await.unwrap().unwrap().rest_deleted);
         let other = colliding("CA").0.replace("cafebabe", "cafebab0");
         assert!(db.find_call("AC1", &other).await.unwrap().is_none());
+    }
+
+    /// A load of records stored before replaces them many rows at a time; a
+    /// record given twice is replaced twice, the later last, and each old
+    /// line is freed once.
+    #[tokio::test]
+    async fn a_reload_replaces_rows_many_at_a_time() {
+        let (_dir, db) = migrated_sqlite().await;
+        let mut w = messages_writer(&db).await;
+        let first: Vec<Record> = (0..300).map(|n| spread(n, "1")).collect();
+        w.store(first).await.unwrap();
+        let mut again: Vec<Record> = (0..300).map(|n| spread(n, "2")).collect();
+        again.insert(160, spread(150, "3")); // in the statement of its first time
+        again.insert(200, spread(5, "3")); // in a later one
+        let outcomes = w.store(again).await.unwrap();
+        assert_eq!(outcomes, vec![StoreOutcome::Replaced; 302]);
+        w.finish().await.unwrap();
+        let lines = day_lines(
+            &db.sqlite_file().unwrap(),
+            Day::parse("2024-06-01").unwrap(),
+        );
+        assert_eq!(lines.len(), 300);
+        for n in [5, 150] {
+            let found: Vec<&String> = lines
+                .iter()
+                .filter(|l| l.contains(&spread(n, "").key))
+                .collect();
+            assert_eq!(found.len(), 1);
+            assert!(found[0].contains("\"body\":\"3"), "{found:?}");
+        }
+        assert_eq!(
+            lines.iter().filter(|l| l.contains("\"body\":\"2")).count(),
+            298
+        );
+        assert_eq!(db.line_garbage().await.unwrap(), 302);
     }
 
     /// Of two new keys with one hash in a batch, the first takes the hash;
