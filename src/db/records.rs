@@ -198,8 +198,9 @@ impl RecordWriter {
         let Some(mut load) = slot.take() else {
             return (batch, Err(super::Error::Sqlx(sqlx::Error::PoolClosed)));
         };
-        // The lines are appended here, by the task that parsed them, while
-        // the writer's thread is busy with the rows of the batch before.
+        // The lines are appended here, on the async task that stores the
+        // batch (while the next one is parsed), before its rows go to the
+        // writer's blocking thread.
         let placed = match load.segment.append_all(&batch) {
             Ok(placed) => placed,
             Err(e) => {
@@ -945,8 +946,7 @@ mod tests {
         }
     }
 
-    /// A migrated SQLite database in a directory that lives as long as the
-    /// returned guard.
+    /// The pool of a SQLite `db`, for a test's own statements.
     fn sqlite_pool(db: &Db) -> &sqlx::SqlitePool {
         match &db.pool {
             super::super::Pool::Sqlite(p) => p,
@@ -961,6 +961,8 @@ mod tests {
             .unwrap()
     }
 
+    /// A migrated SQLite database in a directory that lives as long as the
+    /// returned guard.
     async fn migrated_sqlite() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
         let db = Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))

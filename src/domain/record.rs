@@ -22,6 +22,18 @@ pub struct Record {
     pub line: String,
 }
 
+impl Record {
+    /// A record with nothing in it yet, for [`normalize_line_into`] to fill.
+    pub fn empty() -> Record {
+        Record {
+            key: String::new(),
+            day: Day::from_date(chrono::NaiveDate::MIN),
+            sort_key: String::new(),
+            line: String::new(),
+        }
+    }
+}
+
 /// Why one input record was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RecordError {
@@ -451,12 +463,7 @@ pub fn normalize_line(
     account_sid: &str,
     text: &str,
 ) -> Result<Record, LineError> {
-    let mut record = Record {
-        key: String::new(),
-        day: Day::from_date(chrono::NaiveDate::MIN),
-        sort_key: String::new(),
-        line: String::new(),
-    };
+    let mut record = Record::empty();
     normalize_line_into(rt, account_sid, text, &mut record)?;
     Ok(record)
 }

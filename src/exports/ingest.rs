@@ -254,21 +254,13 @@ impl Loader<'_> {
         if text.is_empty() {
             return false;
         }
-        let parsed = match self.spare.pop() {
-            Some(mut r) => {
-                match record::normalize_line_into(self.rt, self.account_sid, text, &mut r) {
-                    Ok(()) => Ok(r),
-                    Err(e) => {
-                        self.spare.push(r);
-                        Err(e)
-                    }
-                }
+        let mut r = self.spare.pop().unwrap_or_else(Record::empty);
+        match record::normalize_line_into(self.rt, self.account_sid, text, &mut r) {
+            Ok(()) => self.batch.push(r),
+            Err(e) => {
+                self.spare.push(r);
+                report.reject(self.source, self.line_no, e.to_string());
             }
-            None => record::normalize_line(self.rt, self.account_sid, text),
-        };
-        match parsed {
-            Ok(r) => self.batch.push(r),
-            Err(e) => report.reject(self.source, self.line_no, e.to_string()),
         }
         self.batch.len() >= BATCH
     }
