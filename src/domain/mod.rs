@@ -91,13 +91,28 @@ impl SidKind {
         format!("{}{}", self.prefix(), hex::encode(bytes))
     }
 
-    /// True when `s` is this prefix followed by 32 hex digits.
+    /// True when `s` is this prefix followed by 32 hex digits. The digits
+    /// are looked up in a table and all 32 checked without stopping early, a
+    /// loop without branches: a bulk load checks a SID per record.
     pub fn matches(self, s: &str) -> bool {
         s.len() == 34
             && s.starts_with(self.prefix())
-            && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
+            && s.as_bytes()[2..]
+                .iter()
+                .fold(true, |ok, &b| ok & HEX_DIGIT[usize::from(b)])
     }
 }
+
+/// Which bytes are hex digits (either case).
+static HEX_DIGIT: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = (b as u8).is_ascii_hexdigit();
+        b += 1;
+    }
+    t
+};
 
 /// A UTC calendar day, written `yyyy-mm-dd`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -333,6 +348,15 @@ mod tests {
         assert!(SidKind::Job.matches(&sid));
         assert!(!SidKind::Call.matches(&sid));
         assert!(!SidKind::Job.matches("JS123"));
+        let digits = &sid[2..];
+        assert!(SidKind::Job.matches(&format!("JS{}", digits.to_uppercase())));
+        for bad in ['g', 'G', ' ', '/', ':', '@', '`', 'é'] {
+            for at in [2, 17, 33] {
+                let mut s = sid.clone();
+                s.replace_range(at..=at, &bad.to_string());
+                assert!(!SidKind::Job.matches(&s), "{s}");
+            }
+        }
     }
 
     #[test]
