@@ -106,52 +106,6 @@ struct SqliteLoad {
     /// The record set and its keys stored without a hash, read when the
     /// open transaction began (None while none is open).
     set: Option<SqliteSet>,
-    /// The database file, for [`Checkpoint`]'s connection.
-    file: std::path::PathBuf,
-    /// With grouped commits, the checkpoint started after the last commit,
-    /// while it may still be under way. Otherwise None: each commit
-    /// checkpoints on the writer's connection, as SQLite does by itself.
-    checkpoint: Option<Checkpoint>,
-    /// True with grouped commits: checkpoints run beside the writer.
-    checkpoints_beside: bool,
-}
-
-/// A checkpoint of the WAL on a thread and connection of its own, started
-/// after a commit of grouped commits while the writer goes on with the next
-/// transaction: in WAL mode a checkpoint copies committed pages while a
-/// writer appends. On the writer's connection (SQLite's automatic
-/// checkpoint, which such a writer turns off) it held up the load: on 1M
-/// Messages the first commit's checkpoint copied about 120 MB while the
-/// parsed batches waited.
-struct Checkpoint(std::thread::JoinHandle<()>);
-
-impl Checkpoint {
-    /// Starts a passive checkpoint of `file`: it copies what is committed
-    /// and waits for nobody. A failure only leaves the pages in the WAL for
-    /// the next checkpoint; it is logged.
-    fn start(file: std::path::PathBuf) -> Checkpoint {
-        Checkpoint(std::thread::spawn(move || {
-            let done = rusqlite::Connection::open_with_flags(
-                &file,
-                rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-            .and_then(|conn| conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())));
-            if let Err(e) = done {
-                tracing::warn!(error = %e, "checkpoint after a bulk load's commit failed");
-            }
-        }))
-    }
-
-    fn is_finished(&self) -> bool {
-        self.0.is_finished()
-    }
-
-    fn wait(self) {
-        if let Err(panic) = self.0.join() {
-            std::panic::resume_unwind(panic);
-        }
-    }
 }
 
 /// What a SQLite writer knows of its record set inside a transaction.
@@ -212,14 +166,10 @@ impl RecordWriter {
     /// records. Only for input that never waits on anyone (a regular file,
     /// generated records): a stalled sender would hold the lock meanwhile.
     /// Without it, and always on PostgreSQL, each batch commits on its own.
-    pub fn group_commits(&mut self) -> Result<()> {
+    pub fn group_commits(&mut self) {
         if let Target::Sqlite(Some(load)) = &mut self.target {
             load.commit_every = SQLITE_COMMIT_EVERY;
-            // Checkpoints run beside the writer (see [`Checkpoint`]).
-            load.conn.pragma_update(None, "wal_autocheckpoint", 0)?;
-            load.checkpoints_beside = true;
         }
-        Ok(())
     }
 
     /// Stores `batch`; a record with a known key replaces the old one (also one
@@ -277,11 +227,10 @@ impl RecordWriter {
         }
     }
 
-    /// Commits what is left and returns its outcomes (with grouped commits,
-    /// once the WAL is checkpointed, see [`SqliteLoad::finish`]).
+    /// Commits what is left and returns its outcomes.
     pub async fn finish(self) -> Result<Vec<StoreOutcome>> {
         match self.target {
-            Target::Sqlite(Some(mut load)) => on_blocking_thread(move || load.finish()).await?,
+            Target::Sqlite(Some(mut load)) => on_blocking_thread(move || load.commit()).await?,
             Target::Sqlite(None) => Err(super::Error::Sqlx(sqlx::Error::PoolClosed)),
             Target::Postgres(_) => Ok(Vec::new()),
         }
@@ -321,11 +270,7 @@ impl SqliteLoad {
             }
         }
         if self.uncommitted.len() >= self.commit_every {
-            let outcomes = self.commit()?;
-            if self.checkpoints_beside {
-                self.start_checkpoint();
-            }
-            Ok(outcomes)
+            self.commit()
         } else {
             Ok(Vec::new())
         }
@@ -354,37 +299,6 @@ impl SqliteLoad {
         }
         self.set = None;
         Ok(std::mem::take(&mut self.uncommitted))
-    }
-
-    /// Starts a checkpoint of what is committed, unless one is still at it.
-    fn start_checkpoint(&mut self) {
-        if self.checkpoint.as_ref().is_some_and(|c| !c.is_finished()) {
-            return;
-        }
-        if let Some(done) = self.checkpoint.take() {
-            done.wait();
-        }
-        self.checkpoint = Some(Checkpoint::start(self.file.clone()));
-    }
-
-    /// Commits the rest. With checkpoints beside the writer, then
-    /// checkpoints on this connection once one under way is done, leaving
-    /// the WAL as SQLite's automatic checkpoint would have.
-    fn finish(&mut self) -> Result<Vec<StoreOutcome>> {
-        let outcomes = self.commit()?;
-        if !self.checkpoints_beside {
-            return Ok(outcomes);
-        }
-        if let Some(running) = self.checkpoint.take() {
-            running.wait();
-        }
-        if let Err(e) = self
-            .conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-        {
-            tracing::warn!(error = %e, "checkpoint after a bulk load failed");
-        }
-        Ok(outcomes)
     }
 
     /// After a failure: nothing of the open transaction was reported, and
@@ -485,7 +399,7 @@ fn store_sqlite(
 /// of their hash (equal hashes in batch order). Worked out on the task that
 /// appends the batch's lines, beside the parsing, instead of on the writer's
 /// thread, which sets the pace of a load: there reading each key, cold in
-/// the cache, cost a tenth of its time.
+/// its cache, was a tenth of the thread's samples in a profile.
 struct BatchKeys {
     hashes: Vec<i64>,
     by_hash: Vec<(i64, usize)>,
@@ -870,10 +784,10 @@ impl Db {
         let target = match &self.pool {
             super::Pool::Sqlite(pool) => {
                 let file = pool.connect_options().get_filename().to_path_buf();
-                let (conn, segment, file) = on_blocking_thread(move || {
+                let (conn, segment) = on_blocking_thread(move || {
                     let conn = open_writer(&file)?;
                     let segment = SegmentWriter::open(&conn, &Lines::beside(&file))?;
-                    Ok::<_, super::Error>((conn, segment, file))
+                    Ok::<_, super::Error>((conn, segment))
                 })
                 .await??;
                 Target::Sqlite(Some(Box::new(SqliteLoad {
@@ -882,9 +796,6 @@ impl Db {
                     uncommitted: Vec::new(),
                     commit_every: 1,
                     set: None,
-                    file,
-                    checkpoint: None,
-                    checkpoints_beside: false,
                 })))
             }
             super::Pool::Postgres(pool) => Target::Postgres(pool.clone()),
@@ -1117,38 +1028,6 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn grouped_commits_are_checkpointed_into_the_database_file_by_finish() {
-        let (dir, db) = migrated_sqlite().await;
-        let mut w = messages_writer(&db).await;
-        w.group_commits().unwrap();
-        let Target::Sqlite(Some(load)) = &mut w.target else {
-            panic!("a SQLite database gets a SQLite writer");
-        };
-        load.commit_every = 3;
-        let mut n: u32 = 0;
-        for _ in 0..5 {
-            let batch = (n..n + 2)
-                .map(|i| message(i.wrapping_mul(0x9e37_79b1), "x"))
-                .collect();
-            w.store(batch).await.unwrap();
-            n += 2;
-        }
-        // Two commits so far, each followed by a checkpoint beside the writer.
-        assert_eq!(stored(&db).await, 8);
-        w.finish().await.unwrap();
-        assert_eq!(stored(&db).await, 10);
-
-        // The database file alone, without its WAL, holds every record.
-        let alone = dir.path().join("alone.db");
-        std::fs::copy(db.sqlite_file().unwrap(), &alone).unwrap();
-        let conn = rusqlite::Connection::open(&alone).unwrap();
-        let rows: i64 = conn
-            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(rows, 10);
-    }
-
-    #[tokio::test]
     async fn a_sqlite_writer_reports_records_as_it_commits_them_and_a_dropped_one_keeps_only_those()
     {
         use StoreOutcome::{Loaded, Replaced};
@@ -1180,7 +1059,7 @@ mod tests {
         );
 
         let mut w = messages_writer(&db).await;
-        w.group_commits().unwrap();
+        w.group_commits();
         let fourth = w.store(vec![message(4, "d"), message(1, "d")]).await;
         assert_eq!(fourth.unwrap(), vec![]);
         assert_eq!(

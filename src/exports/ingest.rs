@@ -136,7 +136,7 @@ impl Exports {
         self.require_account(account_sid).await?;
         let mut writer = self.db().record_writer(account_sid, rt).await?;
         if input == Input::Steady {
-            writer.group_commits()?;
+            writer.group_commits();
         }
         let mut loader = Loader {
             rt,
@@ -204,7 +204,7 @@ impl Exports {
         self.require_account(account_sid).await?;
         let mut report = IngestReport::default();
         let mut writer = self.db().record_writer(account_sid, rt).await?;
-        writer.group_commits()?;
+        writer.group_commits();
         for day in start.through(end) {
             let mut seeder = seed::DaySeeder::new(account_sid, rt, day, per_day, seed_value);
             while !seeder.is_done() {
