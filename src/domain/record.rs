@@ -476,6 +476,16 @@ struct Checked {
     verbatim: bool,
 }
 
+impl Checked {
+    fn new(field: &'static str, value: Normalized, verbatim: bool) -> Checked {
+        Checked {
+            field,
+            value,
+            verbatim,
+        }
+    }
+}
+
 /// Turns one NDJSON line (REST shape or day-file shape) into a stored record of
 /// `account_sid`'s `rt` export.
 ///
@@ -555,11 +565,11 @@ fn normalize_members(
 ) -> Result<bool, LineError> {
     let mut changed: SmallVec<[Checked; 12]> = SmallVec::new();
     match obj.given("account_sid") {
-        None => changed.push(Checked {
-            field: "account_sid",
-            value: Normalized::Text(account_sid.to_string()),
-            verbatim: false,
-        }),
+        None => changed.push(Checked::new(
+            "account_sid",
+            Normalized::Text(account_sid.to_string()),
+            false,
+        )),
         Some(v) => match text_of(v) {
             Some(s) if s == account_sid => {}
             Some(s) => return Err(RecordError::OtherAccount(s.into_owned()).into()),
@@ -574,21 +584,13 @@ fn normalize_members(
     for &field in TIMESTAMPS {
         if let Some(v) = obj.given(field) {
             let (t, verbatim) = timestamp_of(field, v)?;
-            changed.push(Checked {
-                field,
-                value: Normalized::Time(t),
-                verbatim,
-            });
+            changed.push(Checked::new(field, Normalized::Time(t), verbatim));
         }
     }
     for &field in COUNTERS {
         if let Some(v) = obj.given(field) {
             let (n, verbatim) = integer_of(field, v)?;
-            changed.push(Checked {
-                field,
-                value: Normalized::Integer(n),
-                verbatim,
-            });
+            changed.push(Checked::new(field, Normalized::Integer(n), verbatim));
         }
     }
     if rt == ResourceType::Messages {
@@ -596,11 +598,11 @@ fn normalize_members(
             None => (0, false),
             Some(v) => integer_of("error_code", v)?,
         };
-        changed.push(Checked {
-            field: "error_code",
-            value: Normalized::Integer(code),
+        changed.push(Checked::new(
+            "error_code",
+            Normalized::Integer(code),
             verbatim,
-        });
+        ));
     }
     check_enum(obj, "status", statuses(rt))?;
     check_enum(obj, "direction", directions(rt))?;
@@ -614,12 +616,14 @@ fn normalize_members(
     // A reused buffer too small for this line is replaced, not grown (growing
     // copies what it held), with room for longer lines after it, since a
     // body's length varies: in a profile of the 1M-line load, growing was
-    // about 6% of the parsing thread's time. One far larger than this line
-    // needs is given up too, or a load's records would each end up the size
-    // of its longest lines.
+    // about 6% of the parsing thread's time. One more than twice the size a
+    // new buffer gets is given up too, or a load's records would each end up
+    // the size of its longest lines (measured against the new size, so that
+    // a buffer just made is not given up for the next short line).
     let wanted = text.len() + 64;
-    if out.line.capacity() < wanted || out.line.capacity() > 2 * wanted {
-        out.line = String::with_capacity(wanted + LINE_ROOM);
+    let room = wanted + LINE_ROOM;
+    if out.line.capacity() < wanted || out.line.capacity() > 2 * room {
+        out.line = String::with_capacity(room);
     }
     let line = &mut out.line;
     line.clear();
