@@ -91,28 +91,17 @@ impl SidKind {
         format!("{}{}", self.prefix(), hex::encode(bytes))
     }
 
-    /// True when `s` is this prefix followed by 32 hex digits. The digits
-    /// are looked up in a table and all 32 checked without stopping early, a
-    /// loop without branches: a bulk load checks a SID per record.
+    /// True when `s` is this prefix followed by 32 hex digits. All 32 are
+    /// checked without stopping early, a loop without branches: a bulk load
+    /// checks a SID per record.
     pub fn matches(self, s: &str) -> bool {
         s.len() == 34
             && s.starts_with(self.prefix())
             && s.as_bytes()[2..]
                 .iter()
-                .fold(true, |ok, &b| ok & HEX_DIGIT[usize::from(b)])
+                .fold(true, |ok, &b| ok & b.is_ascii_hexdigit())
     }
 }
-
-/// Which bytes are hex digits (either case).
-static HEX_DIGIT: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        t[b] = (b as u8).is_ascii_hexdigit();
-        b += 1;
-    }
-    t
-};
 
 /// A UTC calendar day, written `yyyy-mm-dd`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
