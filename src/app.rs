@@ -15,7 +15,31 @@ use crate::exports::{Deliverer, EngineSettings, Exports, Workers};
 
 /// The service's parts, without a listener: what CLI commands use.
 pub async fn open(settings: &Settings, clock: Clock) -> anyhow::Result<Exports> {
-    let db = Db::connect(&settings.database_url()).await?;
+    crate::private_files::restrict_umask();
+    let storage = settings.storage_url();
+    let database = settings.database_url();
+    // The SQLite file and its companions, not the folder it is in (which
+    // may be anybody's, /tmp say).
+    let sqlite: Vec<std::path::PathBuf> = database
+        .expose()
+        .strip_prefix("sqlite://")
+        .map(|p| p.split('?').next().unwrap_or(p))
+        .map(|db| {
+            ["", "-wal", "-shm", "-lines"]
+                .iter()
+                .map(|suffix| std::path::PathBuf::from(format!("{db}{suffix}")))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut private = vec![settings.data_dir.as_path()];
+    private.extend(sqlite.iter().map(|p| p.as_path()));
+    private.extend(storage.strip_prefix("file://").map(std::path::Path::new));
+    crate::private_files::tighten_all(&private)?;
+    let db = Db::connect_with_timeout(
+        settings.database_url().expose(),
+        std::time::Duration::from_secs(settings.database_timeout_secs.max(1)),
+    )
+    .await?;
     db.migrate().await?;
     let blobs = BlobStore::open(&settings.storage_url())?;
     Ok(Exports::new(db, blobs, clock, EngineSettings::from_settings(settings)).await?)
@@ -25,28 +49,32 @@ pub struct Application {
     listener: TcpListener,
     exports: Exports,
     state: AppState,
+    limits: api::ConnectionLimits,
     workers: usize,
     proxy: Option<crate::proxy::Proxy>,
 }
 
 impl Application {
     pub async fn build(settings: &Settings, clock: Clock) -> anyhow::Result<Application> {
+        settings.check_for_service()?;
         let exports = open(settings, clock).await?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-        let state = AppState {
-            exports: exports.clone(),
-            public_url: settings.public_url.clone(),
-            admin_token: settings.admin_token.clone(),
-            max_body_bytes: settings.max_body_bytes,
-            max_ingest_bytes: settings.max_ingest_bytes,
-            settable_clock: false,
+        let state = AppState::new(exports.clone(), settings)?;
+        let limits = api::ConnectionLimits {
+            header_read_timeout: std::time::Duration::from_secs(
+                settings.header_read_timeout_secs.max(1),
+            ),
+            keepalive_timeout: std::time::Duration::from_secs(
+                settings.keepalive_timeout_secs.max(1),
+            ),
         };
         Ok(Application {
             listener,
             exports,
             state,
+            limits,
             workers: settings.worker_count(),
             proxy: None,
         })
@@ -83,13 +111,12 @@ impl Application {
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let workers = Workers::start(&self.exports, self.workers, &shutdown);
         let deliverer = Deliverer::start(&self.exports, &shutdown);
+        let proxied = api::proxied_router(self.state.clone());
         let app = api::router(self.state);
         let proxy = self
             .proxy
-            .map(|p| tokio::spawn(p.run(app.clone(), shutdown.clone())));
-        let served = axum::serve(self.listener, app)
-            .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-            .await;
+            .map(|p| tokio::spawn(p.run(proxied, shutdown.clone())));
+        api::serve(self.listener, app, self.limits, shutdown.clone()).await;
         shutdown.cancel();
         if let Some(proxy) = proxy {
             let _ = proxy.await;
@@ -97,7 +124,6 @@ impl Application {
         workers.shutdown().await;
         deliverer.shutdown().await;
         self.exports.db().close().await;
-        served?;
         Ok(())
     }
 }

@@ -5,6 +5,23 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 use serde::Serialize;
 
+/// `println!` that never panics: a closed stdout (`| head`) is not an error
+/// worth a panic.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics on a closed stderr.
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 use crate::app::{self, Application};
 use crate::clock::Clock;
 use crate::config::{SettingFlags, Settings};
@@ -197,7 +214,7 @@ fn millis(ms: i64) -> Option<String> {
 }
 
 fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(v)?);
+    outln!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
@@ -216,13 +233,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(CaCommand::Init) => {
             let (path, created) = crate::proxy::ca::init(&settings.data_dir)?;
             if created {
-                eprintln!("created the proxy CA; clients must trust:");
+                errln!("created the proxy CA; clients must trust:");
             }
-            println!("{}", path.display());
+            outln!("{}", path.display());
             Ok(())
         }
         Command::Ca(CaCommand::Path) => {
-            println!(
+            outln!(
                 "{}",
                 crate::proxy::ca::existing_cert(&settings.data_dir)?.display()
             );
@@ -245,7 +262,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Migrate => {
             app::open(&settings, clock).await?;
-            eprintln!("database is up to date: {}", settings.database_url());
+            errln!(
+                "database is up to date: {}",
+                crate::config::url_without_userinfo(settings.database_url().expose())
+            );
             Ok(())
         }
         Command::Accounts(AccountsCommand::Create {
@@ -270,7 +290,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Accounts(AccountsCommand::List) => {
             let ex = app::open(&settings, clock).await?;
             for a in ex.db().list_accounts().await? {
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({"sid": a.sid, "friendly_name": a.friendly_name, "parent_sid": a.parent_sid, "editions": a.editions})
                 );
@@ -292,7 +312,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 UsersCommand::List { account } => {
                     for u in ex.list_users(&account).await? {
-                        println!("{}", serde_json::to_string(&u)?);
+                        outln!("{}", serde_json::to_string(&u)?);
                     }
                     Ok(())
                 }
@@ -310,7 +330,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     "pending"
                 };
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({
                         "account_sid": d.account_sid, "call_sid": d.call_sid, "date": d.day, "source": d.source,
@@ -331,7 +351,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     .into_iter()
                     .map(|a| serde_json::json!({"attempt": a.attempt, "at": millis(a.at), "outcome": a.outcome, "detail": a.detail}))
                     .collect();
-                println!(
+                outln!(
                     "{}",
                     serde_json::json!({
                         "id": d.id, "event": d.dedupe_key, "account_sid": d.account_sid, "channel": d.channel,
@@ -360,7 +380,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = ingest_files(&ex, &account, resource_type, &files).await?;
             print_json(&report)?;
             if report.rejected > 0 {
-                eprintln!("{} line(s) rejected", report.rejected);
+                errln!("{} line(s) rejected", report.rejected);
             }
             Ok(())
         }
@@ -442,7 +462,7 @@ async fn serve(
         .unwrap_or_else(|| format!("http://{addr}"));
     if demo {
         let (account, token) = crate::demo::ensure_demo(app.exports()).await?;
-        println!(
+        outln!(
             "{}",
             crate::demo::instructions(&base, &account, &token, app.exports().clock().today())
         );

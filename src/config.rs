@@ -8,7 +8,9 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
-/// A value that must never be printed (tokens, passwords).
+/// A value that must never be printed (tokens, passwords, URLs that may
+/// carry a password). Debug and Display redact it; `expose` is the one way
+/// to the value.
 #[derive(Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(transparent)]
 pub struct Secret(String);
@@ -28,6 +30,34 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Secret, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// `url` without its userinfo (`user:password@`), for logs and messages;
+/// text that does not parse as a URL is shown as `***`.
+pub fn url_without_userinfo(url: &str) -> String {
+    let Ok(mut u) = url::Url::parse(url) else {
+        return "***".into();
+    };
+    if u.username().is_empty() && u.password().is_none() {
+        return u.to_string();
+    }
+    if u.set_username("").is_err() || u.set_password(None).is_err() {
+        return "***".into();
+    }
+    u.to_string()
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -35,8 +65,11 @@ pub struct Settings {
     pub listen: String,
     /// Where the SQLite database and local day files live by default.
     pub data_dir: PathBuf,
-    /// `sqlite://PATH`; default `sqlite://<data_dir>/bulkexport.db`.
-    pub database_url: Option<String>,
+    /// `sqlite://PATH` or `postgres://…`; default `sqlite://<data_dir>/bulkexport.db`.
+    pub database_url: Option<Secret>,
+    /// How long a request waits for a database connection before it is
+    /// answered 503 (also the connect timeout).
+    pub database_timeout_secs: u64,
     /// `file://DIR`; default `file://<data_dir>/files`.
     pub storage_url: Option<String>,
     /// Base of every absolute URL the service writes; default: from the request's Host.
@@ -45,8 +78,11 @@ pub struct Settings {
     pub admin_token: Option<Secret>,
     /// Export workers in this process; unset means one per core, 0 none (an API-only node).
     pub workers: Option<usize>,
-    /// Attempts per job day before it is Failed.
+    /// Attempts per job day that end in an error before it is Failed.
     pub max_attempts: u32,
+    /// Takeovers of a job day whose worker lost its lease (a crash, a
+    /// restart) before it is Failed; counted apart from `max_attempts`.
+    pub max_takeovers: u32,
     /// First retry delay in seconds; it doubles on every further attempt.
     pub retry_base_secs: u64,
     /// A claimed day whose heartbeat is older than this is taken over.
@@ -85,16 +121,40 @@ pub struct Settings {
     pub deletion_batch_secs: u64,
     /// Largest accepted API request body.
     pub max_body_bytes: usize,
-    /// Largest accepted body of the admin ingest endpoint.
+    /// Largest accepted body of the admin ingest endpoint, compressed and
+    /// decompressed.
     pub max_ingest_bytes: u64,
+    /// Longest accepted record line of an ingest; a longer line is rejected
+    /// without being held in memory.
+    pub max_line_bytes: usize,
+    /// Failed authentications per minute for one account SID, from one client
+    /// address, or for the admin token, after which attempts get 429; 0: no limit.
+    pub auth_failures_per_minute: u32,
+    /// Addresses (or CIDR ranges) of reverse proxies whose `X-Forwarded-For`,
+    /// `X-Forwarded-Proto` and `X-Forwarded-Host` are believed.
+    pub trusted_proxies: Vec<String>,
+    /// How long a client may take to send a request's headers.
+    pub header_read_timeout_secs: u64,
+    /// How long an idle keep-alive connection stays open.
+    pub keepalive_timeout_secs: u64,
 }
+
+/// The shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 26] = [
+const KEYS: [&str; 33] = [
     "listen",
     "data_dir",
     "database_url",
+    "database_timeout_secs",
+    "max_takeovers",
+    "max_line_bytes",
+    "auth_failures_per_minute",
+    "trusted_proxies",
+    "header_read_timeout_secs",
+    "keepalive_timeout_secs",
     "storage_url",
     "public_url",
     "admin_token",
@@ -126,11 +186,13 @@ impl Default for Settings {
             listen: "127.0.0.1:8080".into(),
             data_dir: PathBuf::from("./data"),
             database_url: None,
+            database_timeout_secs: 5,
             storage_url: None,
             public_url: None,
             admin_token: None,
             workers: None,
             max_attempts: 3,
+            max_takeovers: 10,
             retry_base_secs: 30,
             lease_secs: 60,
             poll_ms: 1000,
@@ -149,6 +211,11 @@ impl Default for Settings {
             deletion_batch_secs: 3600,
             max_body_bytes: 64 * 1024,
             max_ingest_bytes: 16 * 1024 * 1024 * 1024,
+            max_line_bytes: 1024 * 1024,
+            auth_failures_per_minute: 30,
+            trusted_proxies: Vec::new(),
+            header_read_timeout_secs: 10,
+            keepalive_timeout_secs: 60,
         }
     }
 }
@@ -175,7 +242,7 @@ pub struct SettingFlags {
     /// Database URL (default sqlite://<data-dir>/bulkexport.db).
     #[arg(long, global = true, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// Day-file storage URL (default file://<data-dir>/files).
     #[arg(long, global = true, value_name = "URL")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -183,7 +250,7 @@ pub struct SettingFlags {
     /// Bearer token for the admin API.
     #[arg(long, global = true, value_name = "TOKEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub admin_token: Option<String>,
+    pub admin_token: Option<Secret>,
     /// Export workers in this process (default one per core; 0: none).
     #[arg(long, global = true, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -210,12 +277,38 @@ impl Settings {
             "max_attempts must be at least 1"
         );
         anyhow::ensure!(settings.lease_secs >= 3, "lease_secs must be at least 3");
+        anyhow::ensure!(
+            settings.max_line_bytes >= 1024,
+            "max_line_bytes must be at least 1024"
+        );
+        for p in &settings.trusted_proxies {
+            crate::net::IpRange::parse(p).map_err(|e| anyhow::anyhow!("trusted_proxies: {e}"))?;
+        }
         Ok(settings)
     }
 
-    pub fn database_url(&self) -> String {
+    /// What a process that serves or works the queue refuses to start with:
+    /// an admin token that is set but too short to resist guessing (an empty
+    /// `${ADMIN_TOKEN}` of an unset variable, say).
+    pub fn check_for_service(&self) -> anyhow::Result<()> {
+        if let Some(token) = &self.admin_token {
+            anyhow::ensure!(
+                token.expose().chars().count() >= MIN_ADMIN_TOKEN_CHARS,
+                "admin_token (BULKEXPORT_ADMIN_TOKEN, --admin-token) is set but {}: \
+                 it must be at least {MIN_ADMIN_TOKEN_CHARS} characters, or unset to turn the admin API off",
+                if token.expose().is_empty() { "empty" } else { "too short" }
+            );
+        }
+        Ok(())
+    }
+
+    /// The database URL, a secret: it may carry a password.
+    pub fn database_url(&self) -> Secret {
         self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}", self.data_dir.join("bulkexport.db").display())
+            Secret::new(format!(
+                "sqlite://{}",
+                self.data_dir.join("bulkexport.db").display()
+            ))
         })
     }
 
@@ -256,6 +349,49 @@ mod tests {
         let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(keys, names);
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let url = Secret::new("postgres://user:PASSWORD@db.internal/bulkexport");
+        assert!(!format!("{url} {url:?}").contains("PASSWORD"));
+        assert_eq!(
+            url_without_userinfo(url.expose()),
+            "postgres://db.internal/bulkexport"
+        );
+        assert_eq!(
+            url_without_userinfo("https://u:p@hooks.example.com/x?y=1"),
+            "https://hooks.example.com/x?y=1"
+        );
+        assert_eq!(url_without_userinfo("sqlite:///tmp/b.db"), "sqlite:///tmp/b.db");
+        let settings = Settings {
+            database_url: Some(url),
+            smtp_url: Some(Secret::new("smtps://mail:HUNTER2@smtp.example.com")),
+            admin_token: Some(Secret::new("an-admin-token-of-some-length")),
+            ..Settings::default()
+        };
+        let shown = format!("{settings:?}");
+        for secret in ["PASSWORD", "HUNTER2", "an-admin-token"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+    }
+
+    #[test]
+    fn a_short_or_empty_admin_token_stops_a_service() {
+        for token in ["", "short"] {
+            let s = Settings {
+                admin_token: Some(Secret::new(token)),
+                ..Settings::default()
+            };
+            let e = s.check_for_service().unwrap_err().to_string();
+            assert!(e.contains("admin_token"), "{e}");
+        }
+        let ok = Settings {
+            admin_token: Some(Secret::new("sixteen-chars-ok")),
+            ..Settings::default()
+        };
+        ok.check_for_service().unwrap();
+        Settings::default().check_for_service().unwrap();
     }
 
     #[test]

@@ -27,5 +27,7 @@ pub mod domain;
 pub mod export;
 pub mod exports;
 pub mod gzip;
+pub mod net;
 pub mod notify;
+pub mod private_files;
 pub mod proxy;

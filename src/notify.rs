@@ -49,16 +49,23 @@ pub struct WebhookSender {
 
 impl WebhookSender {
     pub fn new(timeout: Duration, refuse_private: bool) -> WebhookSender {
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             // Header names as Twilio writes them (X-Twilio-Signature): receivers
             // that look headers up by exact name then find them.
             .http1_title_case_headers()
-            .user_agent(concat!("bulkexport/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .user_agent(concat!("bulkexport/", env!("CARGO_PKG_VERSION")));
+        if refuse_private {
+            // The addresses connected to are the ones checked: a name that
+            // resolves elsewhere between a check and the connection (DNS
+            // rebinding) still meets this resolver.
+            builder = builder
+                .dns_resolver(std::sync::Arc::new(PublicOnly))
+                .no_proxy();
+        }
+        let http = builder.build().unwrap_or_else(|_| reqwest::Client::new());
         WebhookSender {
             http,
             refuse_private,
@@ -75,7 +82,8 @@ impl WebhookSender {
         idempotency_token: &str,
     ) -> Outcome {
         if self.refuse_private {
-            if let Err(e) = check_public(url).await {
+            // A literal address never reaches the resolver: judged here.
+            if let Err(e) = check_literal(url) {
                 return Outcome::Fail(e);
             }
         }
@@ -103,8 +111,13 @@ impl WebhookSender {
             .await
         {
             Ok(r) => r,
-            Err(e) if e.is_timeout() => return Outcome::Retry(format!("timed out: {e}")),
-            Err(e) => return Outcome::Retry(format!("request failed: {e}")),
+            Err(e) if refused_address(&e) => {
+                return Outcome::Fail(redact_error(&e));
+            }
+            Err(e) if e.is_timeout() => {
+                return Outcome::Retry(format!("timed out: {}", redact_error(&e)))
+            }
+            Err(e) => return Outcome::Retry(format!("request failed: {}", redact_error(&e))),
         };
         let status = response.status();
         let mut body = Vec::new();
@@ -126,57 +139,118 @@ impl WebhookSender {
                 String::from_utf8_lossy(&body)
                     .chars()
                     .take(200)
+                    .flat_map(char::escape_default)
                     .collect::<String>()
             ))
         }
     }
 }
 
-/// Refuses URLs whose host is, or resolves to, a loopback, private,
-/// link-local or otherwise internal address.
-pub async fn check_public(url: &str) -> Result<(), String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("{url:?} is not a URL: {e}"))?;
-    let host = parsed
-        .host_str()
-        .ok_or_else(|| format!("{url:?} has no host"))?;
-    let port = parsed.port_or_known_default().unwrap_or(443);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let addrs: Vec<IpAddr> = match host.parse::<IpAddr>() {
-        Ok(ip) => vec![ip],
-        Err(_) => tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|e| format!("the host of {url:?} does not resolve: {e}"))?
-            .map(|a| a.ip())
-            .collect(),
-    };
-    match addrs.iter().find(|ip| is_internal(ip)) {
-        Some(ip) => Err(format!(
-            "{url:?} resolves to the internal address {ip}, which webhooks may not reach"
-        )),
-        None => Ok(()),
+/// A reqwest error as text, with the URL it names shown without its userinfo.
+fn redact_error(e: &reqwest::Error) -> String {
+    let text = e.to_string();
+    match e.url() {
+        Some(url) => text.replace(
+            url.as_str(),
+            &crate::config::url_without_userinfo(url.as_str()),
+        ),
+        None => text,
     }
 }
 
-fn is_internal(ip: &IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
+/// True when the error comes from [`PublicOnly`] refusing every address.
+fn refused_address(e: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(s) = source {
+        if s.is::<RefusedAddress>() {
+            return true;
         }
-        IpAddr::V6(v6) => {
-            let seg = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || (seg & 0xfe00) == 0xfc00
-                || (seg & 0xffc0) == 0xfe80
-                || v6
-                    .to_ipv4_mapped()
-                    .is_some_and(|v4| is_internal(&IpAddr::V4(v4)))
-        }
+        source = s.source();
+    }
+    false
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RefusedAddress(String);
+
+/// A resolver that hands the HTTP client only public addresses, so that
+/// the addresses it connects to are the ones checked.
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_string();
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .collect();
+            let own = own_addresses();
+            let public: Vec<std::net::SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| !crate::net::is_special(&a.ip(), &own))
+                .collect();
+            if public.is_empty() {
+                let shown = found.first().map(|a| a.ip().to_string()).unwrap_or_default();
+                return Err(Box::new(RefusedAddress(format!(
+                    "the host {host:?} resolves to the internal address {shown}, which webhooks may not reach"
+                ))) as Box<dyn std::error::Error + Send + Sync>);
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// The addresses of this host's own interfaces.
+fn own_addresses() -> Vec<IpAddr> {
+    if_addrs::get_if_addrs()
+        .map(|ifs| ifs.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default()
+}
+
+/// Refuses a URL whose host is a literal internal address.
+fn check_literal(url: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+    let ip = match parsed.host() {
+        Some(url::Host::Ipv4(v4)) => IpAddr::V4(v4),
+        Some(url::Host::Ipv6(v6)) => IpAddr::V6(v6),
+        Some(url::Host::Domain(_)) => return Ok(()),
+        None => return Err("the URL has no host".into()),
+    };
+    if crate::net::is_special(&ip, &own_addresses()) {
+        Err(format!(
+            "the address {ip} is internal, and webhooks may not reach it"
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Refuses URLs whose host is, or resolves to, a special-purpose address
+/// (loopback, private, link-local, the host's own, …). Used when a webhook
+/// URL is given, to answer at once; every delivery is checked again on the
+/// addresses it connects to.
+pub async fn check_public(url: &str) -> Result<(), String> {
+    let shown = crate::config::url_without_userinfo(url);
+    let parsed = url::Url::parse(url).map_err(|e| format!("{shown:?} is not a URL: {e}"))?;
+    let host = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(_) => return check_literal(url).map_err(|e| format!("{shown:?}: {e}")),
+        None => return Err(format!("{shown:?} has no host")),
+    };
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let own = own_addresses();
+    let addrs: Vec<IpAddr> = tokio::net::lookup_host((host.as_str(), port))
+        .await
+        .map_err(|e| format!("the host of {shown:?} does not resolve: {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    match addrs.iter().find(|ip| crate::net::is_special(ip, &own)) {
+        Some(ip) => Err(format!(
+            "{shown:?} resolves to the internal address {ip}, which webhooks may not reach"
+        )),
+        None => Ok(()),
     }
 }
 
@@ -214,6 +288,13 @@ mod tests {
             "http://169.254.169.254/latest",
             "http://[::1]:8080/",
             "http://192.168.0.1/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[::127.0.0.1]/",
+            "http://0.0.0.1/",
+            "http://198.18.0.1/",
+            "http://224.0.0.1/",
+            "http://localhost:9/",
         ] {
             assert!(check_public(url).await.is_err(), "{url}");
         }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, OriginalUri, Path, State};
+use axum::extract::{FromRequestParts, OriginalUri, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::Response;
@@ -14,7 +14,8 @@ use subtle::ConstantTimeEq;
 use tokio_util::io::StreamReader;
 
 use super::error::{json_response, ApiError};
-use super::request::Params;
+use super::request::{client_addr, throttled, Params, PathParams};
+use super::throttle::Subject;
 use super::AppState;
 use crate::domain::ResourceType;
 use crate::exports::{maybe_gunzip, IngestReport, Input};
@@ -29,7 +30,9 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let Some(token) = &state.admin_token else {
+        // An empty token is never compared against: it would let in a
+        // request without credentials (start-up refuses short tokens too).
+        let Some(token) = state.admin_token.as_ref().filter(|t| !t.expose().is_empty()) else {
             return Err(ApiError::Forbidden(
                 "The admin API is disabled: set admin_token (BULKEXPORT_ADMIN_TOKEN) to enable it"
                     .into(),
@@ -40,8 +43,17 @@ impl FromRequestParts<AppState> for Admin {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        if bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())) {
+            .filter(|v| !v.is_empty());
+        let Some(given) = given else {
+            return Err(ApiError::Unauthorized);
+        };
+        let mut subjects = vec![Subject::AdminToken];
+        subjects.extend(client_addr(parts, state).map(Subject::Address));
+        let ok = throttled(state, &subjects, async {
+            Ok(bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())))
+        })
+        .await?;
+        if ok {
             Ok(Admin)
         } else {
             Err(ApiError::Unauthorized)
@@ -80,7 +92,7 @@ pub async fn create_account(
 pub async fn create_key(
     State(state): State<AppState>,
     _: Admin,
-    Path(account_sid): Path<String>,
+    PathParams(account_sid): PathParams<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
     let name = params.get("FriendlyName").unwrap_or("key");
@@ -92,7 +104,7 @@ pub async fn create_key(
 pub async fn ingest_records(
     State(state): State<AppState>,
     _: Admin,
-    Path((account_sid, rt)): Path<(String, String)>,
+    PathParams((account_sid, rt)): PathParams<(String, String)>,
     body: Body,
 ) -> Result<Response, ApiError> {
     let rt: ResourceType = rt

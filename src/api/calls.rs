@@ -1,18 +1,18 @@
 //! The voice API's DeleteArchivedCall, and the 2010 API's Call resource.
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::error::{json_response, ApiError};
-use super::request::{Caller, Params};
+use super::request::{Caller, Params, PathParams};
 use super::AppState;
 
 pub async fn delete_archived_call(
     State(state): State<AppState>,
     caller: Caller,
-    Path((date, sid)): Path<(String, String)>,
+    PathParams((date, sid)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
     state
         .exports
@@ -39,7 +39,7 @@ pub async fn fetch_call(
     State(state): State<AppState>,
     caller: Caller,
     uri: OriginalUri,
-    Path((account_sid, file)): Path<(String, String)>,
+    PathParams((account_sid, file)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
     own(&caller, &account_sid, &uri)?;
     let call = state
@@ -53,7 +53,7 @@ pub async fn delete_call(
     State(state): State<AppState>,
     caller: Caller,
     uri: OriginalUri,
-    Path((account_sid, file)): Path<(String, String)>,
+    PathParams((account_sid, file)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
     own(&caller, &account_sid, &uri)?;
     state
@@ -68,7 +68,7 @@ pub async fn list_calls(
     State(state): State<AppState>,
     caller: Caller,
     uri: OriginalUri,
-    Path(account_sid): Path<String>,
+    PathParams(account_sid): PathParams<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
     own(&caller, &account_sid, &uri)?;
@@ -77,18 +77,31 @@ pub async fn list_calls(
         Some(s) => s
             .parse::<i64>()
             .ok()
-            .filter(|n| (1..=1000).contains(n))
+            .filter(|n| *n >= 1)
             .ok_or_else(|| {
                 ApiError::BadRequest(format!(
                     "PageSize must be an integer from 1 to 1000, got {s:?}"
                 ))
+            })
+            .and_then(|n| match n {
+                1..=1000 => Ok(n),
+                _ => Err(ApiError::PageSizeTooLarge(format!(
+                    "Page size too large: PageSize must be at most 1000, got {n}"
+                ))),
             })?,
     };
+    let max_page = crate::exports::MAX_PAGE;
     let page = match params.get("Page") {
         None => 0,
-        Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-            ApiError::BadRequest(format!("Page must be a non-negative integer, got {s:?}"))
-        })?,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (0..=max_page).contains(n))
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "Page must be an integer from 0 to {max_page}, got {s:?}"
+                ))
+            })?,
     };
     let token = params.get("PageToken");
     let found = state

@@ -2,28 +2,19 @@
 //! Content-Length, ETag, HEAD and single byte ranges so downloads can resume.
 
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, Query, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use super::error::ApiError;
+use super::request::{form_pairs, PathParams};
 use super::AppState;
 use crate::domain::{Day, ResourceType};
-
-#[derive(Deserialize)]
-pub struct LinkQuery {
-    #[serde(rename = "Expires")]
-    expires: Option<i64>,
-    #[serde(rename = "Signature")]
-    signature: Option<String>,
-}
 
 pub async fn download_day(
     State(state): State<AppState>,
     uri: OriginalUri,
-    Path((account_sid, rt, file)): Path<(String, String, String)>,
-    Query(q): Query<LinkQuery>,
+    PathParams((account_sid, rt, file)): PathParams<(String, String, String)>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found_path(uri.path());
@@ -32,14 +23,17 @@ pub async fn download_day(
         .strip_suffix(".json.gz")
         .and_then(|d| Day::parse(d).ok())
         .ok_or_else(not_found)?;
-    let (Some(expires), Some(signature)) = (q.expires, q.signature) else {
+    let query = form_pairs(uri.query().unwrap_or_default().as_bytes(), "query string")?;
+    let param = |name: &str| query.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+    let expires = param("Expires").and_then(|e| e.parse::<i64>().ok());
+    let (Some(expires), Some(signature)) = (expires, param("Signature")) else {
         return Err(ApiError::Forbidden(
             "The download link is missing its Expires or Signature".into(),
         ));
     };
     let dl = state
         .exports
-        .open_download(&account_sid, rt, day, expires, &signature)
+        .open_download(&account_sid, rt, day, expires, signature)
         .await?;
 
     let mut resp_headers = HeaderMap::new();

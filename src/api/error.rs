@@ -24,6 +24,13 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// Too many failed authentications: wait this many seconds.
+    #[error("Too many failed authentication attempts; try again in {0} seconds")]
+    Throttled(u64),
+    #[error("{0}")]
+    PageSizeTooLarge(String),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("The request body is larger than the limit of {0} bytes")]
     TooLarge(u64),
     #[error("The requested range is not satisfiable")]
@@ -46,7 +53,11 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, 20003),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, 20403),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, 20404),
-            ApiError::TooManyRequests(_) => (StatusCode::TOO_MANY_REQUESTS, 20429),
+            ApiError::TooManyRequests(_) | ApiError::Throttled(_) => {
+                (StatusCode::TOO_MANY_REQUESTS, 20429)
+            }
+            ApiError::PageSizeTooLarge(_) => (StatusCode::BAD_REQUEST, 20007),
+            ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, 20503),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 20001),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 20001),
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, 20001),
@@ -63,12 +74,22 @@ impl From<exports::Error> for ApiError {
             exports::Error::NotFound(path) => ApiError::NotFound(path),
             exports::Error::Forbidden(m) => ApiError::Forbidden(m.to_string()),
             exports::Error::QuotaExceeded(m) => ApiError::TooManyRequests(m),
+            exports::Error::PageSizeTooLarge(m) => ApiError::PageSizeTooLarge(m),
+            exports::Error::Unavailable(m) => ApiError::Unavailable(unavailable(&m)),
+            exports::Error::Db(e) if e.is_unavailable() => {
+                ApiError::Unavailable(unavailable(&e.to_string()))
+            }
             other => {
                 tracing::error!(error = ?other, "internal error");
                 ApiError::Internal("Internal server error".into())
             }
         }
     }
+}
+
+fn unavailable(cause: &str) -> String {
+    tracing::warn!(%cause, "the database is unavailable");
+    "The service is temporarily unavailable: its database did not answer in time".into()
 }
 
 impl IntoResponse for ApiError {
@@ -87,6 +108,10 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static("Basic realm=\"Twilio API\""),
                 );
+            }
+            ApiError::Throttled(secs) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
             ApiError::RangeNotSatisfiable(size) => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {

@@ -5,8 +5,10 @@ mod admin;
 mod calls;
 mod download;
 mod error;
+mod listener;
 mod request;
 mod resources;
+mod throttle;
 mod wire;
 
 use axum::extract::{OriginalUri, State};
@@ -16,9 +18,12 @@ use axum::routing::{get, post};
 use axum::Router;
 use tower_http::cors::{Any, CorsLayer};
 
-use crate::config::Secret;
+use crate::config::{Secret, Settings};
 use crate::exports::Exports;
+use crate::net::IpRange;
 pub use error::ApiError;
+pub use listener::{serve, ConnectionLimits};
+pub use throttle::AuthThrottle;
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -28,12 +33,58 @@ pub struct AppState {
     pub admin_token: Option<Secret>,
     pub max_body_bytes: usize,
     pub max_ingest_bytes: u64,
+    pub max_line_bytes: usize,
     /// True when started with `--clock`: the admin API may move the clock.
     pub settable_clock: bool,
+    pub throttle: std::sync::Arc<AuthThrottle>,
+    pub trusted_proxies: std::sync::Arc<Vec<IpRange>>,
 }
 
+impl AppState {
+    pub fn new(exports: Exports, settings: &Settings) -> anyhow::Result<AppState> {
+        let trusted_proxies = settings
+            .trusted_proxies
+            .iter()
+            .map(|p| IpRange::parse(p).map_err(|e| anyhow::anyhow!("trusted_proxies: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(AppState {
+            exports,
+            public_url: settings.public_url.clone(),
+            admin_token: settings.admin_token.clone(),
+            max_body_bytes: settings.max_body_bytes,
+            max_ingest_bytes: settings.max_ingest_bytes,
+            max_line_bytes: settings.max_line_bytes,
+            settable_clock: false,
+            throttle: std::sync::Arc::new(AuthThrottle::new(settings.auth_failures_per_minute)),
+            trusted_proxies: std::sync::Arc::new(trusted_proxies),
+        })
+    }
+
+    pub(crate) fn is_trusted_proxy(&self, ip: &std::net::IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|r| r.contains(ip))
+    }
+}
+
+/// The whole API: the public routes (with CORS for browsers) and the admin
+/// API (no CORS: a browser page of another origin gets nothing from it).
 pub fn router(state: AppState) -> Router {
-    let cors = CorsLayer::new()
+    finish(public_routes().layer(cors()).merge(admin_routes()), state)
+}
+
+/// What the proxy listener serves: the public routes only, never the admin API.
+pub fn proxied_router(state: AppState) -> Router {
+    finish(public_routes().layer(cors()), state)
+}
+
+fn finish(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+fn cors() -> CorsLayer {
+    CorsLayer::new()
         .allow_origin(Any)
         .allow_methods([Method::GET, Method::POST, Method::DELETE, Method::OPTIONS])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
@@ -42,7 +93,10 @@ pub fn router(state: AppState) -> Router {
             header::CONTENT_RANGE,
             header::CONTENT_LENGTH,
             header::LOCATION,
-        ]);
+        ])
+}
+
+fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -81,6 +135,10 @@ pub fn router(state: AppState) -> Router {
             get(calls::fetch_call).delete(calls::delete_call),
         )
         .route("/unsubscribe", get(unsubscribe))
+}
+
+fn admin_routes() -> Router<AppState> {
+    Router::new()
         .route("/admin/v1/Accounts", post(admin::create_account))
         .route(
             "/admin/v1/Accounts/{account_sid}/Keys",
@@ -95,10 +153,6 @@ pub fn router(state: AppState) -> Router {
             "/admin/v1/Clock",
             post(admin::set_clock).get(admin::fetch_clock),
         )
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(cors)
-        .with_state(state)
 }
 
 /// The link in job-initiation emails: no login, signed for one user and one purpose.

@@ -1,12 +1,12 @@
 //! Handlers of the nine bulkexports v1 operations, named as the spec names them.
 
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::error::{json_response, ApiError};
-use super::request::{BaseUrl, Caller, Params};
+use super::request::{BaseUrl, Caller, Params, PathParams};
 use super::wire::{config_wire, export_wire, DayWire, JobWire, ListPage};
 use super::AppState;
 use crate::domain::ResourceType;
@@ -25,7 +25,7 @@ pub async fn fetch_export(
     _caller: Caller,
     BaseUrl(base): BaseUrl,
     uri: OriginalUri,
-    Path(rt): Path<String>,
+    PathParams(rt): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let rt = resource_type(&rt, &uri)?;
     Ok(json_response(StatusCode::OK, &export_wire(rt, &base)))
@@ -36,7 +36,7 @@ pub async fn fetch_export_configuration(
     caller: Caller,
     BaseUrl(base): BaseUrl,
     uri: OriginalUri,
-    Path(rt): Path<String>,
+    PathParams(rt): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let rt = resource_type(&rt, &uri)?;
     let config = state
@@ -51,7 +51,7 @@ pub async fn update_export_configuration(
     caller: Caller,
     BaseUrl(base): BaseUrl,
     uri: OriginalUri,
-    Path(rt): Path<String>,
+    PathParams(rt): PathParams<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
     let rt = resource_type(&rt, &uri)?;
@@ -73,7 +73,7 @@ pub async fn create_export_custom_job(
     caller: Caller,
     BaseUrl(base): BaseUrl,
     uri: OriginalUri,
-    Path(rt): Path<String>,
+    PathParams(rt): PathParams<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
     let rt = resource_type(&rt, &uri)?;
@@ -133,7 +133,7 @@ pub async fn list_export_custom_job(
     caller: Caller,
     BaseUrl(base): BaseUrl,
     uri: OriginalUri,
-    Path(rt): Path<String>,
+    PathParams(rt): PathParams<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
     let rt = resource_type(&rt, &uri)?;
@@ -151,7 +151,7 @@ pub async fn fetch_job(
     State(state): State<AppState>,
     caller: Caller,
     BaseUrl(base): BaseUrl,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<Response, ApiError> {
     let job = state.exports.fetch_job(&caller.account_sid, &sid).await?;
     Ok(json_response(
@@ -163,7 +163,7 @@ pub async fn fetch_job(
 pub async fn delete_job(
     State(state): State<AppState>,
     caller: Caller,
-    Path(sid): Path<String>,
+    PathParams(sid): PathParams<String>,
 ) -> Result<Response, ApiError> {
     state.exports.delete_job(&caller.account_sid, &sid).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -174,7 +174,7 @@ pub async fn list_day(
     caller: Caller,
     BaseUrl(base): BaseUrl,
     uri: OriginalUri,
-    Path(rt): Path<String>,
+    PathParams(rt): PathParams<String>,
     params: Params,
 ) -> Result<Response, ApiError> {
     let rt = resource_type(&rt, &uri)?;
@@ -194,7 +194,7 @@ pub async fn fetch_day(
     BaseUrl(base): BaseUrl,
     uri: OriginalUri,
     via_proxy: Option<axum::Extension<crate::proxy::ViaProxy>>,
-    Path((rt, day)): Path<(String, String)>,
+    PathParams((rt, day)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
     let rt = resource_type(&rt, &uri)?;
     // Through the proxy, the link must go through the proxy too: a client

@@ -69,7 +69,8 @@ pub enum Error {
     Direct(#[from] rusqlite::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH or postgres://...")]
+    /// The URL's scheme only: the rest may hold a password.
+    #[error("unsupported database URL (scheme {0:?}): use sqlite://PATH or postgres://...")]
     Unsupported(String),
     #[error("could not create the database directory {path}: {source}")]
     Directory {
@@ -81,6 +82,17 @@ pub enum Error {
     Lines(#[from] std::io::Error),
     #[error("{0}")]
     Misuse(&'static str),
+}
+
+impl Error {
+    /// The database could not be reached in time (no connection within the
+    /// timeout, or the connection failed): worth a 503, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Error::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
+        )
+    }
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -96,12 +108,18 @@ impl Db {
     /// mode with a busy timeout, so several processes can share the file) or
     /// `postgres://…`.
     pub async fn connect(url: &str) -> Result<Db> {
+        Db::connect_with_timeout(url, Duration::from_secs(5)).await
+    }
+
+    /// As [`Db::connect`]; a request waits at most `timeout` for a connection
+    /// (PostgreSQL: connecting included) before it fails as unavailable.
+    pub async fn connect_with_timeout(url: &str, timeout: Duration) -> Result<Db> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?
                 .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
             let pool = PgPoolOptions::new()
                 .max_connections(16)
-                .acquire_timeout(Duration::from_secs(30))
+                .acquire_timeout(timeout)
                 .connect_with(options)
                 .await?;
             return Ok(Db {
@@ -112,7 +130,8 @@ impl Db {
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
         else {
-            return Err(Error::Unsupported(url.to_string()));
+            let scheme = url.split_once(':').map_or("", |(s, _)| s);
+            return Err(Error::Unsupported(scheme.to_string()));
         };
         let file = path.split('?').next().unwrap_or(path);
         if let Some(dir) = std::path::Path::new(file)

@@ -263,7 +263,13 @@ impl WebhookMethod {
 pub struct WebhookUrl(String);
 
 impl WebhookUrl {
+    /// An http(s) URL with a host; whitespace and control characters are
+    /// refused (a URL parser drops CR/LF and tabs, so the URL delivered to
+    /// would differ from the one stored).
     pub fn parse(s: &str) -> Option<WebhookUrl> {
+        if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return None;
+        }
         let url = url::Url::parse(s).ok()?;
         let ok = matches!(url.scheme(), "http" | "https")
             && url.host_str().is_some_and(|h| !h.is_empty());

@@ -39,9 +39,11 @@ struct JobSpec {
     email: Option<EmailAddress>,
 }
 
+/// A parameter that must be present and not blank; its value is kept as
+/// sent (FriendlyName `"  spaced  "` stays so).
 fn required<'a>(value: &'a Option<String>, name: &str) -> Result<&'a str> {
-    match value.as_deref().map(str::trim) {
-        Some(v) if !v.is_empty() => Ok(v),
+    match value.as_deref() {
+        Some(v) if !v.trim().is_empty() => Ok(v),
         _ => Err(Error::Invalid(format!(
             "Missing required parameter {name} in the post body"
         ))),

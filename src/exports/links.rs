@@ -86,6 +86,10 @@ pub struct Page<T> {
     pub prev: Option<Cursor>,
 }
 
+/// The highest `Page` accepted: far beyond any list, and small enough that
+/// the next page's number and its first item's offset never overflow.
+pub const MAX_PAGE: i64 = 1_000_000_000;
+
 impl PageRequest {
     /// The (after, before) positions to read from, and how many rows to read:
     /// one more than a page, to learn whether more lie beyond it.
@@ -192,6 +196,11 @@ impl PageRequest {
             None => 50,
             Some(s) => match s.parse::<i64>() {
                 Ok(n) if (1..=max).contains(&n) => n,
+                Ok(n) if n > max => {
+                    return Err(Error::PageSizeTooLarge(format!(
+                        "Page size too large: PageSize must be at most {max}, got {n}"
+                    )))
+                }
                 _ => {
                     return Err(Error::Invalid(format!(
                         "PageSize must be an integer from 1 to {max}, got {s:?}"
@@ -202,10 +211,10 @@ impl PageRequest {
         let page = match page {
             None => 0,
             Some(s) => match s.parse::<i64>() {
-                Ok(n) if n >= 0 => n,
+                Ok(n) if (0..=MAX_PAGE).contains(&n) => n,
                 _ => {
                     return Err(Error::Invalid(format!(
-                        "Page must be a non-negative integer, got {s:?}"
+                        "Page must be an integer from 0 to {MAX_PAGE}, got {s:?}"
                     )))
                 }
             },

@@ -29,7 +29,7 @@ pub use config::{ConfigUpdate, ExportConfig};
 pub use days::{DayView, Download, DownloadLink};
 pub use ingest::{maybe_gunzip, read_file, IngestReport, Input, Rejection};
 pub use jobs::{JobOrigin, JobRequest, JobView, StatusGroup};
-pub use links::{Cursor, Page, PageRequest};
+pub use links::{Cursor, Page, PageRequest, MAX_PAGE};
 pub use notifications::Deliverer;
 pub use worker::Workers;
 
@@ -41,6 +41,12 @@ pub enum Error {
     /// The resource (a path without `/v1`) does not exist for this account.
     #[error("The requested resource {0} was not found")]
     NotFound(String),
+    /// PageSize over the list's maximum (Twilio's 20007).
+    #[error("{0}")]
+    PageSizeTooLarge(String),
+    /// The database did not answer in time.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// The account family's requested-days allowance for today is used up.
     #[error("{0}")]
     QuotaExceeded(String),
@@ -79,7 +85,7 @@ pub struct EngineSettings {
     pub day_retention_ms: i64,
     pub job_retention_ms: i64,
     pub daily_settle_ms: i64,
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<crate::config::Secret>,
     pub email_from: String,
     pub deletion_batch_ms: i64,
 }
@@ -102,7 +108,7 @@ impl EngineSettings {
             day_retention_ms: (s.day_retention_secs * 1000) as i64,
             job_retention_ms: (s.job_retention_secs * 1000) as i64,
             daily_settle_ms: (s.daily_settle_secs * 1000) as i64,
-            smtp_url: s.smtp_url.as_ref().map(|u| u.expose().to_string()),
+            smtp_url: s.smtp_url.clone(),
             email_from: s.email_from.clone(),
             deletion_batch_ms: (s.deletion_batch_secs * 1000) as i64,
         }
@@ -145,7 +151,7 @@ impl Exports {
             .secret("link_signing_key", links::Signer::new_key)
             .await?;
         let emails = crate::notify::EmailSender::new(
-            engine.smtp_url.as_deref(),
+            engine.smtp_url.as_ref().map(|u| u.expose()),
             &engine.email_from,
             engine.webhook_timeout,
         )

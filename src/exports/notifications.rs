@@ -356,7 +356,11 @@ impl Exports {
             Outcome::Fail(detail) => ("failed", detail, "failed", now),
         };
         if status != "delivered" {
-            tracing::warn!(delivery = d.id, target = %d.target, %detail, status, "notification attempt did not succeed");
+            let target = match d.channel.as_str() {
+                "webhook" => crate::config::url_without_userinfo(&d.target),
+                _ => d.target.escape_default().to_string(),
+            };
+            tracing::warn!(delivery = d.id, %target, detail = %detail.escape_default(), status, "notification attempt did not succeed");
         }
         self.db()
             .settle_delivery(&d, worker, now, label, &detail, status, next)

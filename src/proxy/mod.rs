@@ -86,7 +86,7 @@ impl Proxy {
             tokio::spawn(async move {
                 let service = hyper::service::service_fn(move |req| {
                     let shared = shared.clone();
-                    async move { Ok::<_, Infallible>(handle(req, shared).await) }
+                    async move { Ok::<_, Infallible>(handle(req, peer, shared).await) }
                 });
                 if let Err(e) = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -100,7 +100,7 @@ impl Proxy {
     }
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
+async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -> Response<Body> {
     if req.method() == Method::CONNECT {
         let target = req.uri().authority().cloned();
         let host = match &target {
@@ -117,7 +117,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
         tokio::spawn(async move {
             match hyper::upgrade::on(req).await {
                 Ok(upgraded) => {
-                    if let Err(e) = tunnel(TokioIo::new(upgraded), &host, &shared).await {
+                    if let Err(e) = tunnel(TokioIo::new(upgraded), &host, peer, &shared).await {
                         tracing::debug!(%host, error = %e, "proxy tunnel ended");
                     }
                 }
@@ -137,7 +137,9 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
             req.uri()
         ));
     }
-    match shared.api.clone().oneshot(req.map(Body::new)).await {
+    let mut req = req.map(Body::new);
+    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    match shared.api.clone().oneshot(req).await {
         Ok(response) => response,
         Err(never) => match never {},
     }
@@ -147,15 +149,17 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<Body> {
 async fn tunnel(
     io: TokioIo<hyper::upgrade::Upgraded>,
     host: &str,
+    peer: SocketAddr,
     shared: &Shared,
 ) -> anyhow::Result<()> {
     let config = shared.authority.server_config(host)?;
     let tls = tokio_rustls::TlsAcceptor::from(config).accept(io).await?;
+    let api = shared.api.clone().map_request(move |mut req: Request<_>| {
+        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        req
+    });
     http1::Builder::new()
-        .serve_connection(
-            TokioIo::new(tls),
-            TowerToHyperService::new(shared.api.clone()),
-        )
+        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(api))
         .await?;
     Ok(())
 }
