@@ -27,6 +27,8 @@ pub enum Error {
     Db(#[from] crate::db::Error),
     #[error("writing the day file: {0}")]
     Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Blob(#[from] crate::blob::Error),
     #[error("the export was stopped")]
     Stopped,
     #[error("the compressor stopped unexpectedly")]
@@ -98,6 +100,8 @@ pub async fn export_day(
     match (outcome, compressed) {
         (Ok((records, size)), Ok(())) if !stop.is_cancelled() => {
             writer.shutdown().await?;
+            // On disk before the transaction that publishes it commits.
+            blobs.make_durable(key).await?;
             Ok(Exported { size, records })
         }
         (outcome, compressed) => {

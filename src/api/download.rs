@@ -90,8 +90,10 @@ pub async fn download_day(
     Ok((status, resp_headers, body).into_response())
 }
 
-/// Parses a single `bytes=` range against `size`. Several ranges, or a form
-/// this does not read, are answered with the whole file (as RFC 9110 allows).
+/// Parses a single `bytes=` range against `size` (RFC 9110 14.1.2). Several
+/// ranges, or a form this does not read, are answered with the whole file
+/// (as RFC 9110 allows); a range that starts at or after the end is 416.
+/// Any `u64` is handled without overflow.
 fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, ApiError> {
     let Some(spec) = header.trim().strip_prefix("bytes=") else {
         return Ok(None);
@@ -103,24 +105,33 @@ fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, 
         return Ok(None);
     };
     let (a, b) = (a.trim(), b.trim());
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit());
     let range = if a.is_empty() {
-        let Ok(n) = b.parse::<u64>() else {
+        if !digits(b) {
             return Ok(None);
-        };
+        }
+        // A suffix longer than u64 is longer than any file: the whole file.
+        let n = b.parse::<u64>().unwrap_or(u64::MAX);
         if n == 0 {
             return Err(ApiError::RangeNotSatisfiable(size));
         }
         size.saturating_sub(n)..size
     } else {
-        let Ok(start) = a.parse::<u64>() else {
+        if !digits(a) || !(b.is_empty() || digits(b)) {
             return Ok(None);
+        }
+        let Ok(start) = a.parse::<u64>() else {
+            // A first byte beyond u64 is beyond the end.
+            return Err(ApiError::RangeNotSatisfiable(size));
         };
         let end = if b.is_empty() {
             size
         } else {
             match b.parse::<u64>() {
-                Ok(e) if e >= start => (e + 1).min(size),
-                _ => return Ok(None),
+                Ok(e) if e < start => return Ok(None),
+                Ok(e) => e.saturating_add(1).min(size),
+                // A last byte beyond u64 is beyond the end: up to the end.
+                Err(_) => size,
             }
         };
         start..end
@@ -134,6 +145,7 @@ fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, 
 #[cfg(test)]
 mod tests {
     use super::parse_range;
+    use proptest::prelude::*;
 
     #[test]
     fn ranges() {
@@ -144,5 +156,50 @@ mod tests {
         assert!(parse_range("bytes=100-", 100).is_err());
         assert_eq!(parse_range("bytes=0-1,5-6", 100).unwrap(), None);
         assert_eq!(parse_range("items=0-1", 100).unwrap(), None);
+        assert_eq!(
+            parse_range("bytes=0-18446744073709551615", 5913).unwrap(),
+            Some(0..5913)
+        );
+        assert_eq!(
+            parse_range("bytes=5-18446744073709551615", 5913).unwrap(),
+            Some(5..5913)
+        );
+        assert_eq!(
+            parse_range("bytes=5-99999999999999999999999", 5913).unwrap(),
+            Some(5..5913)
+        );
+        assert!(parse_range("bytes=99999999999999999999999-", 5913).is_err());
+        assert_eq!(
+            parse_range("bytes=-99999999999999999999999", 5913).unwrap(),
+            Some(0..5913)
+        );
+        assert_eq!(parse_range("bytes=+5-9", 100).unwrap(), None);
+    }
+
+    proptest! {
+        /// Whatever the header, the parser answers without panicking, and a
+        /// range it grants lies inside the file and is not empty.
+        #[test]
+        fn any_header_gives_a_range_inside_the_file_or_none_or_416(
+            header in "(bytes=)?[0-9 ,+-]{0,45}",
+            size in 0u64..10_000_000,
+        ) {
+            if let Ok(Some(r)) = parse_range(&header, size) {
+                prop_assert!(r.start < r.end && r.end <= size, "{header} gave {r:?} of {size}");
+            }
+        }
+
+        #[test]
+        fn any_numbers_give_a_range_inside_the_file_or_416(
+            a in any::<u64>(), b in any::<u64>(), size in 0u64..u64::MAX,
+        ) {
+            for header in [format!("bytes={a}-{b}"), format!("bytes={a}-"), format!("bytes=-{b}")] {
+                match parse_range(&header, size) {
+                    Ok(Some(r)) => prop_assert!(r.start < r.end && r.end <= size),
+                    Ok(None) => prop_assert!(header.contains('-') && a > b),
+                    Err(_) => {}
+                }
+            }
+        }
     }
 }

@@ -14,8 +14,20 @@ pub struct Claimed {
     pub account_sid: String,
     pub resource_type: String,
     pub day: String,
+    /// Claims that ended in an error or a release, this one included.
     pub attempts: i64,
+    /// Claims that took the day over from a worker whose lease ran out.
+    pub takeovers: i64,
+    /// 1 when this claim took the day over, else 0.
+    pub claim_took_over: i64,
     pub friendly_name: String,
+}
+
+impl Claimed {
+    /// This claim's number among all claims of the day: new at every claim.
+    pub fn claim_number(&self) -> i64 {
+        self.attempts + self.takeovers
+    }
 }
 
 /// How a claimed day ends.
@@ -47,7 +59,7 @@ const CLAIMABLE: &str = "SELECT id FROM job_days WHERE \
     ORDER BY job_seq, day LIMIT 1";
 
 const CLAIMED_COLUMNS: &str =
-    "SELECT d.id, d.job_sid, d.account_sid, d.resource_type, d.day, d.attempts, j.friendly_name \
+    "SELECT d.id, d.job_sid, d.account_sid, d.resource_type, d.day, d.attempts, d.takeovers, d.claim_took_over, j.friendly_name \
     FROM job_days d JOIN jobs j ON j.sid = d.job_sid WHERE d.id = $1";
 
 const PUBLISH_DAY: &str = "INSERT INTO days (account_sid, resource_type, day, size, record_count, create_date, \
@@ -76,7 +88,10 @@ impl Db {
         let lock = self.skip_locked();
         let sql = format!(
             "UPDATE job_days SET status = 'Running', locked_by = $1, heartbeat_at = $2, started_at = $2, \
-             attempts = attempts + 1 WHERE id = ({CLAIMABLE}{lock}) RETURNING id"
+             attempts = attempts + CASE WHEN status = 'Running' THEN 0 ELSE 1 END, \
+             takeovers = takeovers + CASE WHEN status = 'Running' THEN 1 ELSE 0 END, \
+             claim_took_over = CASE WHEN status = 'Running' THEN 1 ELSE 0 END \
+             WHERE id = ({CLAIMABLE}{lock}) RETURNING id"
         );
         let claimed: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(worker)
@@ -145,7 +160,9 @@ impl Db {
                 }
                 _ => false,
             };
-            let (status, run_after, finished_at, error, undo_attempt): (
+            // `undo`: the claim is given back, so the count it added goes;
+            // an error after a takeover counts as an attempt too.
+            let (status, run_after, finished_at, error, undo): (
                 &str,
                 Option<i64>,
                 Option<i64>,
@@ -169,14 +186,16 @@ impl Db {
             };
             let ours = sqlx::query(
                 "UPDATE job_days SET status = $1, run_after = COALESCE($2, run_after), finished_at = $3, \
-                 last_error = COALESCE($4, last_error), attempts = attempts - $5, locked_by = NULL, heartbeat_at = NULL \
+                 last_error = COALESCE($4, last_error), \
+                 attempts = attempts - $5 * (1 - claim_took_over) + CASE WHEN $4 IS NULL THEN 0 ELSE claim_took_over END, \
+                 takeovers = takeovers - $5 * claim_took_over, locked_by = NULL, heartbeat_at = NULL \
                  WHERE id = $6 AND locked_by = $7 AND status = 'Running'",
             )
             .bind(status)
             .bind(run_after)
             .bind(finished_at)
             .bind(&error)
-            .bind(undo_attempt)
+            .bind(undo)
             .bind(c.id)
             .bind(worker)
             .execute(&mut *tx)

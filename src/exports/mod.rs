@@ -71,6 +71,7 @@ pub(crate) fn unsubscribe_data(account_sid: &str, email: &str) -> String {
 pub struct EngineSettings {
     pub workers: usize,
     pub max_attempts: u32,
+    pub max_takeovers: u32,
     pub retry_base_ms: i64,
     pub lease_ms: i64,
     pub poll_ms: u64,
@@ -95,6 +96,7 @@ impl EngineSettings {
         EngineSettings {
             workers: s.worker_count(),
             max_attempts: s.max_attempts,
+            max_takeovers: s.max_takeovers,
             retry_base_ms: (s.retry_base_secs * 1000) as i64,
             lease_ms: (s.lease_secs * 1000) as i64,
             poll_ms: s.poll_ms,

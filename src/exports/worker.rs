@@ -109,6 +109,14 @@ impl Exports {
                 error: format!("gave up after {} attempts", c.attempts - 1),
             };
         }
+        if c.takeovers > i64::from(engine.max_takeovers) {
+            return Finish::Failed {
+                error: format!(
+                    "gave up after its worker was lost {} times (max_takeovers)",
+                    c.takeovers
+                ),
+            };
+        }
         let (rt, day) = match (c.resource_type.parse::<ResourceType>(), Day::parse(&c.day)) {
             (Ok(rt), Ok(day)) => (rt, day),
             _ => {
@@ -121,7 +129,11 @@ impl Exports {
         let heartbeat = self.spawn_heartbeat(c.id, worker.to_string(), stop.clone());
         let key = format!(
             "{}/{}/{}/{}-{}.json.gz",
-            c.account_sid, rt, day, c.id, c.attempts
+            c.account_sid,
+            rt,
+            day,
+            c.id,
+            c.claim_number()
         );
         let version = match self
             .db()
@@ -178,7 +190,7 @@ impl Exports {
                 version,
             },
             Err(export::Error::Stopped) => Finish::Release,
-            Err(e) if c.attempts < i64::from(engine.max_attempts) => {
+            Err(e) if c.attempts + c.claim_took_over < i64::from(engine.max_attempts) => {
                 tracing::warn!(error = %e, job = %c.job_sid, day = %c.day, attempt = c.attempts, "export attempt failed; will retry");
                 let backoff = engine
                     .retry_base_ms

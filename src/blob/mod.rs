@@ -3,10 +3,12 @@
 //! credentials, endpoint and region from the standard `AWS_*` variables).
 //! Writes are staged and become visible whole.
 
+mod uploads;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -26,6 +28,42 @@ pub enum Error {
     },
     #[error(transparent)]
     Store(#[from] object_store::Error),
+    #[error("could not sync the day file {key} to disk: {source}")]
+    Sync {
+        key: String,
+        source: std::io::Error,
+    },
+    #[error("could not remove what an interrupted upload left: {0}")]
+    Leftovers(String),
+}
+
+/// Removes `<file>#<digits>`: the staging files of `LocalFileSystem` writes
+/// of `file` that never completed (the process died mid-upload).
+fn remove_staged_files(file: &std::path::Path) -> std::io::Result<()> {
+    let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else {
+        return Ok(());
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let staged = entry.file_name().to_str().is_some_and(|n| {
+            n.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('#'))
+                .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if staged {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Clone, Debug)]
@@ -33,6 +71,10 @@ pub struct BlobStore {
     store: Arc<dyn ObjectStore>,
     /// Present for stores that can pre-sign URLs (S3).
     signer: Option<Arc<AmazonS3>>,
+    /// The bucket's region (S3), for requests object_store does not make.
+    region: String,
+    /// The directory of a local store.
+    local_root: Option<std::path::PathBuf>,
     prefix: String,
 }
 
@@ -47,6 +89,8 @@ impl BlobStore {
             return Ok(BlobStore {
                 store: Arc::new(fs),
                 signer: None,
+                region: String::new(),
+                local_root: Some(std::path::PathBuf::from(dir)),
                 prefix: String::new(),
             });
         }
@@ -55,14 +99,16 @@ impl BlobStore {
             if bucket.is_empty() {
                 return Err(Error::Unsupported(url.to_string()));
             }
-            let s3 = Arc::new(
-                AmazonS3Builder::from_env()
-                    .with_bucket_name(bucket)
-                    .build()?,
-            );
+            let builder = AmazonS3Builder::from_env().with_bucket_name(bucket);
+            let region = builder
+                .get_config_value(&AmazonS3ConfigKey::Region)
+                .unwrap_or_else(|| "us-east-1".into());
+            let s3 = Arc::new(builder.build()?);
             return Ok(BlobStore {
                 store: s3.clone(),
                 signer: Some(s3),
+                region,
+                local_root: None,
                 prefix: prefix.trim_matches('/').to_string(),
             });
         }
@@ -110,12 +156,48 @@ impl BlobStore {
         Ok(self.store.get_opts(&self.path(key), opts).await?)
     }
 
-    /// Removes an object; a missing one is not an error.
+    /// Removes an object, and whatever an interrupted write of it left
+    /// behind: a local store's staging files (`<key>#<n>`), an S3 bucket's
+    /// incomplete multipart uploads of that key. A missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
         match self.store.delete(&self.path(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
-            Err(e) => Err(e.into()),
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(e.into()),
         }
+        if let Some(root) = &self.local_root {
+            let file = root.join(self.path(key).as_ref());
+            tokio::task::spawn_blocking(move || remove_staged_files(&file))
+                .await
+                .map_err(|e| Error::Leftovers(e.to_string()))?
+                .map_err(|e| Error::Leftovers(e.to_string()))?;
+        }
+        if let Some(s3) = &self.signer {
+            uploads::abort_uploads(s3, &self.region, &self.path(key)).await?;
+        }
+        Ok(())
+    }
+
+    /// Makes a written object durable before it is published: on local
+    /// storage its file and directory are synced; a bucket's completed
+    /// upload is durable already.
+    pub async fn make_durable(&self, key: &str) -> Result<(), Error> {
+        let Some(root) = &self.local_root else {
+            return Ok(());
+        };
+        let file = root.join(self.path(key).as_ref());
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            std::fs::File::open(&file)?.sync_all()?;
+            if let Some(dir) = file.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| Error::Leftovers(e.to_string()))?
+        .map_err(|source| Error::Sync {
+            key: key.to_string(),
+            source,
+        })
     }
 
     /// A pre-signed GET URL of the object itself, valid for `ttl`; None for
