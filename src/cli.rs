@@ -246,6 +246,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Worker => {
+            settings.check_for_service()?;
             let exports = app::open(&settings, clock).await?;
             let count = settings.worker_count();
             anyhow::ensure!(

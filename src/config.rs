@@ -268,10 +268,17 @@ impl Settings {
             );
             fig = fig.merge(Toml::file(file));
         }
-        let settings: Settings = fig
+        let mut settings: Settings = fig
             .merge(Env::prefixed("BULKEXPORT_").only(&KEYS))
             .merge(Serialized::defaults(flags))
             .extract()?;
+        // figment skips empty variables; an admin token set to nothing (an
+        // unset `${ADMIN_TOKEN}` in a deployment) must still be noticed.
+        if settings.admin_token.is_none()
+            && std::env::var_os("BULKEXPORT_ADMIN_TOKEN").is_some_and(|v| v.is_empty())
+        {
+            settings.admin_token = Some(Secret::new(""));
+        }
         anyhow::ensure!(
             settings.max_attempts >= 1,
             "max_attempts must be at least 1"
@@ -363,7 +370,10 @@ mod tests {
             url_without_userinfo("https://u:p@hooks.example.com/x?y=1"),
             "https://hooks.example.com/x?y=1"
         );
-        assert_eq!(url_without_userinfo("sqlite:///tmp/b.db"), "sqlite:///tmp/b.db");
+        assert_eq!(
+            url_without_userinfo("sqlite:///tmp/b.db"),
+            "sqlite:///tmp/b.db"
+        );
         let settings = Settings {
             database_url: Some(url),
             smtp_url: Some(Secret::new("smtps://mail:HUNTER2@smtp.example.com")),

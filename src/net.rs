@@ -52,7 +52,9 @@ impl IpRange {
     pub fn contains(&self, ip: &IpAddr) -> bool {
         match (self.base, ip) {
             (IpAddr::V4(base), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(base) & mask == u32::from(*ip) & mask
             }
             (IpAddr::V6(base), IpAddr::V6(ip)) => {

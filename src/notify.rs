@@ -182,9 +182,8 @@ impl reqwest::dns::Resolve for PublicOnly {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         Box::pin(async move {
             let host = name.as_str().to_string();
-            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let found: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let own = own_addresses();
             let public: Vec<std::net::SocketAddr> = found
                 .iter()
@@ -192,7 +191,10 @@ impl reqwest::dns::Resolve for PublicOnly {
                 .filter(|a| !crate::net::is_special(&a.ip(), &own))
                 .collect();
             if public.is_empty() {
-                let shown = found.first().map(|a| a.ip().to_string()).unwrap_or_default();
+                let shown = found
+                    .first()
+                    .map(|a| a.ip().to_string())
+                    .unwrap_or_default();
                 return Err(Box::new(RefusedAddress(format!(
                     "the host {host:?} resolves to the internal address {shown}, which webhooks may not reach"
                 ))) as Box<dyn std::error::Error + Send + Sync>);

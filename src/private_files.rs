@@ -48,8 +48,12 @@ pub fn tighten(dir: &Path) -> std::io::Result<usize> {
 /// Tightens each of `dirs` that exists, and says so in the log.
 pub fn tighten_all(dirs: &[&Path]) -> anyhow::Result<()> {
     for dir in dirs {
-        let changed = tighten(dir)
-            .map_err(|e| anyhow::anyhow!("could not restrict the permissions of {}: {e}", dir.display()))?;
+        let changed = tighten(dir).map_err(|e| {
+            anyhow::anyhow!(
+                "could not restrict the permissions of {}: {e}",
+                dir.display()
+            )
+        })?;
         if changed > 0 {
             tracing::info!(
                 path = %dir.display(),
@@ -73,8 +77,11 @@ mod tests {
         std::fs::create_dir(&sub).unwrap();
         std::fs::write(sub.join("day.json.gz"), b"x").unwrap();
         std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(sub.join("day.json.gz"), std::fs::Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(
+            sub.join("day.json.gz"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         assert_eq!(tighten(dir.path()).unwrap(), 3);
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;

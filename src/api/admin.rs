@@ -32,7 +32,11 @@ impl FromRequestParts<AppState> for Admin {
     ) -> Result<Self, Self::Rejection> {
         // An empty token is never compared against: it would let in a
         // request without credentials (start-up refuses short tokens too).
-        let Some(token) = state.admin_token.as_ref().filter(|t| !t.expose().is_empty()) else {
+        let Some(token) = state
+            .admin_token
+            .as_ref()
+            .filter(|t| !t.expose().is_empty())
+        else {
             return Err(ApiError::Forbidden(
                 "The admin API is disabled: set admin_token (BULKEXPORT_ADMIN_TOKEN) to enable it"
                     .into(),
@@ -50,7 +54,9 @@ impl FromRequestParts<AppState> for Admin {
         let mut subjects = vec![Subject::AdminToken];
         subjects.extend(client_addr(parts, state).map(Subject::Address));
         let ok = throttled(state, &subjects, async {
-            Ok(bool::from(given.as_bytes().ct_eq(token.expose().as_bytes())))
+            Ok(bool::from(
+                given.as_bytes().ct_eq(token.expose().as_bytes()),
+            ))
         })
         .await?;
         if ok {

@@ -31,6 +31,8 @@ pub enum ApiError {
     PageSizeTooLarge(String),
     #[error("{0}")]
     Unavailable(String),
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("The request body is larger than the limit of {0} bytes")]
     TooLarge(u64),
     #[error("The requested range is not satisfiable")]
@@ -58,6 +60,7 @@ impl ApiError {
             }
             ApiError::PageSizeTooLarge(_) => (StatusCode::BAD_REQUEST, 20007),
             ApiError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, 20503),
+            ApiError::InsufficientStorage(_) => (StatusCode::INSUFFICIENT_STORAGE, 20500),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, 20001),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 20001),
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, 20001),
@@ -75,6 +78,10 @@ impl From<exports::Error> for ApiError {
             exports::Error::Forbidden(m) => ApiError::Forbidden(m.to_string()),
             exports::Error::QuotaExceeded(m) => ApiError::TooManyRequests(m),
             exports::Error::PageSizeTooLarge(m) => ApiError::PageSizeTooLarge(m),
+            exports::Error::StorageFull(m) => {
+                tracing::error!(error = %m, "out of disk space");
+                ApiError::InsufficientStorage(m)
+            }
             exports::Error::Unavailable(m) => ApiError::Unavailable(unavailable(&m)),
             exports::Error::Db(e) if e.is_unavailable() => {
                 ApiError::Unavailable(unavailable(&e.to_string()))

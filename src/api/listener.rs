@@ -81,10 +81,15 @@ async fn serve_connection(
     let on_response = activity.clone();
     let service = service.map_response(move |resp: Response<Body>| {
         let guard = InFlight(on_response.clone());
-        resp.map(|body| Body::new(Guarded { body, _guard: guard }))
+        resp.map(|body| {
+            Body::new(Guarded {
+                body,
+                _guard: guard,
+            })
+        })
     });
-    let conn = http1::Builder::new()
-        .serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
+    let conn =
+        http1::Builder::new().serve_connection(TokioIo::new(io), TowerToHyperService::new(service));
     tokio::pin!(conn);
     let mut draining = false;
     loop {

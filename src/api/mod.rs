@@ -68,18 +68,20 @@ impl AppState {
 /// The whole API: the public routes (with CORS for browsers) and the admin
 /// API (no CORS: a browser page of another origin gets nothing from it).
 pub fn router(state: AppState) -> Router {
-    finish(public_routes().layer(cors()).merge(admin_routes()), state)
+    let admin = admin_routes().method_not_allowed_fallback(method_not_allowed);
+    public(state.clone()).merge(admin.with_state(state))
 }
 
 /// What the proxy listener serves: the public routes only, never the admin API.
 pub fn proxied_router(state: AppState) -> Router {
-    finish(public_routes().layer(cors()), state)
+    public(state)
 }
 
-fn finish(routes: Router<AppState>, state: AppState) -> Router {
-    routes
-        .fallback(not_found)
+fn public(state: AppState) -> Router {
+    public_routes()
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(cors())
+        .fallback(not_found)
         .with_state(state)
 }
 

@@ -75,7 +75,9 @@ where
         .map_err(ApiError::Throttled)?;
     let ok = attempt.await?;
     if !ok {
-        state.throttle.fail(subjects, state.exports.clock().now_ms());
+        state
+            .throttle
+            .fail(subjects, state.exports.clock().now_ms());
     }
     Ok(ok)
 }
@@ -286,10 +288,24 @@ mod tests {
 
     #[test]
     fn host_headers() {
-        for ok in ["localhost", "127.0.0.1:8080", "[::1]:80", "exports.example.com", "a_b.local"] {
+        for ok in [
+            "localhost",
+            "127.0.0.1:8080",
+            "[::1]:80",
+            "exports.example.com",
+            "a_b.local",
+        ] {
             assert!(is_host(ok), "{ok}");
         }
-        for bad in ["", "a\"b<c", "evil.example/x", "a b", "host:99999", "::1", "x:"] {
+        for bad in [
+            "",
+            "a\"b<c",
+            "evil.example/x",
+            "a b",
+            "host:99999",
+            "::1",
+            "x:",
+        ] {
             assert!(!is_host(bad), "{bad}");
         }
     }

@@ -102,7 +102,10 @@ mod tests {
     #[test]
     fn failures_lock_out_their_subject_for_the_rest_of_the_minute() {
         let t = AuthThrottle::new(3);
-        let a = [Subject::account("AC1"), Subject::Address([10, 0, 0, 1].into())];
+        let a = [
+            Subject::account("AC1"),
+            Subject::Address([10, 0, 0, 1].into()),
+        ];
         for _ in 0..3 {
             assert_eq!(t.check(&a, 1_000), Ok(()));
             t.fail(&a, 1_000);

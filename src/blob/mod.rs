@@ -29,38 +29,44 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] object_store::Error),
     #[error("could not sync the day file {key} to disk: {source}")]
-    Sync {
-        key: String,
-        source: std::io::Error,
-    },
+    Sync { key: String, source: std::io::Error },
     #[error("could not remove what an interrupted upload left: {0}")]
     Leftovers(String),
 }
 
-/// Removes `<file>#<digits>`: the staging files of `LocalFileSystem` writes
-/// of `file` that never completed (the process died mid-upload).
-fn remove_staged_files(file: &std::path::Path) -> std::io::Result<()> {
+/// The staging files of `LocalFileSystem` writes of `file` that never
+/// completed (the process died mid-upload): `<file>#<digits>`.
+fn staged_files(file: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
     let (Some(dir), Some(name)) = (file.parent(), file.file_name().and_then(|n| n.to_str())) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
+    let mut staged = Vec::new();
     for entry in entries {
         let entry = entry?;
-        let staged = entry.file_name().to_str().is_some_and(|n| {
+        let is_staged = entry.file_name().to_str().is_some_and(|n| {
             n.strip_prefix(name)
                 .and_then(|rest| rest.strip_prefix('#'))
                 .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         });
-        if staged {
-            match std::fs::remove_file(entry.path()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
+        if is_staged {
+            staged.push(entry.path());
+        }
+    }
+    Ok(staged)
+}
+
+/// Removes the staging files of `file` (see [`staged_files`]).
+fn remove_staged_files(file: &std::path::Path) -> std::io::Result<()> {
+    for path in staged_files(file)? {
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
     }
     Ok(())
@@ -175,6 +181,23 @@ impl BlobStore {
             uploads::abort_uploads(s3, &self.region, &self.path(key)).await?;
         }
         Ok(())
+    }
+
+    /// How many unfinished writes of `key` are left: staging files of a local
+    /// store, incomplete multipart uploads of a bucket.
+    pub async fn leftovers(&self, key: &str) -> Result<usize, Error> {
+        if let Some(root) = &self.local_root {
+            let file = root.join(self.path(key).as_ref());
+            return tokio::task::spawn_blocking(move || staged_files(&file))
+                .await
+                .map_err(|e| Error::Leftovers(e.to_string()))?
+                .map(|files| files.len())
+                .map_err(|e| Error::Leftovers(e.to_string()));
+        }
+        match &self.signer {
+            Some(s3) => uploads::count_uploads(s3, &self.region, &self.path(key)).await,
+            None => Ok(0),
+        }
     }
 
     /// Makes a written object durable before it is published: on local

@@ -41,12 +41,29 @@ pub(super) async fn abort_uploads(s3: &AmazonS3, region: &str, path: &Path) -> R
     Ok(())
 }
 
+/// How many incomplete multipart uploads of exactly `path` there are.
+pub(super) async fn count_uploads(
+    s3: &AmazonS3,
+    region: &str,
+    path: &Path,
+) -> Result<usize, Error> {
+    Ok(list_uploads(s3, region, path)
+        .await?
+        .iter()
+        .filter(|u| u.key == path.as_ref())
+        .count())
+}
+
 async fn list_uploads(s3: &AmazonS3, region: &str, path: &Path) -> Result<Vec<Upload>, Error> {
     // The bucket's URL as object_store addresses it (path-style or
     // virtual-hosted, custom endpoint or not): the URL of an object, less
     // the object's name and the signature.
     let probe = s3
-        .signed_url(http::Method::GET, &Path::from("probe"), std::time::Duration::from_secs(60))
+        .signed_url(
+            http::Method::GET,
+            &Path::from("probe"),
+            std::time::Duration::from_secs(60),
+        )
         .await?;
     let mut url = probe;
     url.set_query(None);
@@ -85,7 +102,10 @@ async fn list_uploads(s3: &AmazonS3, region: &str, path: &Path) -> Result<Vec<Up
     if !status.is_success() {
         return Err(failed(
             "listing incomplete uploads",
-            format!("HTTP {status}: {}", body.chars().take(300).collect::<String>()),
+            format!(
+                "HTTP {status}: {}",
+                body.chars().take(300).collect::<String>()
+            ),
         ));
     }
     let parsed: ListMultipartUploadsResult =

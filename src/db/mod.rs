@@ -85,6 +85,22 @@ pub enum Error {
 }
 
 impl Error {
+    /// The disk (or the database server's) ran out of space.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            Error::Lines(e) => e.kind() == std::io::ErrorKind::StorageFull,
+            Error::Direct(rusqlite::Error::SqliteFailure(e, _)) => {
+                e.code == rusqlite::ErrorCode::DiskFull
+            }
+            Error::Sqlx(sqlx::Error::Database(e)) => {
+                // SQLite's SQLITE_FULL (13); PostgreSQL's disk_full (53100).
+                matches!(e.code().as_deref(), Some("13") | Some("53100"))
+            }
+            Error::Sqlx(sqlx::Error::Io(e)) => e.kind() == std::io::ErrorKind::StorageFull,
+            _ => false,
+        }
+    }
+
     /// The database could not be reached in time (no connection within the
     /// timeout, or the connection failed): worth a 503, not a 500.
     pub fn is_unavailable(&self) -> bool {

@@ -199,21 +199,20 @@ impl RecordWriter {
         let Some(mut load) = slot.take() else {
             return (batch, Err(super::Error::Sqlx(sqlx::Error::PoolClosed)));
         };
-        // The lines are appended here, on the async task that stores the
-        // batch (while the next one is parsed), before its rows go to the
-        // writer's blocking thread.
-        let placed = match load.segment.append_all(&batch) {
-            Ok(placed) => placed,
-            Err(e) => {
-                load.segment.rewind();
-                *slot = Some(load);
-                return (batch, Err(e.into()));
-            }
-        };
-        load.segment.write_back();
-        let keys = BatchKeys::of(&batch);
+        // The lines are appended, and the batch's keys hashed, on the
+        // writer's blocking thread too: never on the async runtime's workers,
+        // which keep answering requests during a load.
         let (account, rt) = (self.account_sid.clone(), self.rt);
         let done = on_blocking_thread(move || {
+            let placed = match load.segment.append_all(&batch) {
+                Ok(placed) => placed,
+                Err(e) => {
+                    load.segment.rewind();
+                    return (load, batch, Err(e.into()));
+                }
+            };
+            load.segment.write_back();
+            let keys = BatchKeys::of(&batch);
             let stored = load.store(&account, rt, &batch, &keys, &placed);
             (load, batch, stored)
         })

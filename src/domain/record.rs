@@ -374,11 +374,33 @@ impl<'de> Deserialize<'de> for Members<'de> {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut members: SmallVec<[(Key<'de>, &'de RawValue); INLINE_MEMBERS]> =
                     SmallVec::new();
+                // Repeated keys are found by comparing with each member while
+                // there are few (every real record), through an index past
+                // that, so that a line of many keys costs linear time.
+                let mut index: Option<std::collections::HashMap<String, usize>> = None;
                 while let Some(key) = map.next_key::<Key<'de>>()? {
                     let value: &'de RawValue = map.next_value()?;
-                    match members.iter_mut().find(|(k, _)| key_eq(&k.0, &key.0)) {
-                        Some(slot) => slot.1 = value,
-                        None => members.push((key, value)),
+                    let found = match &index {
+                        Some(index) => index.get(key.0.as_ref()).copied(),
+                        None => members.iter().position(|(k, _)| key_eq(&k.0, &key.0)),
+                    };
+                    match found {
+                        Some(i) => members[i].1 = value,
+                        None => {
+                            if let Some(index) = &mut index {
+                                index.insert(key.0.to_string(), members.len());
+                            }
+                            members.push((key, value));
+                            if index.is_none() && members.len() > INLINE_MEMBERS {
+                                index = Some(
+                                    members
+                                        .iter()
+                                        .enumerate()
+                                        .map(|(i, (k, _))| (k.0.to_string(), i))
+                                        .collect(),
+                                );
+                            }
+                        }
                     }
                 }
                 Ok(Members::<'de>(members))

@@ -130,10 +130,36 @@ impl Exports {
         rt: ResourceType,
         source: &str,
         input: Input,
-        mut reader: impl AsyncBufRead + Unpin,
+        reader: impl AsyncBufRead + Unpin,
         report: &mut IngestReport,
     ) -> Result<std::io::Result<()>> {
         self.require_account(account_sid).await?;
+        let loaded = self
+            .load_lines(account_sid, rt, source, input, reader, report)
+            .await;
+        match loaded {
+            Err(super::Error::Db(e)) if e.is_storage_full() => {
+                Err(super::Error::StorageFull(format!(
+                    "The service ran out of disk space while storing records ({e}). \
+                     Committed before that: {} loaded and {} replaced; {} rejected. \
+                     Later lines were not stored; load them again once there is space \
+                     (records already stored are replaced, not doubled).",
+                    report.loaded, report.replaced, report.rejected
+                )))
+            }
+            other => other,
+        }
+    }
+
+    async fn load_lines(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        source: &str,
+        input: Input,
+        mut reader: impl AsyncBufRead + Unpin,
+        report: &mut IngestReport,
+    ) -> Result<std::io::Result<()>> {
         let mut writer = self.db().record_writer(account_sid, rt).await?;
         if input == Input::Steady {
             writer.group_commits();
@@ -148,43 +174,73 @@ impl Exports {
             writer: Some(writer),
             storing: None,
         };
+        let max_line = self.inner.engine.max_line_bytes;
+        let max_total = self.inner.engine.max_ingest_bytes;
+        let mut total = 0u64;
         // Lines are parsed where the reader holds them; only a line that runs
-        // past the end of one buffer is gathered here.
+        // past the end of one buffer is gathered here, up to `max_line`
+        // bytes: past that its bytes are skipped and the line is refused.
         let mut partial: Vec<u8> = Vec::new();
+        let mut overlong = false;
         let outcome = loop {
             let chunk = match reader.fill_buf().await {
                 Ok(chunk) => chunk,
                 Err(e) => break Err(e),
             };
             if chunk.is_empty() {
-                if !partial.is_empty() && loader.line(&partial, report) {
+                if overlong {
+                    loader.too_long(report, max_line);
+                } else if !partial.is_empty() && loader.line(&partial, report) {
                     loader.hand_over(report).await?;
                 }
                 break Ok(());
             }
             let read = chunk.len();
+            total += read as u64;
+            if total > max_total {
+                break Err(std::io::Error::new(
+                    std::io::ErrorKind::FileTooLarge,
+                    format!("the input is larger than max_ingest_bytes ({max_total} bytes) once decompressed"),
+                ));
+            }
             let mut rest = chunk;
-            if !partial.is_empty() {
+            if overlong || !partial.is_empty() {
                 let Some(end) = memchr::memchr(b'\n', rest) else {
-                    partial.extend_from_slice(rest);
+                    if partial.len() + rest.len() > max_line {
+                        overlong = true;
+                        partial = Vec::new();
+                    } else if !overlong {
+                        partial.extend_from_slice(rest);
+                    }
                     reader.consume(read);
                     continue;
                 };
-                partial.extend_from_slice(&rest[..end]);
-                rest = &rest[end + 1..];
-                if loader.line(&partial, report) {
-                    loader.hand_over(report).await?;
+                if overlong || partial.len() + end > max_line {
+                    loader.too_long(report, max_line);
+                } else {
+                    partial.extend_from_slice(&rest[..end]);
+                    if loader.line(&partial, report) {
+                        loader.hand_over(report).await?;
+                    }
                 }
                 partial.clear();
-            }
-            while let Some(end) = memchr::memchr(b'\n', rest) {
-                let line = &rest[..end];
+                overlong = false;
                 rest = &rest[end + 1..];
-                if loader.line(line, report) {
-                    loader.hand_over(report).await?;
-                }
             }
-            partial.extend_from_slice(rest);
+            loop {
+                // Parsing is CPU work: off the async worker threads.
+                let (used, full) = off_async_workers(|| loader.lines(rest, max_line, report));
+                rest = &rest[used..];
+                if !full {
+                    break;
+                }
+                loader.hand_over(report).await?;
+            }
+            if rest.len() > max_line {
+                overlong = true;
+            } else {
+                partial.extend_from_slice(rest);
+            }
             reader.consume(read);
         };
         loader.finish(report).await?;
@@ -265,6 +321,32 @@ impl Loader<'_> {
         self.batch.len() >= BATCH
     }
 
+    /// Parses the whole lines at the start of `bytes` until the batch is
+    /// full; returns the bytes used and whether the batch is full.
+    fn lines(&mut self, bytes: &[u8], max_line: usize, report: &mut IngestReport) -> (usize, bool) {
+        let mut used = 0;
+        while let Some(end) = memchr::memchr(b'\n', &bytes[used..]) {
+            let line = &bytes[used..used + end];
+            used += end + 1;
+            if line.len() > max_line {
+                self.too_long(report, max_line);
+            } else if self.line(line, report) {
+                return (used, true);
+            }
+        }
+        (used, false)
+    }
+
+    /// Refuses a line longer than `max_line` bytes (not held in memory).
+    fn too_long(&mut self, report: &mut IngestReport, max_line: usize) {
+        self.line_no += 1;
+        report.reject(
+            self.source,
+            self.line_no,
+            format!("the line is longer than max_line_bytes ({max_line} bytes)"),
+        );
+    }
+
     /// Waits for the batch before to be stored, then starts storing this one.
     async fn hand_over(&mut self, report: &mut IngestReport) -> Result<()> {
         if let Some(previous) = self.storing.take() {
@@ -295,6 +377,15 @@ impl Loader<'_> {
         }
         report.count(&w.finish().await?);
         Ok(())
+    }
+}
+
+/// Runs CPU-bound `work` where it does not hold up the async worker threads
+/// (on a multi-threaded runtime, whose other tasks move elsewhere meanwhile).
+fn off_async_workers<T>(work: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(work),
+        _ => work(),
     }
 }
 

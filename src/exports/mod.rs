@@ -44,6 +44,9 @@ pub enum Error {
     /// PageSize over the list's maximum (Twilio's 20007).
     #[error("{0}")]
     PageSizeTooLarge(String),
+    /// The disk ran out of space while storing records.
+    #[error("{0}")]
+    StorageFull(String),
     /// The database did not answer in time.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
@@ -89,6 +92,8 @@ pub struct EngineSettings {
     pub smtp_url: Option<crate::config::Secret>,
     pub email_from: String,
     pub deletion_batch_ms: i64,
+    pub max_line_bytes: usize,
+    pub max_ingest_bytes: u64,
 }
 
 impl EngineSettings {
@@ -113,6 +118,8 @@ impl EngineSettings {
             smtp_url: s.smtp_url.clone(),
             email_from: s.email_from.clone(),
             deletion_batch_ms: (s.deletion_batch_secs * 1000) as i64,
+            max_line_bytes: s.max_line_bytes,
+            max_ingest_bytes: s.max_ingest_bytes,
         }
     }
 }

@@ -138,7 +138,8 @@ async fn handle(req: Request<Incoming>, peer: SocketAddr, shared: Arc<Shared>) -
         ));
     }
     let mut req = req.map(Body::new);
-    req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(peer));
     match shared.api.clone().oneshot(req).await {
         Ok(response) => response,
         Err(never) => match never {},
@@ -155,7 +156,8 @@ async fn tunnel(
     let config = shared.authority.server_config(host)?;
     let tls = tokio_rustls::TlsAcceptor::from(config).accept(io).await?;
     let api = shared.api.clone().map_request(move |mut req: Request<_>| {
-        req.extensions_mut().insert(axum::extract::ConnectInfo(peer));
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         req
     });
     http1::Builder::new()

@@ -90,7 +90,7 @@ pub fn settings_for(place: &Place, workers: usize) -> Settings {
     Settings {
         listen: "127.0.0.1:0".into(),
         data_dir: place.dir.path().to_path_buf(),
-        database_url: place.database_url.clone(),
+        database_url: place.database_url.clone().map(Secret::new),
         storage_url: place.storage_url.clone(),
         // Most tests exercise the service's own signed links; one checks pre-signed S3 links.
         presigned_downloads: false,

@@ -290,7 +290,6 @@ async fn jobs_page_forward_and_back() {
 
     for bad in [
         "PageSize=0",
-        "PageSize=1001",
         "PageSize=x",
         "PageToken=PA5",
         "PageToken=PA1-0011223344556677",

@@ -10,6 +10,7 @@ mod calls;
 mod clock;
 mod daily;
 mod days;
+mod hardening;
 mod helpers;
 mod ingest;
 mod jobs;
