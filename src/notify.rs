@@ -146,9 +146,19 @@ impl WebhookSender {
     }
 }
 
-/// A reqwest error as text, with the URL it names shown without its userinfo.
+/// A reqwest error as text with its causes, and the URL it names shown
+/// without its userinfo.
 fn redact_error(e: &reqwest::Error) -> String {
-    let text = e.to_string();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        let cause = s.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = s.source();
+    }
     match e.url() {
         Some(url) => text.replace(
             url.as_str(),
@@ -158,17 +168,21 @@ fn redact_error(e: &reqwest::Error) -> String {
     }
 }
 
-/// True when the error comes from [`PublicOnly`] refusing every address.
+/// True when the error comes from [`PublicOnly`] refusing every address
+/// (the HTTP client's connector wraps it, so it is known by its text).
 fn refused_address(e: &reqwest::Error) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
-        if s.is::<RefusedAddress>() {
+        if s.is::<RefusedAddress>() || s.to_string().ends_with(REFUSED) {
             return true;
         }
         source = s.source();
     }
     false
 }
+
+/// How a refused address is described.
+const REFUSED: &str = "which webhooks may not reach";
 
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -196,8 +210,9 @@ impl reqwest::dns::Resolve for PublicOnly {
                     .map(|a| a.ip().to_string())
                     .unwrap_or_default();
                 return Err(Box::new(RefusedAddress(format!(
-                    "the host {host:?} resolves to the internal address {shown}, which webhooks may not reach"
-                ))) as Box<dyn std::error::Error + Send + Sync>);
+                    "the host {host:?} resolves to the internal address {shown}, {REFUSED}"
+                )))
+                    as Box<dyn std::error::Error + Send + Sync>);
             }
             Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
         })
@@ -301,6 +316,47 @@ mod tests {
             assert!(check_public(url).await.is_err(), "{url}");
         }
         assert!(check_public("http://93.184.215.14/hook").await.is_ok());
+    }
+
+    /// Deliveries are checked on the addresses connected to: a name that
+    /// resolves to loopback and the host's own interface address are refused,
+    /// and the listener there never sees a connection.
+    #[tokio::test]
+    async fn deliveries_never_connect_to_internal_addresses() {
+        let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let sender = WebhookSender::new(Duration::from_secs(2), true);
+        let mut urls = vec![format!("http://localhost:{port}/hook")];
+        urls.extend(
+            own_addresses()
+                .into_iter()
+                .filter(|ip| ip.is_ipv4() && !ip.is_loopback())
+                .map(|ip| format!("http://{ip}:{port}/hook")),
+        );
+        for url in &urls {
+            match sender.send(url, "POST", &[], "token", "idem").await {
+                Outcome::Fail(e) => assert!(e.contains("internal"), "{url}: {e}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        let accepted = tokio::time::timeout(Duration::from_millis(200), listener.accept()).await;
+        assert!(accepted.is_err(), "a refused delivery reached the listener");
+        let open = WebhookSender::new(Duration::from_secs(2), false);
+        let sent = tokio::spawn(async move {
+            open.send(
+                &format!("http://localhost:{port}/hook"),
+                "POST",
+                &[],
+                "t",
+                "i",
+            )
+            .await
+        });
+        assert!(
+            listener.accept().await.is_ok(),
+            "without the setting it connects"
+        );
+        drop(sent);
     }
 }
 

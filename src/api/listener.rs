@@ -104,6 +104,7 @@ async fn serve_connection(
                 draining = true;
                 conn.as_mut().graceful_shutdown();
             }
+            _ = activity.changed.notified() => {}
             _ = tokio::time::sleep(activity.time_left(limits)) => {
                 if activity.expired(limits) {
                     tracing::debug!(%peer, "closed a connection that was idle or slow to send its headers");
@@ -122,6 +123,8 @@ struct Activity {
     idle_since_ms: AtomicU64,
     /// 0: no byte of a next request yet; else its time + 1.
     head_started_ms: AtomicU64,
+    /// Wakes the watchdog when its deadline may have moved.
+    changed: tokio::sync::Notify,
 }
 
 impl Activity {
@@ -131,6 +134,7 @@ impl Activity {
             in_flight: AtomicUsize::new(0),
             idle_since_ms: AtomicU64::new(0),
             head_started_ms: AtomicU64::new(0),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -146,14 +150,18 @@ impl Activity {
     fn request_finished(&self) {
         self.idle_since_ms.store(self.now_ms(), Ordering::SeqCst);
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.changed.notify_one();
     }
 
     fn bytes_read(&self) {
         if self.in_flight.load(Ordering::SeqCst) == 0 {
             let now = self.now_ms() + 1;
-            let _ =
+            let first =
                 self.head_started_ms
                     .compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst);
+            if first.is_ok() {
+                self.changed.notify_one();
+            }
         }
     }
 

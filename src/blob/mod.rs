@@ -236,3 +236,54 @@ impl BlobStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_local_day_file_is_synced_and_its_leftovers_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = BlobStore::open(&format!("file://{}", dir.path().display())).unwrap();
+        let mut w = store.writer("AC1/Messages/2024-06-01/1-1.json.gz");
+        w.write_all(b"day").await.unwrap();
+        w.shutdown().await.unwrap();
+        store
+            .make_durable("AC1/Messages/2024-06-01/1-1.json.gz")
+            .await
+            .unwrap();
+        assert!(matches!(
+            store
+                .make_durable("AC1/Messages/2024-06-01/2-1.json.gz")
+                .await,
+            Err(Error::Sync { .. })
+        ));
+        // What a killed writer leaves, and a file that only looks alike.
+        let day_dir = dir.path().join("AC1/Messages/2024-06-01");
+        std::fs::write(day_dir.join("1-1.json.gz#1"), b"partial").unwrap();
+        std::fs::write(day_dir.join("1-1.json.gz#2"), b"partial").unwrap();
+        std::fs::write(day_dir.join("1-1.json.gz#x"), b"other").unwrap();
+        assert_eq!(
+            store
+                .leftovers("AC1/Messages/2024-06-01/1-1.json.gz")
+                .await
+                .unwrap(),
+            2
+        );
+        store
+            .delete("AC1/Messages/2024-06-01/1-1.json.gz")
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .leftovers("AC1/Messages/2024-06-01/1-1.json.gz")
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(day_dir.join("1-1.json.gz#x").exists());
+        assert!(!day_dir.join("1-1.json.gz").exists());
+    }
+}
