@@ -175,8 +175,8 @@ test("every validation error is a RestException with status and code", async () 
   await expectError(400, 20001, () => c.exportConfiguration("Messages").update({ enabled: "yes" }), "Enabled");
   await expectError(400, 20001, () => c.exportConfiguration("Messages").update({ enabled: true }), "Editions");
   await expectError(413, 20001, create({ friendlyName: "x".repeat(100000) }), "larger than the limit");
-  await expectError(400, 20001, () => jobs.page({ pageSize: 1001 }), "PageSize");
-  await expectError(400, 20001, () => c.exports("Messages").days.page({ pageSize: 401 }), "PageSize");
+  await expectError(400, 20007, () => jobs.page({ pageSize: 1001 }), "PageSize");
+  await expectError(400, 20007, () => c.exports("Messages").days.page({ pageSize: 401 }), "PageSize");
   await expectError(400, 20001, () => jobs.getPage(`${server.base}/v1/Exports/Messages/Jobs?PageToken=PB12-ffffffffffffffff`), "PageToken");
   assert.deepEqual(await jobs.list(), [], "nothing was stored");
 
