@@ -20,10 +20,10 @@ start_server() {
   local port
   port=$(free_port)
   BASE="http://127.0.0.1:$port"
-  BULKEXPORT_ADMIN_TOKEN=bench RUST_LOG=warn "$B" --data-dir "$work/db" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
+  BULKEXPORT_ADMIN_TOKEN=bench-admin-token-0001 RUST_LOG=warn "$B" --data-dir "$work/db" serve --listen "127.0.0.1:$port" >"$work/server.log" 2>&1 &
   server=$!
   until curl -sf "$BASE/readyz" >/dev/null; do sleep 0.05; done  # start-up only
 }
 
 # Waits until the service's queue is idle.
-drain() { curl -sf -X POST -H "Authorization: Bearer bench" "$BASE/admin/v1/Queue/Drain?TimeoutSeconds=3600" >/dev/null; }
+drain() { curl -sf -X POST -H "Authorization: Bearer bench-admin-token-0001" "$BASE/admin/v1/Queue/Drain?TimeoutSeconds=3600" >/dev/null; }
