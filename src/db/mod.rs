@@ -104,10 +104,20 @@ impl Error {
     /// The database could not be reached in time (no connection within the
     /// timeout, or the connection failed): worth a 503, not a 500.
     pub fn is_unavailable(&self) -> bool {
-        matches!(
-            self,
-            Error::Sqlx(sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed)
-        )
+        match self {
+            Error::Sqlx(
+                sqlx::Error::PoolTimedOut
+                | sqlx::Error::Io(_)
+                | sqlx::Error::PoolClosed
+                | sqlx::Error::Tls(_),
+            ) => true,
+            // PostgreSQL's connection exceptions (class 08) and its shutdown
+            // and start-up answers (57P01-57P03).
+            Error::Sqlx(sqlx::Error::Database(e)) => e.code().is_some_and(|c| {
+                c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+            }),
+            _ => false,
+        }
     }
 }
 

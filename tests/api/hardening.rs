@@ -117,8 +117,11 @@ async fn the_data_directory_is_private_whatever_the_umask() {
             seen += 1;
         }
     }
-    // The database, its WAL, a segment of lines and a day file at least.
-    assert!(seen >= 4, "{seen} files");
+    // On SQLite and local files: the database, its WAL, a segment of lines
+    // and a day file at least (with PostgreSQL and S3 they live elsewhere).
+    if !app.place.is_s3() {
+        assert!(seen >= 4, "{seen} files");
+    }
 }
 
 #[tokio::test]
@@ -399,51 +402,67 @@ async fn an_ingest_that_fills_the_disk_says_so_and_what_was_committed() {
     assert!(message.contains("Committed before that"), "{message}");
 }
 
+/// A TCP forwarder to `target` that can be cut, as a network outage would.
+struct Forwarder {
+    addr: std::net::SocketAddr,
+    tasks: tokio::task::JoinSet<()>,
+}
+
+impl Forwarder {
+    async fn to(target: String) -> Forwarder {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                conns.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        Forwarder { addr, tasks }
+    }
+
+    /// Drops every connection and stops listening.
+    async fn cut(mut self) {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
 #[tokio::test]
 async fn an_unreachable_database_answers_503_within_the_timeout() {
-    let Ok(admin_url) = std::env::var("BULKEXPORT_TEST_POSTGRES_URL") else {
+    if std::env::var("BULKEXPORT_TEST_POSTGRES_URL").is_err() {
         return; // PostgreSQL's run of the test command covers this
-    };
+    }
     let place = Place::new().await;
     let mut settings = settings_for(&place, 0);
+    let url = settings.database_url.take().unwrap().expose().to_string();
+    let (scheme_user, rest) = url.split_once('@').unwrap();
+    let (host_port, db) = rest.split_once('/').unwrap();
+    let forwarder = Forwarder::to(host_port.to_string()).await;
+    settings.database_url = Some(Secret::new(format!(
+        "{scheme_user}@{}/{db}",
+        forwarder.addr
+    )));
     settings.database_timeout_secs = 2;
-    let app = TestApp::spawn_with(place, settings.clone(), Clock::starting_at(start_time())).await;
+    let app = TestApp::spawn_with(place, settings, Clock::starting_at(start_time())).await;
     let a = app.account().await;
-    let name = settings
-        .database_url
-        .as_ref()
-        .unwrap()
-        .expose()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
-    sqlx::query(&format!(
-        "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS false"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    sqlx::query(&format!(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
-    let started = std::time::Instant::now();
-    let (status, body) = app.get(&a, "/v1/Exports/Messages/Jobs").await;
-    assert_twilio_error(status, &body, 503, 20503);
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
-    sqlx::query(&format!(
-        "ALTER DATABASE {name} WITH ALLOW_CONNECTIONS true"
-    ))
-    .execute(&mut conn)
-    .await
-    .unwrap();
+    let (status, _) = app.get(&a, "/v1/Exports/Messages/Jobs").await;
+    assert_eq!(status, 200);
+    forwarder.cut().await;
+    for _ in 0..2 {
+        let started = std::time::Instant::now();
+        let (status, body) = app.get(&a, "/v1/Exports/Messages/Jobs").await;
+        assert_twilio_error(status, &body, 503, 20503);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
 }

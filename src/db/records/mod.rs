@@ -1,0 +1,311 @@
+//! Activity records, stored already serialised in the day-file shape, and
+//! the bulk writer that loads them.
+//!
+//! # The SQLite record engine
+//!
+//! On SQLite a record is a row of `records` that points at its day-file line
+//! in a segment file (`<database>-lines/`, see [`super::lines`]), and it is
+//! found through integer keys. The invariants, in one place:
+//!
+//! - **Record sets.** Every record belongs to a record set (`record_sets`:
+//!   account and resource type, `set_id`); rows are indexed by
+//!   `(set_id, day, sort_key)`, the order an export reads.
+//! - **Keys.** A record's key (its SID; for a Participant, conference and
+//!   call) has a 64-bit hash ([`keys::key_hash`]). `record_keys` maps
+//!   `(key_hash, set_id)` to the row, unique. The hash is not unique across
+//!   keys: the rare key whose hash another key of the set holds is stored
+//!   with `key_hash` NULL and no `record_keys` entry, and every lookup
+//!   compares `record_key` too. A trigger removes a deleted row's key.
+//! - **Rowids.** The writer numbers a batch's new rows itself (the next rowid
+//!   of the set, read inside its transaction) so that keys point at their
+//!   rows before the rows are written; keys go in hash order, rows in input
+//!   order (appends).
+//! - **Locks.** One writer at a time holds SQLite's write lock for its whole
+//!   transaction, and a segment's file lock while it appends; it syncs its
+//!   lines before the commit that points at them, and that commit records the
+//!   segment's committed length (the next writer cuts off the rest). Readers
+//!   hold the line directory's lock shared from before their query until
+//!   they have read their lines.
+//! - **Garbage.** A replaced or deleted record's old line is listed in
+//!   `line_garbage` by the transaction that freed it; a sweep punches those
+//!   ranges out under the exclusive lock, so no reader sees a line change.
+//!
+//! PostgreSQL keeps each line in its row and the text key, with multi-row
+//! upserts ([`postgres`]).
+
+mod keys;
+mod postgres;
+mod scan;
+mod sqlite;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+
+pub use scan::scan_day_sqlite;
+
+use super::lines::{Lines, SegmentWriter};
+use super::{with_pool, Db, Result};
+use crate::domain::record::Record;
+use crate::domain::{Day, ResourceType};
+pub(super) use keys::key_hash;
+use postgres::store_postgres;
+use sqlite::{open_writer, BatchKeys, SqliteLoad, SQLITE_COMMIT_EVERY};
+
+/// What storing one record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    Loaded,
+    Replaced,
+}
+
+/// The last occurrence of each key in `batch`, in batch order: the one stored.
+fn last_of_each_key(batch: &[Record]) -> Vec<&Record> {
+    let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+    for (i, r) in batch.iter().enumerate() {
+        last.insert(r.key.as_str(), i);
+    }
+    batch
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| last[r.key.as_str()] == *i)
+        .map(|(_, r)| r)
+        .collect()
+}
+
+/// What storing `batch` did to each of its records, given the keys that were
+/// already stored: earlier occurrences of a key in the batch count as replaced.
+fn outcomes(batch: &[Record], existing: &HashSet<String>) -> Vec<StoreOutcome> {
+    let mut seen: HashSet<&str> = HashSet::with_capacity(batch.len());
+    batch
+        .iter()
+        .map(|r| {
+            let first_time = seen.insert(r.key.as_str());
+            if first_time && !existing.contains(r.key.as_str()) {
+                StoreOutcome::Loaded
+            } else {
+                StoreOutcome::Replaced
+            }
+        })
+        .collect()
+}
+
+/// Stores batches of one account's records of one type: a bulk load. On
+/// SQLite it writes through its own connection on a blocking thread, with
+/// prepared statements and a page cache sized for loading (see
+/// [`WRITER_CACHE_KIB`]); through the pool, each statement would cross sqlx's
+/// worker thread and each batch would meet a connection with a cold cache. On
+/// PostgreSQL it uses the pool's multi-row upserts.
+///
+/// Records are stored only once [`RecordWriter::store`] or
+/// [`RecordWriter::finish`] returns their outcomes: a writer dropped before
+/// `finish` (or after an error) leaves the records whose outcomes it never
+/// returned unstored.
+pub struct RecordWriter {
+    account_sid: String,
+    rt: ResourceType,
+    target: Target,
+}
+
+enum Target {
+    /// None only while a store has the connection on a blocking thread (or
+    /// after such a store was cancelled).
+    Sqlite(Option<Box<SqliteLoad>>),
+    Postgres(sqlx::PgPool),
+}
+
+impl RecordWriter {
+    /// Lets a SQLite writer keep its transaction, and the database's write
+    /// lock, open between batches, committing every [`SQLITE_COMMIT_EVERY`]
+    /// records. Only for input that never waits on anyone (a regular file,
+    /// generated records): a stalled sender would hold the lock meanwhile.
+    /// Without it, and always on PostgreSQL, each batch commits on its own.
+    pub fn group_commits(&mut self) {
+        if let Target::Sqlite(Some(load)) = &mut self.target {
+            load.commit_every = SQLITE_COMMIT_EVERY;
+        }
+    }
+
+    /// Stores `batch`; a record with a known key replaces the old one (also one
+    /// stored earlier by this writer). Returns the outcomes of the records this
+    /// call committed: the batch's, or with [`RecordWriter::group_commits`] on
+    /// SQLite those of every batch since the last commit once they reach
+    /// [`SQLITE_COMMIT_EVERY`], else none yet.
+    pub async fn store(&mut self, batch: Vec<Record>) -> Result<Vec<StoreOutcome>> {
+        self.store_and_return(batch).await.1
+    }
+
+    /// [`RecordWriter::store`], handing the records back: a bulk load refills
+    /// them (see [`crate::domain::record::normalize_line_into`]). Dropped on
+    /// the writer's thread, a batch's 150,000 strings were freed into the
+    /// parsing thread's heap under its lock, about a tenth of the writer's time.
+    pub async fn store_and_return(
+        &mut self,
+        batch: Vec<Record>,
+    ) -> (Vec<Record>, Result<Vec<StoreOutcome>>) {
+        let slot = match &mut self.target {
+            Target::Postgres(pool) => {
+                let stored = store_postgres(pool, &self.account_sid, self.rt, &batch).await;
+                return (batch, stored);
+            }
+            Target::Sqlite(slot) => slot,
+        };
+        let Some(mut load) = slot.take() else {
+            return (batch, Err(crate::db::Error::Sqlx(sqlx::Error::PoolClosed)));
+        };
+        // The lines are appended, and the batch's keys hashed, on the
+        // writer's blocking thread too: never on the async runtime's workers,
+        // which keep answering requests during a load.
+        let (account, rt) = (self.account_sid.clone(), self.rt);
+        let done = on_blocking_thread(move || {
+            let placed = match load.segment.append_all(&batch) {
+                Ok(placed) => placed,
+                Err(e) => {
+                    load.segment.rewind();
+                    return (load, batch, Err(e.into()));
+                }
+            };
+            load.segment.write_back();
+            let keys = BatchKeys::of(&batch);
+            let stored = load.store(&account, rt, &batch, &keys, &placed);
+            (load, batch, stored)
+        })
+        .await;
+        match done {
+            Ok((load, batch, stored)) => {
+                *slot = Some(load);
+                (batch, stored)
+            }
+            Err(e) => (Vec::new(), Err(e)),
+        }
+    }
+
+    /// Commits what is left and returns its outcomes.
+    pub async fn finish(self) -> Result<Vec<StoreOutcome>> {
+        match self.target {
+            Target::Sqlite(Some(mut load)) => on_blocking_thread(move || load.commit()).await?,
+            Target::Sqlite(None) => Err(crate::db::Error::Sqlx(sqlx::Error::PoolClosed)),
+            Target::Postgres(_) => Ok(Vec::new()),
+        }
+    }
+}
+
+/// Runs `f` on tokio's blocking pool; a panic in it is re-raised here. The
+/// task is only ever cancelled by the runtime shutting down, reported as a
+/// closed pool.
+async fn on_blocking_thread<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => crate::db::Error::Sqlx(sqlx::Error::PoolClosed),
+        })
+}
+
+impl Db {
+    /// A writer for bulk loads of `account_sid`'s `rt` records.
+    pub async fn record_writer(&self, account_sid: &str, rt: ResourceType) -> Result<RecordWriter> {
+        let target = match &self.pool {
+            super::Pool::Sqlite(pool) => {
+                let file = pool.connect_options().get_filename().to_path_buf();
+                let (conn, segment) = on_blocking_thread(move || {
+                    let conn = open_writer(&file)?;
+                    let segment = SegmentWriter::open(&conn, &Lines::beside(&file))?;
+                    Ok::<_, crate::db::Error>((conn, segment))
+                })
+                .await??;
+                Target::Sqlite(Some(Box::new(SqliteLoad {
+                    conn,
+                    segment,
+                    uncommitted: Vec::new(),
+                    commit_every: 1,
+                    set: None,
+                })))
+            }
+            super::Pool::Postgres(pool) => Target::Postgres(pool.clone()),
+        };
+        Ok(RecordWriter {
+            account_sid: account_sid.to_string(),
+            rt,
+            target,
+        })
+    }
+
+    /// Up to `limit` day-file lines of one day after `after` (a sort key), in
+    /// file order, joined by newlines by PostgreSQL itself: one row crosses
+    /// the driver per page instead of one per record. Returns the text, the
+    /// last sort key and how many lines it holds; None when no line is left.
+    pub async fn day_page(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        day: Day,
+        after: &str,
+        limit: i64,
+    ) -> Result<Option<(String, String, i64)>> {
+        let super::Pool::Postgres(pool) = &self.pool else {
+            return Err(crate::db::Error::Misuse(
+                "day pages are for PostgreSQL; a SQLite day is read with scan_day_sqlite",
+            ));
+        };
+        let sql = format!(
+            "SELECT string_agg(line, E'\\n' ORDER BY sort_key), MAX(sort_key), COUNT(*) FROM (\
+             SELECT line, sort_key FROM records WHERE {} AND day = $3 \
+             AND NOT export_deleted AND sort_key > $4 ORDER BY sort_key LIMIT $5) AS page",
+            self.record_set()
+        );
+        let row: (Option<String>, Option<String>, i64) = sqlx::query_as(&sql)
+            .bind(account_sid)
+            .bind(rt.as_str())
+            .bind(day.to_string())
+            .bind(after)
+            .bind(limit)
+            .fetch_one(pool)
+            .await?;
+        Ok(match row {
+            (Some(text), Some(last), n) if n > 0 => Some((text, last, n)),
+            _ => None,
+        })
+    }
+
+    /// The condition on `records` that selects the records of account `$1`
+    /// and resource type `$2`: on SQLite through their record set (see
+    /// migration `0007_record_sets.sql`), on PostgreSQL by the columns.
+    pub(super) fn record_set(&self) -> &'static str {
+        match self.pool {
+            super::Pool::Sqlite(_) => {
+                "set_id = (SELECT id FROM record_sets WHERE account_sid = $1 AND resource_type = $2)"
+            }
+            super::Pool::Postgres(_) => "account_sid = $1 AND resource_type = $2",
+        }
+    }
+
+    /// The SQLite file, when the database is SQLite: exports scan it with
+    /// their own read-only connection (see [`scan_day_sqlite`]).
+    pub fn sqlite_file(&self) -> Option<std::path::PathBuf> {
+        match &self.pool {
+            super::Pool::Sqlite(pool) => Some(pool.connect_options().get_filename().to_path_buf()),
+            super::Pool::Postgres(_) => None,
+        }
+    }
+
+    pub async fn count_records(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        day: Day,
+    ) -> Result<i64> {
+        let sql = format!(
+            "SELECT COUNT(*) FROM records WHERE {} AND day = $3 AND NOT export_deleted",
+            self.record_set()
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
+            .bind(account_sid)
+            .bind(rt.as_str())
+            .bind(day.to_string())
+            .fetch_one(pool)
+            .await)?)
+    }
+}
