@@ -10,6 +10,8 @@
 mod normalise;
 mod parse;
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 mod time;
 mod write;
