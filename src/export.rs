@@ -1,5 +1,6 @@
-//! Exporting one day: records stream from the database, through the parallel
-//! gzip compressor on blocking threads, into a staged blob. Memory stays bounded
+//! Exporting one day: the day's lines stream from the database
+//! ([`Db::stream_day`]), through the parallel gzip compressor on background
+//! threads, into a staged blob. Memory stays bounded
 //! by a few chunks whatever the number of records.
 
 use tokio::io::AsyncWriteExt;
@@ -18,8 +19,6 @@ const LEVEL: u32 = 5;
 /// Bytes of JSON lines per compressed chunk: at 1 MiB, priming each chunk
 /// with its predecessor's 32 KiB window costs about 3%; at 256 KiB it was 12%.
 const CHUNK_BYTES: usize = 1024 * 1024;
-/// Lines per page when reading through the pool (about 1 MiB).
-const PAGE_LINES: i64 = 2000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -55,29 +54,17 @@ pub async fn export_day(
 ) -> Result<Exported, Error> {
     let (raw_tx, raw_rx) = mpsc::channel::<Vec<u8>>(4);
     let (gz_tx, mut gz_rx) = mpsc::channel::<Vec<u8>>(4);
-    // The scan and the compressor run at background priority, as the
-    // compressing threads do, so requests are answered first while a day exports.
-    let compressor =
-        crate::gzip::on_background_thread("export-gzip", move || compress(raw_rx, gz_tx));
+    // The compressor runs at background priority, as the day's scan does,
+    // so requests are answered first while a day exports.
+    let compressor = crate::background::spawn("export-gzip", move || compress(raw_rx, gz_tx));
 
     let read = async move {
-        let records = match db.sqlite_file() {
-            Some(file) => {
-                let (account_sid, stopped) = (account_sid.to_string(), stop.clone());
-                let scanned = crate::gzip::on_background_thread("export-scan", move || {
-                    crate::db::scan_day_sqlite(&file, &account_sid, rt, day, CHUNK_BYTES, |chunk| {
-                        !stopped.is_cancelled() && raw_tx.blocking_send(chunk).is_ok()
-                    })
-                })
-                .await
-                .ok_or(Error::Compressor)??;
-                if stop.is_cancelled() {
-                    return Err(Error::Stopped);
-                }
-                scanned
-            }
-            None => read_pages(db, account_sid, rt, day, stop, raw_tx).await?,
-        };
+        let records = db
+            .stream_day(account_sid, rt, day, CHUNK_BYTES, stop, raw_tx)
+            .await?;
+        if stop.is_cancelled() {
+            return Err(Error::Stopped);
+        }
         Ok::<u64, Error>(records)
     };
 
@@ -111,36 +98,6 @@ pub async fn export_day(
             Err(Error::Stopped)
         }
     }
-}
-
-/// Reads the day in pages through the pool (PostgreSQL: the server joins each
-/// page's lines itself, so a page is one row).
-async fn read_pages(
-    db: &Db,
-    account_sid: &str,
-    rt: ResourceType,
-    day: Day,
-    stop: &CancellationToken,
-    raw_tx: mpsc::Sender<Vec<u8>>,
-) -> Result<u64, Error> {
-    let mut after = String::new();
-    let mut records = 0u64;
-    while let Some((mut text, last, n)) = db
-        .day_page(account_sid, rt, day, &after, PAGE_LINES)
-        .await?
-    {
-        if stop.is_cancelled() {
-            return Err(Error::Stopped);
-        }
-        text.push('\n');
-        records += n as u64;
-        after = last;
-        raw_tx
-            .send(text.into_bytes())
-            .await
-            .map_err(|_| Error::Compressor)?;
-    }
-    Ok(records)
 }
 
 /// The compressor stage: one gzip member over every chunk received,

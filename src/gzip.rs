@@ -51,49 +51,9 @@ fn deflate_chunk(level: u32, dictionary: &[u8], data: &[u8]) -> std::io::Result<
     Ok(out)
 }
 
-/// Lowers the calling thread to nice 10. Compression is background work that
-/// takes every core it is given; at nice 10 it yields to the request-serving
-/// threads (nice 0, 10× its scheduler weight) whenever they have work, so on a
-/// busy machine an export slows down instead of the API's answers, and an
-/// idle machine still gives it every core. Best effort: a system that refuses
-/// leaves the priority as it was. Only Linux lowers a single thread this way.
-pub(crate) fn background_priority() {
-    #[cfg(target_os = "linux")]
-    if let Err(e) = rustix::process::setpriority_process(Some(rustix::thread::gettid()), 10) {
-        tracing::debug!(error = %e, "could not lower a background thread's priority");
-    }
-}
-
-/// Runs `f` on a thread of its own at background priority (see
-/// [`background_priority`]) and resolves to its result, or to None when it
-/// panicked or no thread could be started. For an export's own long work (the
-/// day's scan, the compressor's coordination): on tokio's blocking pool it
-/// would run at the API's priority, and a lowered pool thread could never be
-/// raised again for whatever runs on it next.
-pub(crate) fn on_background_thread<T: Send + 'static>(
-    name: &str,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> impl std::future::Future<Output = Option<T>> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let started = std::thread::Builder::new()
-        .name(name.to_string())
-        .spawn(move || {
-            background_priority();
-            let _ = tx.send(f());
-        })
-        .is_ok();
-    async move {
-        if started {
-            rx.await.ok()
-        } else {
-            None
-        }
-    }
-}
-
 /// Single-member gzip of every chunk received, compressed on `threads` threads,
 /// written in order to `out`. At most `2 × threads` chunks are in flight. The
-/// compressing threads run at background priority (see [`background_priority`]).
+/// compressing threads run at background priority (see [`crate::background::lower_priority`]).
 pub fn compress_parallel(
     chunks: impl Iterator<Item = Vec<u8>>,
     threads: usize,
@@ -114,7 +74,7 @@ pub fn compress_parallel(
             let rx = job_rx.clone();
             let tx = done_tx.clone();
             scope.spawn(move || {
-                background_priority();
+                crate::background::lower_priority();
                 loop {
                     let job = match rx.lock() {
                         Ok(guard) => guard.recv(),

@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod app;
+pub mod background;
 pub mod blob;
 pub mod cli;
 pub mod clock;

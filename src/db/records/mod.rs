@@ -37,6 +37,7 @@ mod keys;
 mod postgres;
 mod scan;
 mod sqlite;
+mod stream;
 #[cfg(test)]
 mod tests;
 
@@ -237,7 +238,7 @@ impl Db {
     /// file order, joined by newlines by PostgreSQL itself: one row crosses
     /// the driver per page instead of one per record. Returns the text, the
     /// last sort key and how many lines it holds; None when no line is left.
-    pub async fn day_page(
+    async fn day_page(
         &self,
         account_sid: &str,
         rt: ResourceType,
