@@ -16,6 +16,12 @@ use crate::exports::{Deliverer, EngineSettings, Exports, Workers};
 /// The service's parts, without a listener: what CLI commands use.
 pub async fn open(settings: &Settings, clock: Clock) -> anyhow::Result<Exports> {
     crate::private_files::restrict_umask();
+    if settings.data_dir.exists() && !settings.data_dir.is_dir() {
+        anyhow::bail!(
+            "data_dir {} exists and is not a directory",
+            settings.data_dir.display()
+        );
+    }
     let storage = settings.storage_url();
     let database = settings.database_url();
     // The SQLite file and its companions, not the folder it is in (which

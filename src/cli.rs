@@ -54,7 +54,8 @@ enum Command {
         clock: Option<chrono::DateTime<chrono::Utc>>,
         /// Also listen on ADDR as an HTTPS proxy for the Twilio API hosts, so the
         /// official clients work unchanged (see `bulkexport ca path`).
-        #[arg(long, value_name = "ADDR", env = "BULKEXPORT_PROXY_LISTEN")]
+        /// (The setting `proxy_listen`, `BULKEXPORT_PROXY_LISTEN`.)
+        #[arg(long, value_name = "ADDR")]
         proxy_listen: Option<String>,
     },
     /// The local CA of the proxy mode.
@@ -70,13 +71,21 @@ enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Load NDJSON records (plain or .gz) into an account.
+    /// Load NDJSON records (plain or gzip) into an account; exits non-zero
+    /// when any line is rejected, unless --allow-rejects.
     Ingest {
-        #[arg(long)]
+        /// The account the records belong to (AC…).
+        #[arg(long, value_name = "ACSID")]
         account: String,
-        #[arg(long, value_parser = parse_resource_type)]
+        /// Messages, Calls, Conferences or Participants.
+        #[arg(long, value_name = "TYPE", value_parser = parse_resource_type)]
         resource_type: ResourceType,
-        #[arg(required = true)]
+        /// Exit 0 even when some lines are rejected (the report lists them).
+        #[arg(long)]
+        allow_rejects: bool,
+        /// NDJSON files, one record per line, in the REST shape or the
+        /// day-file shape, plain or gzip (detected by content).
+        #[arg(required = true, value_name = "FILE")]
         files: Vec<PathBuf>,
     },
     /// Manage the users of an account (owners and admins get job-initiation emails).
@@ -90,16 +99,22 @@ enum Command {
     Deliveries(DeliveriesCommand),
     /// Generate deterministic synthetic records.
     Seed {
-        #[arg(long)]
+        /// The account the records belong to (AC…).
+        #[arg(long, value_name = "ACSID")]
         account: String,
-        #[arg(long, value_parser = parse_resource_type)]
+        /// Messages, Calls, Conferences or Participants.
+        #[arg(long, value_name = "TYPE", value_parser = parse_resource_type)]
         resource_type: ResourceType,
-        #[arg(long, value_parser = parse_day)]
+        /// First UTC day, yyyy-mm-dd.
+        #[arg(long, value_name = "DAY", value_parser = parse_day)]
         start_day: Day,
-        #[arg(long, value_parser = parse_day)]
+        /// Last UTC day, yyyy-mm-dd (included).
+        #[arg(long, value_name = "DAY", value_parser = parse_day)]
         end_day: Day,
-        #[arg(long)]
+        /// Records per day.
+        #[arg(long, value_name = "N")]
         per_day: u32,
+        /// The same seed gives the same records.
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -218,6 +233,20 @@ fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An error and its causes on one line, each cause once: a cause whose
+/// text the message already holds is not repeated.
+pub fn describe(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.settings)?;
     let clock = Clock::system();
@@ -228,142 +257,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             proxy_listen,
         } => {
             let clock = start.map(Clock::starting_at).unwrap_or(clock);
+            let proxy_listen = proxy_listen.or_else(|| settings.proxy_listen.clone());
             serve(&settings, clock, start.is_some(), demo, proxy_listen).await
         }
-        Command::Ca(CaCommand::Init) => {
-            let (path, created) = crate::proxy::ca::init(&settings.data_dir)?;
-            if created {
-                errln!("created the proxy CA; clients must trust:");
-            }
-            outln!("{}", path.display());
-            Ok(())
-        }
-        Command::Ca(CaCommand::Path) => {
-            outln!(
-                "{}",
-                crate::proxy::ca::existing_cert(&settings.data_dir)?.display()
-            );
-            Ok(())
-        }
-        Command::Worker => {
-            settings.check_for_service()?;
-            let exports = app::open(&settings, clock).await?;
-            let count = settings.worker_count();
-            anyhow::ensure!(
-                count > 0,
-                "a worker process needs at least one worker (workers = 0 was given)"
-            );
-            tracing::info!(
-                workers = count,
-                database = exports.db().dialect(),
-                "bulkexport workers running"
-            );
-            app::run_workers(&exports, count, app::shutdown_on_signals()).await;
-            Ok(())
-        }
-        Command::Migrate => {
-            app::open(&settings, clock).await?;
-            errln!(
-                "database is up to date: {}",
-                crate::config::url_without_userinfo(settings.database_url().expose())
-            );
-            Ok(())
-        }
-        Command::Accounts(AccountsCommand::Create {
-            friendly_name,
-            parent,
-            editions,
-        }) => {
-            let ex = app::open(&settings, clock).await?;
-            let account = ex.create_account(&friendly_name, parent.as_deref()).await?;
-            if editions {
-                ex.set_editions(&account.sid, true).await?;
-            }
-            let mut shown = serde_json::to_value(&account)?;
-            shown["editions"] = serde_json::Value::Bool(editions);
-            print_json(&shown)
-        }
-        Command::Accounts(AccountsCommand::Update { account, editions }) => {
-            let ex = app::open(&settings, clock).await?;
-            ex.set_editions(&account, editions).await?;
-            print_json(&serde_json::json!({"sid": account, "editions": editions}))
-        }
-        Command::Accounts(AccountsCommand::List) => {
-            let ex = app::open(&settings, clock).await?;
-            for a in ex.db().list_accounts().await? {
-                outln!(
-                    "{}",
-                    serde_json::json!({"sid": a.sid, "friendly_name": a.friendly_name, "parent_sid": a.parent_sid, "editions": a.editions})
-                );
-            }
-            Ok(())
-        }
-        Command::Users(command) => {
-            let ex = app::open(&settings, clock).await?;
-            match command {
-                UsersCommand::Add {
-                    account,
-                    email,
-                    role,
-                } => {
-                    ex.add_user(&account, &email, &role).await?;
-                    print_json(
-                        &serde_json::json!({"account_sid": account, "email": email, "role": role.to_ascii_lowercase()}),
-                    )
-                }
-                UsersCommand::List { account } => {
-                    for u in ex.list_users(&account).await? {
-                        outln!("{}", serde_json::to_string(&u)?);
-                    }
-                    Ok(())
-                }
-                UsersCommand::Remove { account, email } => {
-                    ex.remove_user(&account, &email).await?;
-                    Ok(())
-                }
-            }
-        }
+        Command::Ca(command) => ca(&settings, command),
+        Command::Worker => worker(&settings, clock).await,
+        Command::Migrate => migrate(&settings, clock).await,
+        Command::Accounts(command) => accounts(&app::open(&settings, clock).await?, command).await,
+        Command::Users(command) => users(&app::open(&settings, clock).await?, command).await,
         Command::Deletions(DeletionsCommand::List { account }) => {
-            let ex = app::open(&settings, clock).await?;
-            for d in ex.list_deletions(&account).await? {
-                let status = if d.applied_at.is_some() {
-                    "applied"
-                } else {
-                    "pending"
-                };
-                outln!(
-                    "{}",
-                    serde_json::json!({
-                        "account_sid": d.account_sid, "call_sid": d.call_sid, "date": d.day, "source": d.source,
-                        "status": status, "requested_at": millis(d.requested_at),
-                        "applied_at": d.applied_at.and_then(millis), "outcome": d.outcome,
-                    })
-                );
-            }
-            Ok(())
+            list_deletions(&app::open(&settings, clock).await?, &account).await
         }
         Command::Deliveries(DeliveriesCommand::List { account, limit }) => {
-            let ex = app::open(&settings, clock).await?;
-            for d in ex.db().list_deliveries(account.as_deref(), limit).await? {
-                let attempts: Vec<serde_json::Value> = ex
-                    .db()
-                    .delivery_attempts(d.id)
-                    .await?
-                    .into_iter()
-                    .map(|a| serde_json::json!({"attempt": a.attempt, "at": millis(a.at), "outcome": a.outcome, "detail": a.detail}))
-                    .collect();
-                outln!(
-                    "{}",
-                    serde_json::json!({
-                        "id": d.id, "event": d.dedupe_key, "account_sid": d.account_sid, "channel": d.channel,
-                        "target": d.target, "method": d.method, "status": d.status,
-                        "idempotency_token": d.idempotency_token, "created_at": millis(d.created_at),
-                        "next_attempt_at": (d.status == "pending").then(|| millis(d.next_attempt_at)),
-                        "last_error": d.last_error, "attempts": attempts,
-                    })
-                );
-            }
-            Ok(())
+            list_deliveries(
+                &app::open(&settings, clock).await?,
+                account.as_deref(),
+                limit,
+            )
+            .await
         }
         Command::Keys(KeysCommand::Create {
             account,
@@ -375,15 +286,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ingest {
             account,
             resource_type,
+            allow_rejects,
             files,
         } => {
             let ex = app::open(&settings, clock).await?;
-            let report = ingest_files(&ex, &account, resource_type, &files).await?;
-            print_json(&report)?;
-            if report.rejected > 0 {
-                errln!("{} line(s) rejected", report.rejected);
-            }
-            Ok(())
+            ingest(&ex, &account, resource_type, &files, allow_rejects).await
         }
         Command::Seed {
             account,
@@ -391,7 +298,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             start_day,
             end_day,
             per_day,
-            seed,
+            seed: seed_value,
         } => {
             anyhow::ensure!(
                 start_day <= end_day,
@@ -399,11 +306,181 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let ex = app::open(&settings, clock).await?;
             let report = ex
-                .seed(&account, resource_type, start_day, end_day, per_day, seed)
+                .seed(
+                    &account,
+                    resource_type,
+                    start_day,
+                    end_day,
+                    per_day,
+                    seed_value,
+                )
                 .await?;
             print_json(&serde_json::json!({"loaded": report.loaded, "replaced": report.replaced}))
         }
     }
+}
+
+fn ca(settings: &Settings, command: CaCommand) -> anyhow::Result<()> {
+    match command {
+        CaCommand::Init => {
+            let (path, created) = crate::proxy::ca::init(&settings.data_dir)?;
+            if created {
+                errln!("created the proxy CA; clients must trust:");
+            }
+            outln!("{}", path.display());
+        }
+        CaCommand::Path => {
+            outln!(
+                "{}",
+                crate::proxy::ca::existing_cert(&settings.data_dir)?.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn worker(settings: &Settings, clock: Clock) -> anyhow::Result<()> {
+    settings.check_for_service()?;
+    let exports = app::open(settings, clock).await?;
+    let count = settings.worker_count();
+    anyhow::ensure!(
+        count > 0,
+        "a worker process needs at least one worker (workers = 0 was given)"
+    );
+    tracing::info!(
+        workers = count,
+        database = exports.db().dialect(),
+        "bulkexport workers running"
+    );
+    app::run_workers(&exports, count, app::shutdown_on_signals()).await;
+    Ok(())
+}
+
+async fn migrate(settings: &Settings, clock: Clock) -> anyhow::Result<()> {
+    app::open(settings, clock).await?;
+    errln!(
+        "database is up to date: {}",
+        crate::config::url_without_userinfo(settings.database_url().expose())
+    );
+    Ok(())
+}
+
+async fn accounts(ex: &Exports, command: AccountsCommand) -> anyhow::Result<()> {
+    match command {
+        AccountsCommand::Create {
+            friendly_name,
+            parent,
+            editions,
+        } => {
+            let account = ex.create_account(&friendly_name, parent.as_deref()).await?;
+            if editions {
+                ex.set_editions(&account.sid, true).await?;
+            }
+            let mut shown = serde_json::to_value(&account)?;
+            shown["editions"] = serde_json::Value::Bool(editions);
+            print_json(&shown)
+        }
+        AccountsCommand::Update { account, editions } => {
+            ex.set_editions(&account, editions).await?;
+            print_json(&serde_json::json!({"sid": account, "editions": editions}))
+        }
+        AccountsCommand::List => {
+            for a in ex.db().list_accounts().await? {
+                outln!(
+                    "{}",
+                    serde_json::json!({"sid": a.sid, "friendly_name": a.friendly_name, "parent_sid": a.parent_sid, "editions": a.editions})
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn users(ex: &Exports, command: UsersCommand) -> anyhow::Result<()> {
+    match command {
+        UsersCommand::Add {
+            account,
+            email,
+            role,
+        } => {
+            ex.add_user(&account, &email, &role).await?;
+            print_json(
+                &serde_json::json!({"account_sid": account, "email": email, "role": role.to_ascii_lowercase()}),
+            )
+        }
+        UsersCommand::List { account } => {
+            for u in ex.list_users(&account).await? {
+                outln!("{}", serde_json::to_string(&u)?);
+            }
+            Ok(())
+        }
+        UsersCommand::Remove { account, email } => {
+            ex.remove_user(&account, &email).await?;
+            Ok(())
+        }
+    }
+}
+
+async fn list_deletions(ex: &Exports, account: &str) -> anyhow::Result<()> {
+    for d in ex.list_deletions(account).await? {
+        let status = if d.applied_at.is_some() {
+            "applied"
+        } else {
+            "pending"
+        };
+        outln!(
+            "{}",
+            serde_json::json!({
+                "account_sid": d.account_sid, "call_sid": d.call_sid, "date": d.day, "source": d.source,
+                "status": status, "requested_at": millis(d.requested_at),
+                "applied_at": d.applied_at.and_then(millis), "outcome": d.outcome,
+            })
+        );
+    }
+    Ok(())
+}
+
+async fn list_deliveries(ex: &Exports, account: Option<&str>, limit: i64) -> anyhow::Result<()> {
+    for d in ex.db().list_deliveries(account, limit).await? {
+        let attempts: Vec<serde_json::Value> = ex
+            .db()
+            .delivery_attempts(d.id)
+            .await?
+            .into_iter()
+            .map(|a| serde_json::json!({"attempt": a.attempt, "at": millis(a.at), "outcome": a.outcome, "detail": a.detail}))
+            .collect();
+        outln!(
+            "{}",
+            serde_json::json!({
+                "id": d.id, "event": d.dedupe_key, "account_sid": d.account_sid, "channel": d.channel,
+                "target": d.target, "method": d.method, "status": d.status,
+                "idempotency_token": d.idempotency_token, "created_at": millis(d.created_at),
+                "next_attempt_at": (d.status == "pending").then(|| millis(d.next_attempt_at)),
+                "last_error": d.last_error, "attempts": attempts,
+            })
+        );
+    }
+    Ok(())
+}
+
+async fn ingest(
+    ex: &Exports,
+    account: &str,
+    rt: ResourceType,
+    files: &[PathBuf],
+    allow_rejects: bool,
+) -> anyhow::Result<()> {
+    let report = ingest_files(ex, account, rt, files).await?;
+    print_json(&report)?;
+    if report.rejected > 0 {
+        errln!("{} line(s) rejected; the report lists why", report.rejected);
+        anyhow::ensure!(
+            allow_rejects,
+            "{} line(s) rejected (--allow-rejects to accept a partial load)",
+            report.rejected
+        );
+    }
+    Ok(())
 }
 
 async fn ingest_files(

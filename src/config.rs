@@ -63,6 +63,8 @@ pub fn url_without_userinfo(url: &str) -> String {
 pub struct Settings {
     /// Address the HTTP API listens on.
     pub listen: String,
+    /// Also listen here as the HTTPS proxy of the proxy mode (`serve` only).
+    pub proxy_listen: Option<String>,
     /// Where the SQLite database and local day files live by default.
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://…`; default `sqlite://<data_dir>/bulkexport.db`.
@@ -144,8 +146,9 @@ pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 33] = [
+const KEYS: [&str; 34] = [
     "listen",
+    "proxy_listen",
     "data_dir",
     "database_url",
     "database_timeout_secs",
@@ -184,6 +187,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             listen: "127.0.0.1:8080".into(),
+            proxy_listen: None,
             data_dir: PathBuf::from("./data"),
             database_url: None,
             database_timeout_secs: 5,
@@ -255,6 +259,41 @@ pub struct SettingFlags {
     #[arg(long, global = true, value_name = "N")]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub workers: Option<usize>,
+    /// Any setting, as in the TOML file (`--set max_attempts=5`,
+    /// `--set 'trusted_proxies=["10.0.0.0/8"]'`); repeatable, wins over the rest.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    #[serde(skip)]
+    pub set: Vec<String>,
+}
+
+impl SettingFlags {
+    /// The `--set` pairs as a TOML document, each value read as TOML (a bare
+    /// word that is not TOML is taken as a string).
+    fn set_as_toml(&self) -> anyhow::Result<String> {
+        let mut doc = String::new();
+        for pair in &self.set {
+            let (key, value) = pair
+                .split_once('=')
+                .ok_or_else(|| anyhow::anyhow!("--set {pair:?} is not KEY=VALUE"))?;
+            let key = key.trim();
+            anyhow::ensure!(
+                KEYS.contains(&key),
+                "--set {key}: there is no such setting (see docs/operations.md)"
+            );
+            let value = value.trim();
+            let literal = format!("v = {value}");
+            let is_toml = Figment::from(Toml::string(&literal))
+                .extract::<serde_json::Value>()
+                .is_ok();
+            let as_toml = if is_toml {
+                value.to_string()
+            } else {
+                serde_json::to_string(value)?
+            };
+            doc.push_str(&format!("{key} = {as_toml}\n"));
+        }
+        Ok(doc)
+    }
 }
 
 impl Settings {
@@ -271,6 +310,7 @@ impl Settings {
         let mut settings: Settings = fig
             .merge(Env::prefixed("BULKEXPORT_").only(&KEYS))
             .merge(Serialized::defaults(flags))
+            .merge(Toml::string(&flags.set_as_toml()?))
             .extract()?;
         // figment skips empty variables; an admin token set to nothing (an
         // unset `${ADMIN_TOKEN}` in a deployment) must still be noticed.
@@ -402,6 +442,43 @@ mod tests {
         };
         ok.check_for_service().unwrap();
         Settings::default().check_for_service().unwrap();
+    }
+
+    #[test]
+    fn any_setting_can_be_given_with_set() {
+        #[expect(
+            clippy::result_large_err,
+            reason = "figment::Jail fixes the closure's error type"
+        )]
+        fn check(jail: &mut figment::Jail) -> figment::error::Result<()> {
+            jail.create_file(
+                "s.toml",
+                "proxy_listen = \"127.0.0.1:8443\"\nmax_attempts = 4",
+            )?;
+            let flags = SettingFlags {
+                config: Some("s.toml".into()),
+                set: vec![
+                    "max_attempts=5".into(),
+                    "email_from=ops@example.com".into(),
+                    r#"trusted_proxies=["10.0.0.0/8"]"#.into(),
+                ],
+                ..Default::default()
+            };
+            let s = Settings::load(&flags).map_err(|e| e.to_string())?;
+            assert_eq!(s.proxy_listen.as_deref(), Some("127.0.0.1:8443"));
+            assert_eq!(s.max_attempts, 5);
+            assert_eq!(s.email_from, "ops@example.com");
+            assert_eq!(s.trusted_proxies, vec!["10.0.0.0/8".to_string()]);
+            for bad in ["nonsense=1", "max_attempts"] {
+                let flags = SettingFlags {
+                    set: vec![bad.into()],
+                    ..Default::default()
+                };
+                assert!(Settings::load(&flags).is_err(), "{bad}");
+            }
+            Ok(())
+        }
+        figment::Jail::expect_with(check);
     }
 
     #[test]

@@ -20,7 +20,11 @@ async fn main() -> std::process::ExitCode {
     match bulkexport::cli::run(bulkexport::cli::Cli::parse()).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: {}",
+                bulkexport::cli::describe(&e)
+            );
             std::process::ExitCode::FAILURE
         }
     }

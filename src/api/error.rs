@@ -44,9 +44,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// A 404 for a request path, with the `/v1` prefix removed as Twilio does.
+    /// A 404 for a request path, with the `/v1` prefix removed as Twilio
+    /// does (`/v1/Exports/Jobs/JS…` is named `/Exports/Jobs/JS…`); a path
+    /// that is nothing more than the prefix is named whole.
     pub fn not_found_path(path: &str) -> ApiError {
-        ApiError::NotFound(path.strip_prefix("/v1").unwrap_or(path).to_string())
+        let shown = match path.strip_prefix("/v1") {
+            Some(rest) if rest.starts_with('/') && rest.len() > 1 => rest,
+            _ => path,
+        };
+        ApiError::NotFound(shown.to_string())
     }
 
     fn status_and_code(&self) -> (StatusCode, u32) {

@@ -72,6 +72,10 @@ pub enum Error {
     /// The URL's scheme only: the rest may hold a password.
     #[error("unsupported database URL (scheme {0:?}): use sqlite://PATH or postgres://...")]
     Unsupported(String),
+    #[error(
+        "could not open the SQLite database {path} (is it readable and writable by this user?)"
+    )]
+    Open { path: String, source: sqlx::Error },
     #[error("could not create the database directory {path}: {source}")]
     Directory {
         path: String,
@@ -181,7 +185,11 @@ impl Db {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|source| Error::Open {
+                path: file.to_string(),
+                source,
+            })?;
         Ok(Db {
             pool: Pool::Sqlite(pool),
         })

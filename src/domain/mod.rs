@@ -91,15 +91,17 @@ impl SidKind {
         format!("{}{}", self.prefix(), hex::encode(bytes))
     }
 
-    /// True when `s` is this prefix followed by 32 hex digits. All 32 are
-    /// checked without stopping early, a loop without branches: a bulk load
-    /// checks a SID per record.
+    /// True when `s` is this prefix followed by 32 lower-case hex digits, as
+    /// Twilio writes every SID (upper-case digits are refused, not
+    /// normalised: a SID is an opaque name). All 32 are checked without
+    /// stopping early, a loop without branches: a bulk load checks a SID per
+    /// record.
     pub fn matches(self, s: &str) -> bool {
         s.len() == 34
             && s.starts_with(self.prefix())
-            && s.as_bytes()[2..]
-                .iter()
-                .fold(true, |ok, &b| ok & b.is_ascii_hexdigit())
+            && s.as_bytes()[2..].iter().fold(true, |ok, &b| {
+                ok & (b.is_ascii_digit() | (b'a'..=b'f').contains(&b))
+            })
     }
 }
 
@@ -344,8 +346,8 @@ mod tests {
         assert!(!SidKind::Call.matches(&sid));
         assert!(!SidKind::Job.matches("JS123"));
         let digits = &sid[2..];
-        assert!(SidKind::Job.matches(&format!("JS{}", digits.to_uppercase())));
-        for bad in ['g', 'G', ' ', '/', ':', '@', '`', 'é'] {
+        assert!(!SidKind::Job.matches(&format!("JS{}", digits.to_uppercase())));
+        for bad in ['g', 'G', 'A', 'F', ' ', '/', ':', '@', '`', 'é'] {
             for at in [2, 17, 33] {
                 let mut s = sid.clone();
                 s.replace_range(at..=at, &bad.to_string());

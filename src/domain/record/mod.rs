@@ -64,7 +64,7 @@ pub enum RecordError {
     NotAnObject,
     #[error("missing {0}")]
     Missing(&'static str),
-    #[error("{field} {value:?} is not a {kind} SID")]
+    #[error("{field} {value:?} is not a {kind} SID (the prefix and 32 lower-case hex digits)")]
     BadSid {
         field: &'static str,
         value: String,
@@ -84,6 +84,10 @@ pub enum RecordError {
     },
     #[error("{0} must be a string")]
     NotAString(&'static str),
+    #[error("this line is a whole page of the REST API, not one record: give one record per line, for example with jq -c '.{0}[]'")]
+    WholePage(String),
+    #[error("this line has camelCase keys ({0}), as twilio-cli's JSON output does: the service reads the REST API's snake_case fields (account_sid, date_created, …); fetch the records from the REST API, or a day file")]
+    CamelCase(String),
 }
 
 pub(super) const MESSAGE_STATUS: &[&str] = &[

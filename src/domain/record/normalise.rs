@@ -105,6 +105,11 @@ pub(super) fn normalize_members(
     out: &mut Record,
 ) -> Result<bool, LineError> {
     let mut changed: SmallVec<[Checked; 12]> = SmallVec::new();
+    if obj.given("account_sid").is_none() && obj.given("sid").is_none() {
+        if let Some(hint) = misshapen(obj) {
+            return Err(hint.into());
+        }
+    }
     match obj.given("account_sid") {
         None => changed.push(Checked::new(
             "account_sid",
@@ -180,6 +185,21 @@ pub(super) fn normalize_members(
     out.sort_key.push_str(&order_sid);
     out.day = Day::from_date(created.date_naive());
     Ok(copied)
+}
+
+/// Why a line without `account_sid` or `sid` is no record, when it has a
+/// shape people often give by mistake: a whole REST page, or twilio-cli's
+/// camelCase output.
+fn misshapen(obj: &Members<'_>) -> Option<RecordError> {
+    for list in ["messages", "calls", "conferences", "participants"] {
+        if obj.given(list).is_some_and(|v| v.get().starts_with('[')) {
+            return Some(RecordError::WholePage(list.to_string()));
+        }
+    }
+    ["accountSid", "dateCreated", "conferenceSid", "callSid"]
+        .into_iter()
+        .find(|k| obj.given(k).is_some())
+        .map(|k| RecordError::CamelCase(k.to_string()))
 }
 
 /// The record's identity (what re-loading replaces), written into `key`, and

@@ -382,3 +382,22 @@ fn lines_are_read_as_serde_json_reads_them() {
     }
     assert!(reason("{\"body\":\"a\u{1}b\"}").starts_with("bad JSON: control character"));
 }
+
+#[test]
+fn common_mistakes_get_a_hint() {
+    let page = json!({"messages": [{"sid": "SM0123456789abcdef0123456789abcdef"}], "page": 0});
+    let e = normalize(ResourceType::Messages, AC, page)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("jq -c '.messages[]'"), "{e}");
+    let cli = json!({"accountSid": AC, "sid": null, "dateCreated": "2024-06-01T00:00:00.000Z"});
+    let e = normalize(ResourceType::Messages, AC, cli)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("camelCase"), "{e}");
+    let upper = json!({"sid": "SM0123456789ABCDEF0123456789ABCDEF", "date_created": "2024-06-01T00:00:00Z"});
+    let e = normalize(ResourceType::Messages, AC, upper)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("lower-case"), "{e}");
+}
