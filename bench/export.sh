@@ -9,8 +9,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 N=${1:-${BENCH_RECORDS:-1000000}}
 SCALING=${BENCH_SCALING:-1}
-SPEC="$root/../shared/spec/twilio_bulkexports_v1.yaml"
-[ -f "$SPEC" ] || { echo "error: $SPEC is missing (the shared/ folder must sit beside this checkout)" >&2; exit 1; }
+SPEC="$root/openapi/bulkexport.json"   # the description of the API this service serves
 CORES=$(nproc)
 DAY=2024-01-01
 

@@ -8,10 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-if [ ! -f ../shared/clients/local_twilio.py ]; then
-  echo "error: ../shared/clients is missing (the shared/ folder must sit beside this checkout)" >&2
-  exit 1
-fi
 source scripts/services.sh
 
 echo "== cargo fmt, clippy"

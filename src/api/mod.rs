@@ -98,6 +98,34 @@ fn cors() -> CorsLayer {
         ])
 }
 
+/// Every public route: its path template and the methods it serves, as
+/// `openapi/bulkexport.json` describes them (a test holds the two and the
+/// router to each other). The admin API is not public.
+pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
+    ("/healthz", &["GET"]),
+    ("/readyz", &["GET"]),
+    ("/v1/Exports/Jobs/{job_sid}", &["GET", "DELETE"]),
+    ("/v1/Exports/{resource_type}", &["GET"]),
+    (
+        "/v1/Exports/{resource_type}/Configuration",
+        &["GET", "POST"],
+    ),
+    ("/v1/Exports/{resource_type}/Days", &["GET"]),
+    ("/v1/Exports/{resource_type}/Days/{day}", &["GET"]),
+    ("/v1/Exports/{resource_type}/Jobs", &["GET", "POST"]),
+    (
+        "/v1/Downloads/{account_sid}/{resource_type}/{file}",
+        &["GET"],
+    ),
+    ("/v1/Archives/{date}/Calls/{sid}", &["DELETE"]),
+    ("/2010-04-01/Accounts/{account_sid}/Calls.json", &["GET"]),
+    (
+        "/2010-04-01/Accounts/{account_sid}/Calls/{file}",
+        &["GET", "DELETE"],
+    ),
+    ("/unsubscribe", &["GET"]),
+];
+
 fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", get(healthz))

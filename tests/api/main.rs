@@ -18,6 +18,7 @@ mod jobs;
 mod lifecycle;
 mod listener;
 mod notifications;
+mod openapi;
 mod process;
 mod proxy;
 mod quota;

@@ -4,9 +4,9 @@ import sys
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED_CLIENTS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "..", "shared", "clients")
+CLIENT_HELPERS = os.path.join(os.path.dirname(os.path.dirname(HERE)), "clients")
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.abspath(SHARED_CLIENTS))
+sys.path.insert(0, os.path.abspath(CLIENT_HELPERS))
 
 from server import Server  # noqa: E402
 

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from local_twilio import local_client
+from bulkexport_local import local_client
 from server import Server, free_port
 
 

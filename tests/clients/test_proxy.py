@@ -147,6 +147,21 @@ def test_stock_twilio_cli_with_http_proxy_and_node_extra_ca_certs(proxied, tmp_p
     assert {d["status"] for d in after[0]["details"]} <= DELETED
 
 
+PRELOAD = os.path.join(os.path.dirname(os.path.dirname(HERE)), "clients", "twilio-local-preload.js")
+
+
+def test_stock_twilio_cli_with_the_repositorys_preload(proxied, tmp_path):
+    """The README's other way for twilio-cli: no proxy, clients/twilio-local-preload.js."""
+    account = seeded_account(proxied, "preload-cli")
+    env = user_env(proxied, account, TWILIO_LOCAL_BASE_URL=proxied.base, NODE_OPTIONS=f"--require {PRELOAD}",
+                   TWILIO_SKIP_NEW_VERSION_CHECK="true", HOME=str(tmp_path))
+    created = run([TWILIO_CLI, "api:bulkexports:v1:exports:jobs:create", "--resource-type", "Messages",
+                   "--start-day", day(4), "--end-day", day(4), "--friendly-name", "preload", "-o", "json"], env)
+    listed = run([TWILIO_CLI, "api:bulkexports:v1:exports:jobs:list", "--resource-type", "Messages", "-o", "json"],
+                 env)
+    assert [j["jobSid"] for j in listed] == [created[0]["jobSid"]]
+
+
 def test_connect_to_any_other_host_is_refused(proxied):
     host, port = proxied.proxy.removeprefix("http://").split(":")
     for target in ["example.com:443", "api.twilio.com:443", "studio.twilio.com:443", "bulkexports.twilio.com:22"]:

@@ -7,7 +7,7 @@ import urllib.request
 import pytest
 from twilio.base.exceptions import TwilioException, TwilioRestException
 
-from local_twilio import local_client
+from bulkexport_local import local_client
 from records import day_file_shape, file_order, rest_messages, write_ndjson
 from server import day
 

@@ -19,9 +19,9 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "clients"))
-sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..", "..", "shared", "clients")))
+sys.path.insert(0, os.path.abspath(os.path.join(HERE, "..", "..", "clients")))
 
-from local_twilio import local_client  # noqa: E402
+from bulkexport_local import local_client  # noqa: E402
 from records import day_file_shape, file_order, iso, rest_messages, write_ndjson  # noqa: E402
 from server import ADMIN, BIN, day, free_port  # noqa: E402
 from test_python import _Hooks  # noqa: E402

@@ -4,7 +4,7 @@ const assert = require("node:assert/strict");
 const path = require("node:path");
 const zlib = require("node:zlib");
 
-const { localClient } = require(path.resolve(__dirname, "..", "..", "..", "..", "shared", "clients", "local_twilio.js"));
+const { localClient } = require(path.resolve(__dirname, "..", "..", "..", "clients", "bulkexport-local.js"));
 const { Server, day } = require("./server");
 
 let server;
