@@ -3,17 +3,44 @@
 //! Data flows one way:
 //!
 //! ```text
-//! cli, api (axum: routes, wire shapes, Twilio errors)
-//!   -> exports (use cases: accounts, ingest, jobs, days, configuration, workers)
-//!        -> db     (sqlx over SQLite: the only SQL; the durable queue lives here)
-//!        -> export (stream records -> JSON lines -> gzip -> staged blob)
-//!        -> blob   (object_store: local files)
-//!   domain (pure types: ResourceType, Sid, Day, DayStatus, record shapes, seeding)
-//!   clock  (the one source of time)
+//! cli, api (axum: routes, wire shapes, Twilio errors, the HTTP listener)
+//!      proxy (CONNECT + TLS from a local CA, into the api's public routes)
+//!   -> exports (use cases: accounts, ingest, jobs, days, configuration, workers, notifications)
+//!        -> db     (sqlx over SQLite or PostgreSQL: all SQL; the durable queue)
+//!        -> export (a day's lines -> parallel gzip -> staged blob)
+//!        -> blob   (object_store: local directory or S3 bucket)
+//!        -> notify (webhooks and email: signatures, timeouts, address checks)
+//!   domain (pure types: ResourceType, SidKind, Day, DayStatus, record shapes, seeding)
 //! ```
 //!
-//! `app` builds the whole service from `config::Settings` and runs it until a
-//! shutdown signal. See ARCHITECTURE.md for how a job flows through these.
+//! The modules:
+//!
+//! - [`api`]: the HTTP API (routes, extractors, wire shapes, Twilio errors,
+//!   downloads with ranges, the admin API, throttling of failed
+//!   authentications, the HTTP/1.1 listener with its timeouts).
+//! - [`proxy`]: the proxy mode for unmodified clients (CONNECT, a local CA).
+//! - [`cli`]: the command line, one function per subcommand.
+//! - [`app`]: wiring: build the service from settings and run it.
+//! - [`exports`]: the use cases, called by the API and the CLI.
+//! - [`db`]: every SQL statement, over SQLite or PostgreSQL; the record
+//!   engine (`db::records`) and the line segments of SQLite (`db::lines`).
+//! - [`export`]: exporting one day into a staged blob.
+//! - [`blob`]: day files in a local directory or an S3 bucket, and the
+//!   removal of what interrupted uploads leave.
+//! - [`gzip`]: parallel gzip that writes one member (pigz's scheme).
+//! - [`background`]: threads at background priority for long work.
+//! - [`notify`]: webhooks with Twilio's signature and the internal-address filter,
+//!   and email over SMTP.
+//! - [`domain`]: closed sets as enums, parsed values, record shapes and their
+//!   normalisation (`domain::record`), seeding. No I/O.
+//! - [`clock`]: the one source of time, settable for tests.
+//! - [`config`]: settings (defaults, TOML, `BULKEXPORT_*`, flags) and
+//!   secrets that never print.
+//! - [`net`]: CIDR ranges and the special-purpose address ranges.
+//! - [`private_files`]: the umask and the permissions of the data directory.
+//! - [`demo`]: the demo account of `serve --demo`.
+//!
+//! ARCHITECTURE.md says where each step of a job happens.
 
 pub mod api;
 pub mod app;

@@ -94,7 +94,7 @@ fn outcomes(batch: &[Record], existing: &HashSet<String>) -> Vec<StoreOutcome> {
 /// Stores batches of one account's records of one type: a bulk load. On
 /// SQLite it writes through its own connection on a blocking thread, with
 /// prepared statements and a page cache sized for loading (see
-/// [`WRITER_CACHE_KIB`]); through the pool, each statement would cross sqlx's
+/// `WRITER_CACHE_KIB`); through the pool, each statement would cross sqlx's
 /// worker thread and each batch would meet a connection with a cold cache. On
 /// PostgreSQL it uses the pool's multi-row upserts.
 ///
