@@ -25,7 +25,7 @@ macro_rules! errln {
 use crate::app::{self, Application};
 use crate::clock::Clock;
 use crate::config::{SettingFlags, Settings};
-use crate::domain::{Day, ResourceType};
+use crate::domain::{Day, DeliveryStatus, ResourceType};
 use crate::exports::{Exports, IngestReport, Input};
 
 #[derive(Parser, Debug)]
@@ -452,10 +452,10 @@ async fn list_deliveries(ex: &Exports, account: Option<&str>, limit: i64) -> any
         outln!(
             "{}",
             serde_json::json!({
-                "id": d.id, "event": d.dedupe_key, "account_sid": d.account_sid, "channel": d.channel,
-                "target": d.target, "method": d.method, "status": d.status,
+                "id": d.id, "event": d.dedupe_key, "account_sid": d.account_sid, "channel": d.channel.as_str(),
+                "target": d.target, "method": d.method, "status": d.status.as_str(),
                 "idempotency_token": d.idempotency_token, "created_at": millis(d.created_at),
-                "next_attempt_at": (d.status == "pending").then(|| millis(d.next_attempt_at)),
+                "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| millis(d.next_attempt_at)),
                 "last_error": d.last_error, "attempts": attempts,
             })
         );

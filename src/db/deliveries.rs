@@ -2,6 +2,7 @@
 //! attempted, claimed under a short lease, and settled with every attempt recorded.
 
 use super::{with_pool, Db, Result};
+use crate::domain::{AttemptOutcome, Channel, DeliveryStatus};
 
 /// A notification to store.
 #[derive(Debug, Clone)]
@@ -9,7 +10,7 @@ pub struct NewDelivery {
     /// One event is delivered once per channel: a second insert with the same key is ignored.
     pub dedupe_key: String,
     pub account_sid: String,
-    pub channel: String,
+    pub channel: Channel,
     pub target: String,
     pub method: String,
     pub params: String,
@@ -23,12 +24,14 @@ pub struct DeliveryRow {
     pub id: i64,
     pub dedupe_key: String,
     pub account_sid: String,
-    pub channel: String,
+    #[sqlx(try_from = "String")]
+    pub channel: Channel,
     pub target: String,
     pub method: String,
     pub params: String,
     pub idempotency_token: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: DeliveryStatus,
     pub attempts: i64,
     pub next_attempt_at: i64,
     pub give_up_at: i64,
@@ -54,18 +57,19 @@ impl Db {
     /// Stores a delivery unless one with the same key exists. True when stored.
     pub async fn insert_delivery(&self, d: &NewDelivery) -> Result<bool> {
         let sql = "INSERT INTO deliveries (dedupe_key, account_sid, channel, target, method, params, idempotency_token, \
-                   status, next_attempt_at, give_up_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $9, $8) \
+                   status, next_attempt_at, give_up_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9, $8) \
                    ON CONFLICT (dedupe_key) DO NOTHING";
         let n = with_pool!(self, |pool| sqlx::query(sql)
             .bind(&d.dedupe_key)
             .bind(&d.account_sid)
-            .bind(&d.channel)
+            .bind(d.channel.as_str())
             .bind(&d.target)
             .bind(&d.method)
             .bind(&d.params)
             .bind(&d.idempotency_token)
             .bind(d.created_at)
             .bind(d.give_up_at)
+            .bind(DeliveryStatus::Pending.as_str())
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
@@ -82,7 +86,7 @@ impl Db {
         let lock = self.skip_locked();
         let sql = format!(
             "UPDATE deliveries SET locked_by = $1, locked_until = $2, attempts = attempts + 1 WHERE id = \
-             (SELECT id FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $3 \
+             (SELECT id FROM deliveries WHERE status = $4 AND next_attempt_at <= $3 \
               AND (locked_until IS NULL OR locked_until < $3) ORDER BY next_attempt_at, id LIMIT 1{lock}) \
              RETURNING {DELIVERY_COLUMNS}"
         );
@@ -90,12 +94,13 @@ impl Db {
             .bind(worker)
             .bind(now + lease_ms)
             .bind(now)
+            .bind(DeliveryStatus::Pending.as_str())
             .fetch_optional(pool)
             .await)?)
     }
 
-    /// Records an attempt and its consequence: `status` is 'delivered',
-    /// 'failed', or 'pending' with the next attempt at `next_attempt_at`.
+    /// Records an attempt and its consequence: `status` is delivered, failed,
+    /// or pending with the next attempt at `next_attempt_at`.
     #[expect(
         clippy::too_many_arguments,
         reason = "one row of an attempt and the delivery's new state"
@@ -105,12 +110,12 @@ impl Db {
         d: &DeliveryRow,
         worker: &str,
         now: i64,
-        outcome: &str,
+        outcome: AttemptOutcome,
         detail: &str,
-        status: &str,
+        status: DeliveryStatus,
         next_attempt_at: i64,
     ) -> Result<()> {
-        let finished_at = (status != "pending").then_some(now);
+        let finished_at = (status != DeliveryStatus::Pending).then_some(now);
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             sqlx::query(
@@ -120,7 +125,7 @@ impl Db {
             .bind(d.id)
             .bind(d.attempts)
             .bind(now)
-            .bind(outcome)
+            .bind(outcome.as_str())
             .bind(detail)
             .execute(&mut *tx)
             .await?;
@@ -128,9 +133,9 @@ impl Db {
                 "UPDATE deliveries SET status = $1, next_attempt_at = $2, last_error = $3, finished_at = $4, \
                  locked_by = NULL, locked_until = NULL WHERE id = $5 AND locked_by = $6",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(next_attempt_at)
-            .bind((outcome != "delivered").then_some(detail))
+            .bind((outcome != AttemptOutcome::Delivered).then_some(detail))
             .bind(finished_at)
             .bind(d.id)
             .bind(worker)
@@ -144,9 +149,10 @@ impl Db {
     /// Deliveries due now (pending and not waiting for a retry).
     pub async fn due_deliveries(&self, now: i64) -> Result<i64> {
         let sql =
-            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1";
+            "SELECT COUNT(*) FROM deliveries WHERE status = $2 AND next_attempt_at <= $1";
         Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
             .bind(now)
+            .bind(DeliveryStatus::Pending.as_str())
             .fetch_one(pool)
             .await)?)
     }

@@ -1,6 +1,7 @@
 //! Export custom jobs and their days.
 
 use super::{with_pool, Db, Result};
+use crate::domain::{Day, DayStatus};
 
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -37,6 +38,11 @@ impl JobKind {
     }
 }
 
+/// A row that does not decode: the database holds what no migration wrote.
+fn corrupt(what: String) -> super::Error {
+    super::Error::Sqlx(sqlx::Error::Decode(what.into()))
+}
+
 /// What must hold for a job to be stored.
 #[derive(Debug, Clone)]
 pub enum Admission {
@@ -69,8 +75,10 @@ pub struct JobRow {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct JobDayRow {
     pub job_sid: String,
-    pub day: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub day: Day,
+    #[sqlx(try_from = "String")]
+    pub status: DayStatus,
 }
 
 #[derive(sqlx::FromRow)]
@@ -240,14 +248,19 @@ impl Db {
         let days = rows
             .into_iter()
             .filter_map(|r| match (r.job_day, r.job_day_status) {
-                (Some(day), Some(status)) => Some(JobDayRow {
-                    job_sid: r.job.sid,
-                    day,
-                    status,
-                }),
+                (Some(day), Some(status)) => Some((r.job.sid, day, status)),
                 _ => None,
             })
-            .collect();
+            .map(|(job_sid, day, status)| {
+                Ok(JobDayRow {
+                    job_sid,
+                    day: Day::parse(&day).map_err(|e| corrupt(e.to_string()))?,
+                    status: status.parse().map_err(|e: crate::domain::UnknownDayStatus| {
+                        corrupt(e.to_string())
+                    })?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Some((job, days)))
     }
 

@@ -5,6 +5,7 @@
 use super::jobs::NEXT_COUNTER;
 use super::jobs::OPEN_STATUSES;
 use super::{with_pool, Db, Result};
+use crate::domain::{Day, DayStatus, ResourceType};
 
 /// A job day claimed by a worker.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -12,8 +13,10 @@ pub struct Claimed {
     pub id: i64,
     pub job_sid: String,
     pub account_sid: String,
-    pub resource_type: String,
-    pub day: String,
+    #[sqlx(try_from = "String")]
+    pub resource_type: ResourceType,
+    #[sqlx(try_from = "String")]
+    pub day: Day,
     /// Claims that ended in an error or a release, this one included.
     pub attempts: i64,
     /// Claims that took the day over from a worker whose lease ran out.
@@ -35,7 +38,8 @@ impl Claimed {
 pub enum Finish {
     /// The file was written: publish it as the Day and end the day with `status`.
     Published {
-        status: &'static str,
+        /// Completed or CompletedEmptyRecords.
+        status: DayStatus,
         blob_key: String,
         size: i64,
         record_count: i64,
@@ -152,8 +156,8 @@ impl Db {
                 Finish::Published { version, .. } => {
                     let current: i64 = sqlx::query_scalar(TOUCH_VERSION)
                         .bind(&c.account_sid)
-                        .bind(&c.resource_type)
-                        .bind(&c.day)
+                        .bind(c.resource_type.as_str())
+                        .bind(c.day.to_string())
                         .fetch_one(&mut *tx)
                         .await?;
                     current != *version
@@ -163,25 +167,25 @@ impl Db {
             // `undo`: the claim is given back, so the count it added goes;
             // an error after a takeover counts as an attempt too.
             let (status, run_after, finished_at, error, undo): (
-                &str,
+                DayStatus,
                 Option<i64>,
                 Option<i64>,
                 Option<String>,
                 i64,
             ) = match (&how, stale) {
-                (Finish::Published { status, .. }, false) => (status, None, Some(now), None, 0),
+                (Finish::Published { status, .. }, false) => (*status, None, Some(now), None, 0),
                 (Finish::Retry { run_after, error }, _) => (
-                    "ErrorDuringRun",
+                    DayStatus::ErrorDuringRun,
                     Some(*run_after),
                     None,
                     Some(error.clone()),
                     0,
                 ),
                 (Finish::Failed { error }, _) => {
-                    ("Failed", None, Some(now), Some(error.clone()), 0)
+                    (DayStatus::Failed, None, Some(now), Some(error.clone()), 0)
                 }
                 (Finish::Release | Finish::Published { .. }, _) => {
-                    ("Submitted", None, None, None, 1)
+                    (DayStatus::Submitted, None, None, None, 1)
                 }
             };
             let ours = sqlx::query(
@@ -191,7 +195,7 @@ impl Db {
                  takeovers = takeovers - $5 * claim_took_over, locked_by = NULL, heartbeat_at = NULL \
                  WHERE id = $6 AND locked_by = $7 AND status = 'Running'",
             )
-            .bind(status)
+            .bind(status.as_str())
             .bind(run_after)
             .bind(finished_at)
             .bind(&error)
@@ -238,15 +242,15 @@ impl Db {
                 let old: Option<String> =
                     sqlx::query_scalar("SELECT blob_key FROM days WHERE account_sid = $1 AND resource_type = $2 AND day = $3")
                         .bind(&c.account_sid)
-                        .bind(&c.resource_type)
-                        .bind(&c.day)
+                        .bind(c.resource_type.as_str())
+                        .bind(c.day.to_string())
                         .fetch_optional(&mut *tx)
                         .await?;
 
                 sqlx::query(PUBLISH_DAY)
                     .bind(&c.account_sid)
-                    .bind(&c.resource_type)
-                    .bind(&c.day)
+                    .bind(c.resource_type.as_str())
+                    .bind(c.day.to_string())
                     .bind(size)
                     .bind(record_count)
                     .bind(create_date)

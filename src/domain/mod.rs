@@ -226,6 +226,105 @@ impl fmt::Display for DayStatus {
 #[error("unknown day status {0:?}")]
 pub struct UnknownDayStatus(pub String);
 
+/// Rows hold closed sets as text; `db` decodes them with these
+/// (`#[sqlx(try_from = "String")]`), so the rest of the code sees enums.
+impl TryFrom<String> for DayStatus {
+    type Error = UnknownDayStatus;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for ResourceType {
+    type Error = UnknownResourceType;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl TryFrom<String> for Day {
+    type Error = BadDay;
+    fn try_from(s: String) -> Result<Self, Self::Error> {
+        Day::parse(&s)
+    }
+}
+
+/// How a stored notification goes out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Webhook,
+    Email,
+}
+
+/// Where a stored notification stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Not yet delivered; attempted again at its next attempt time.
+    Pending,
+    Delivered,
+    /// Given up: refused, or retried until its time ran out.
+    Failed,
+}
+
+/// The text of a closed set that rows hold: `as_str`, `FromStr`,
+/// `TryFrom<String>` and `Display`, one name per variant.
+macro_rules! stored_names {
+    ($ty:ident, $err:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name),+
+                }
+            }
+        }
+
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                match s {
+                    $($name => Ok($ty::$variant),)+
+                    other => Err(format!(concat!("unknown ", $err, " {:?}"), other)),
+                }
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, Self::Error> {
+                s.parse()
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// What one attempt at a notification came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Delivered,
+    /// Failed, and will be tried again.
+    Retry,
+    /// Failed, and given up.
+    Failed,
+}
+
+stored_names!(Channel, "notification channel", { Webhook => "webhook", Email => "email" });
+stored_names!(AttemptOutcome, "attempt outcome", {
+    Delivered => "delivered",
+    Retry => "retry",
+    Failed => "failed",
+});
+stored_names!(DeliveryStatus, "delivery status", {
+    Pending => "pending",
+    Delivered => "delivered",
+    Failed => "failed",
+});
+
 impl FromStr for DayStatus {
     type Err = UnknownDayStatus;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -147,12 +147,9 @@ pub struct JobView {
     pub estimated_completion: Option<DateTime<Utc>>,
 }
 
-pub(crate) fn group_details<'a>(
-    days: impl Iterator<Item = (&'a str, &'a str)>,
-) -> Vec<StatusGroup> {
+pub(crate) fn group_details(days: impl Iterator<Item = (Day, DayStatus)>) -> Vec<StatusGroup> {
     let mut groups: BTreeMap<DayStatus, Vec<String>> = BTreeMap::new();
     for (day, status) in days {
-        let status = status.parse().unwrap_or(DayStatus::ErrorDuringRun);
         groups.entry(status).or_default().push(day.to_string());
     }
     groups
@@ -292,7 +289,7 @@ impl Exports {
             .find_job_with_days(account_sid, sid, self.jobs_visible_since())
             .await?
             .ok_or_else(|| not_found_job(sid))?;
-        let details = group_details(days.iter().map(|d| (d.day.as_str(), d.status.as_str())));
+        let details = group_details(days.iter().map(|d| (d.day, d.status)));
         self.job_view(row, details).await
     }
 
@@ -374,7 +371,7 @@ impl Exports {
                 all_days
                     .iter()
                     .filter(|d| d.job_sid == row.sid)
-                    .map(|d| (d.day.as_str(), d.status.as_str())),
+                    .map(|d| (d.day, d.status)),
             );
             views.push(self.job_view(row, details).await?);
         }
@@ -427,11 +424,12 @@ mod tests {
     fn details_group_days_by_status() {
         let g = group_details(
             [
-                ("2024-01-01", "Completed"),
-                ("2024-01-02", "Submitted"),
-                ("2024-01-03", "Completed"),
+                ("2024-01-01", DayStatus::Completed),
+                ("2024-01-02", DayStatus::Submitted),
+                ("2024-01-03", DayStatus::Completed),
             ]
-            .into_iter(),
+            .into_iter()
+            .map(|(d, s)| (Day::parse(d).unwrap(), s)),
         );
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].status, DayStatus::Submitted);

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 use super::jobs::{group_details, StatusGroup};
 use super::{Exports, Result};
 use crate::db::{DeliveryRow, JobKind, JobRow, NewDelivery};
-use crate::domain::DayStatus;
+use crate::domain::{AttemptOutcome, Channel, DayStatus, DeliveryStatus};
 use crate::notify::Outcome;
 
 /// Longest wait between two attempts of one delivery.
@@ -44,7 +44,7 @@ pub(crate) struct Notice<'a> {
     /// Identifies the event and channel: the same key is stored once.
     pub dedupe_key: String,
     pub account_sid: &'a str,
-    pub channel: &'a str,
+    pub channel: Channel,
     pub target: &'a str,
     pub method: &'a str,
     /// JSON list of [name, value] pairs.
@@ -75,7 +75,7 @@ impl Exports {
         };
         if job.deleted_at.is_none() {
             let days = self.db().job_days_between(job.seq, job.seq).await?;
-            let details = group_details(days.iter().map(|d| (d.day.as_str(), d.status.as_str())));
+            let details = group_details(days.iter().map(|d| (d.day, d.status)));
             let failed = details.iter().any(|g| g.status == DayStatus::Failed);
             let status = if failed { "Failed" } else { "Completed" };
             if job.kind == JobKind::Daily.as_str() {
@@ -227,7 +227,7 @@ impl Exports {
         let notice = Notice {
             dedupe_key,
             account_sid,
-            channel: "webhook",
+            channel: Channel::Webhook,
             target: url,
             method,
             params,
@@ -250,7 +250,7 @@ impl Exports {
         let notice = Notice {
             dedupe_key,
             account_sid,
-            channel: "email",
+            channel: Channel::Email,
             target: to,
             method: "SMTP",
             params,
@@ -272,7 +272,7 @@ impl Exports {
         let delivery = NewDelivery {
             dedupe_key,
             account_sid: account_sid.to_string(),
-            channel: channel.to_string(),
+            channel,
             target: target.to_string(),
             method: method.to_string(),
             params,
@@ -343,24 +343,37 @@ impl Exports {
             .saturating_mul(1 << (d.attempts - 1).clamp(0, 20))
             .min(MAX_BACKOFF_MS);
         let (label, detail, status, next) = match outcome {
-            Outcome::Delivered(detail) => ("delivered", detail, "delivered", now),
-            Outcome::Retry(detail) if now + backoff <= d.give_up_at => {
-                ("retry", detail, "pending", now + backoff)
-            }
-            Outcome::Retry(detail) => (
-                "failed",
-                format!("{detail}; giving up after {} attempts", d.attempts),
-                "failed",
+            Outcome::Delivered(detail) => (
+                AttemptOutcome::Delivered,
+                detail,
+                DeliveryStatus::Delivered,
                 now,
             ),
-            Outcome::Fail(detail) => ("failed", detail, "failed", now),
+            Outcome::Retry(detail) if now + backoff <= d.give_up_at => (
+                AttemptOutcome::Retry,
+                detail,
+                DeliveryStatus::Pending,
+                now + backoff,
+            ),
+            Outcome::Retry(detail) => (
+                AttemptOutcome::Failed,
+                format!("{detail}; giving up after {} attempts", d.attempts),
+                DeliveryStatus::Failed,
+                now,
+            ),
+            Outcome::Fail(detail) => (
+                AttemptOutcome::Failed,
+                detail,
+                DeliveryStatus::Failed,
+                now,
+            ),
         };
-        if status != "delivered" {
-            let target = match d.channel.as_str() {
-                "webhook" => crate::config::url_without_userinfo(&d.target),
-                _ => d.target.escape_default().to_string(),
+        if status != DeliveryStatus::Delivered {
+            let target = match d.channel {
+                Channel::Webhook => crate::config::url_without_userinfo(&d.target),
+                Channel::Email => d.target.escape_default().to_string(),
             };
-            tracing::warn!(delivery = d.id, %target, detail = %detail.escape_default(), status, "notification attempt did not succeed");
+            tracing::warn!(delivery = d.id, %target, detail = %detail.escape_default(), %status, "notification attempt did not succeed");
         }
         self.db()
             .settle_delivery(&d, worker, now, label, &detail, status, next)
@@ -370,8 +383,8 @@ impl Exports {
 
     async fn attempt(&self, d: &DeliveryRow) -> Outcome {
         let params = parse_params(&d.params);
-        match d.channel.as_str() {
-            "webhook" => {
+        match d.channel {
+            Channel::Webhook => {
                 let token = match self.db().find_account(&d.account_sid).await {
                     Ok(Some(a)) => a.auth_token,
                     Ok(None) => {
@@ -384,7 +397,7 @@ impl Exports {
                     .send(&d.target, &d.method, &params, &token, &d.idempotency_token)
                     .await
             }
-            "email" => {
+            Channel::Email => {
                 let field = |name: &str| {
                     params
                         .iter()
@@ -397,7 +410,6 @@ impl Exports {
                     .send(&d.target, field("Subject"), field("Body"))
                     .await
             }
-            other => Outcome::Fail(format!("unknown channel {other}")),
         }
     }
 

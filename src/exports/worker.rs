@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Exports, Result};
 use crate::db::{Claimed, Finish};
-use crate::domain::{Day, ResourceType};
+use crate::domain::DayStatus;
 use crate::export::{self, export_day};
 
 /// How long a file being written may stay unpublished before it counts as
@@ -117,14 +117,7 @@ impl Exports {
                 ),
             };
         }
-        let (rt, day) = match (c.resource_type.parse::<ResourceType>(), Day::parse(&c.day)) {
-            (Ok(rt), Ok(day)) => (rt, day),
-            _ => {
-                return Finish::Failed {
-                    error: format!("corrupt queue entry {}", c.id),
-                }
-            }
-        };
+        let (rt, day) = (c.resource_type, c.day);
         let stop = shutdown.child_token();
         let heartbeat = self.spawn_heartbeat(c.id, worker.to_string(), stop.clone());
         let key = format!(
@@ -137,7 +130,7 @@ impl Exports {
         );
         let version = match self
             .db()
-            .day_version(&c.account_sid, rt.as_str(), &c.day)
+            .day_version(&c.account_sid, rt.as_str(), &day.to_string())
             .await
         {
             Ok(v) => v,
@@ -178,9 +171,9 @@ impl Exports {
         match result {
             Ok(done) => Finish::Published {
                 status: if done.records == 0 {
-                    "CompletedEmptyRecords"
+                    DayStatus::CompletedEmptyRecords
                 } else {
-                    "Completed"
+                    DayStatus::Completed
                 },
                 blob_key: key,
                 size: done.size as i64,

@@ -1,6 +1,6 @@
 use bulkexport::clock::Clock;
 use bulkexport::db::Finish;
-use bulkexport::domain::{Day, ResourceType};
+use bulkexport::domain::{Day, DayStatus, ResourceType};
 use serde_json::json;
 
 use crate::helpers::{assert_twilio_error, gunzip, start_time, Account, Place, TestApp};
@@ -294,7 +294,7 @@ async fn a_deletion_racing_an_export_of_the_same_day_is_not_lost() {
             "w1",
             app.clock.now_ms(),
             Finish::Published {
-                status: "Completed",
+                status: DayStatus::Completed,
                 blob_key: key.into(),
                 size: written.size as i64,
                 record_count: 5,

@@ -1,4 +1,5 @@
 use bulkexport::clock::Clock;
+use bulkexport::domain::{Channel, DeliveryStatus};
 use bulkexport::notify::twilio_signature;
 
 use crate::helpers::{assert_twilio_error, settings_for, start_time, Place, TestApp};
@@ -108,7 +109,7 @@ async fn failed_deliveries_are_retried_with_the_same_token_as_the_clock_moves() 
         .list_deliveries(Some(&a.sid), 10)
         .await
         .unwrap();
-    assert_eq!(deliveries[0].status, "delivered");
+    assert_eq!(deliveries[0].status, DeliveryStatus::Delivered);
     let attempts = app
         .exports
         .db()
@@ -144,7 +145,7 @@ async fn client_errors_are_not_retried_and_deleted_jobs_are_not_announced() {
         .list_deliveries(Some(&a.sid), 10)
         .await
         .unwrap()[0];
-    assert_eq!(d.status, "failed");
+    assert_eq!(d.status, DeliveryStatus::Failed);
     assert!(d.last_error.as_deref().unwrap().starts_with("HTTP 404"));
 
     let place = app.stop().await;
@@ -268,7 +269,7 @@ async fn without_smtp_emails_are_logged_and_say_so() {
         .unwrap();
     let mut emails: Vec<(&str, &str)> = deliveries
         .iter()
-        .filter(|d| d.channel == "email")
+        .filter(|d| d.channel == Channel::Email)
         .map(|d| (d.target.as_str(), d.status.as_str()))
         .collect();
     emails.sort();
