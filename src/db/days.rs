@@ -1,11 +1,14 @@
 //! Published Days and per-resource export configuration.
 
 use super::{with_pool, Db, Result};
+use crate::domain::{Day, ResourceType};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DayRow {
-    pub day: String,
-    pub resource_type: String,
+    #[sqlx(try_from = "String")]
+    pub day: Day,
+    #[sqlx(try_from = "String")]
+    pub resource_type: ResourceType,
     pub size: i64,
     pub record_count: i64,
     pub create_date: String,

@@ -4,7 +4,7 @@
 use super::jobs::OPEN_STATUSES;
 use super::lines::{LineReader, Placed};
 use super::{with_pool, Db, Result};
-use crate::domain::ResourceType;
+use crate::domain::{Day, ResourceType};
 
 #[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct DeletionRow {
@@ -51,8 +51,10 @@ impl CallRecord {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StaleDay {
     pub account_sid: String,
-    pub resource_type: String,
-    pub day: String,
+    #[sqlx(try_from = "String")]
+    pub resource_type: ResourceType,
+    #[sqlx(try_from = "String")]
+    pub day: Day,
     pub friendly_name: String,
 }
 
@@ -279,8 +281,9 @@ impl Db {
              ON v.account_sid = d.account_sid AND v.resource_type = d.resource_type AND v.day = d.day \
              WHERE d.content_version < v.version AND NOT EXISTS (SELECT 1 FROM job_days q \
                WHERE q.account_sid = d.account_sid AND q.resource_type = d.resource_type AND q.day = d.day \
-               AND q.status IN {OPEN_STATUSES}) \
-             ORDER BY d.account_sid, d.day LIMIT $1"
+               AND q.status IN {open}) \
+             ORDER BY d.account_sid, d.day LIMIT $1",
+            open = *OPEN_STATUSES
         );
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(limit)

@@ -148,8 +148,7 @@ impl Db {
 
     /// Deliveries due now (pending and not waiting for a retry).
     pub async fn due_deliveries(&self, now: i64) -> Result<i64> {
-        let sql =
-            "SELECT COUNT(*) FROM deliveries WHERE status = $2 AND next_attempt_at <= $1";
+        let sql = "SELECT COUNT(*) FROM deliveries WHERE status = $2 AND next_attempt_at <= $1";
         Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
             .bind(now)
             .bind(DeliveryStatus::Pending.as_str())

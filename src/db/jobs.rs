@@ -1,7 +1,9 @@
 //! Export custom jobs and their days.
 
+use std::sync::LazyLock;
+
 use super::{with_pool, Db, Result};
-use crate::domain::{Day, DayStatus};
+use crate::domain::{Day, DayStatus, ResourceType};
 
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -38,6 +40,16 @@ impl JobKind {
     }
 }
 
+impl TryFrom<String> for JobKind {
+    type Error = String;
+    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+        [JobKind::Custom, JobKind::Daily, JobKind::Rewrite]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown job kind {s:?}"))
+    }
+}
+
 /// A row that does not decode: the database holds what no migration wrote.
 fn corrupt(what: String) -> super::Error {
     super::Error::Sqlx(sqlx::Error::Decode(what.into()))
@@ -59,17 +71,21 @@ pub struct JobRow {
     pub seq: i64,
     pub sid: String,
     pub account_sid: String,
-    pub resource_type: String,
+    #[sqlx(try_from = "String")]
+    pub resource_type: ResourceType,
     pub friendly_name: String,
-    pub start_day: String,
-    pub end_day: String,
+    #[sqlx(try_from = "String")]
+    pub start_day: Day,
+    #[sqlx(try_from = "String")]
+    pub end_day: Day,
     pub webhook_url: Option<String>,
     pub webhook_method: Option<String>,
     pub email: Option<String>,
     pub created_at: i64,
     pub deleted_at: Option<i64>,
     pub finished_at: Option<i64>,
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: JobKind,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -105,9 +121,27 @@ pub struct DayQuota {
     pub day_end: i64,
 }
 
-/// Statuses a day can still leave.
-pub(super) const OPEN_STATUSES: &str =
-    "('Submitted', 'Running', 'ErrorDuringRun', 'RunningToBeDeleted')";
+/// A status as an SQL literal (`'Running'`): SQL names statuses only
+/// through the domain's enum.
+pub(super) fn lit(status: DayStatus) -> String {
+    format!("'{}'", status.as_str())
+}
+
+/// Statuses as an SQL list (`('Submitted', 'Running')`).
+pub(super) fn list(statuses: &[DayStatus]) -> String {
+    let items: Vec<String> = statuses.iter().map(|s| lit(*s)).collect();
+    format!("({})", items.join(", "))
+}
+
+/// Statuses a day can still leave, as an SQL list.
+pub(super) static OPEN_STATUSES: LazyLock<String> = LazyLock::new(|| {
+    list(&[
+        DayStatus::Submitted,
+        DayStatus::Running,
+        DayStatus::ErrorDuringRun,
+        DayStatus::RunningToBeDeleted,
+    ])
+});
 
 /// Takes the next value of a named counter inside a transaction; the row lock
 /// orders concurrent takers, so values follow commit order.
@@ -197,7 +231,7 @@ impl Db {
             for day in &job.days {
                 sqlx::query(
                     "INSERT INTO job_days (job_seq, job_sid, account_sid, resource_type, day, status, run_after) \
-                     VALUES ($1, $2, $3, $4, $5, 'Submitted', $6)",
+                     VALUES ($1, $2, $3, $4, $5, $7, $6)",
                 )
                 .bind(seq)
                 .bind(&job.sid)
@@ -205,6 +239,7 @@ impl Db {
                 .bind(&job.resource_type)
                 .bind(day)
                 .bind(job.created_at)
+                .bind(DayStatus::Submitted.as_str())
                 .execute(&mut *tx)
                 .await?;
             }
@@ -255,9 +290,9 @@ impl Db {
                 Ok(JobDayRow {
                     job_sid,
                     day: Day::parse(&day).map_err(|e| corrupt(e.to_string()))?,
-                    status: status.parse().map_err(|e: crate::domain::UnknownDayStatus| {
-                        corrupt(e.to_string())
-                    })?,
+                    status: status
+                        .parse()
+                        .map_err(|e: crate::domain::UnknownDayStatus| corrupt(e.to_string()))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
@@ -320,7 +355,8 @@ impl Db {
     /// Unfinished job days at or before job `seq` in the queue.
     pub async fn open_days_ahead(&self, seq: i64) -> Result<i64> {
         let sql = format!(
-            "SELECT COUNT(*) FROM job_days WHERE job_seq <= $1 AND status IN {OPEN_STATUSES}"
+            "SELECT COUNT(*) FROM job_days WHERE job_seq <= $1 AND status IN {}",
+            *OPEN_STATUSES
         );
         Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(seq)
@@ -330,10 +366,13 @@ impl Db {
 
     /// Mean milliseconds one day took, over the most recently finished days.
     pub async fn recent_day_duration_ms(&self, sample: i64) -> Result<Option<f64>> {
-        let sql = "SELECT AVG(CAST(finished_at - started_at AS DOUBLE PRECISION)) FROM (SELECT finished_at, started_at \
-                   FROM job_days WHERE status IN ('Completed', 'CompletedEmptyRecords') AND started_at IS NOT NULL \
-                   ORDER BY finished_at DESC LIMIT $1) AS recent";
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+        let sql = format!(
+            "SELECT AVG(CAST(finished_at - started_at AS DOUBLE PRECISION)) FROM (SELECT finished_at, started_at \
+             FROM job_days WHERE status IN {} AND started_at IS NOT NULL \
+             ORDER BY finished_at DESC LIMIT $1) AS recent",
+            list(&[DayStatus::Completed, DayStatus::CompletedEmptyRecords])
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(sample)
             .fetch_one(pool)
             .await)?)
@@ -354,15 +393,20 @@ impl Db {
                 == 1;
             if found {
                 sqlx::query(
-                    "UPDATE job_days SET status = 'DeletedByUserRequest', finished_at = $1, locked_by = NULL \
-                     WHERE job_sid = $2 AND status IN ('Submitted', 'ErrorDuringRun')",
+                    "UPDATE job_days SET status = $3, finished_at = $1, locked_by = NULL \
+                     WHERE job_sid = $2 AND status IN ($4, $5)",
                 )
                 .bind(now)
                 .bind(sid)
+                .bind(DayStatus::DeletedByUserRequest.as_str())
+                .bind(DayStatus::Submitted.as_str())
+                .bind(DayStatus::ErrorDuringRun.as_str())
                 .execute(&mut *tx)
                 .await?;
-                sqlx::query("UPDATE job_days SET status = 'RunningToBeDeleted' WHERE job_sid = $1 AND status = 'Running'")
+                sqlx::query("UPDATE job_days SET status = $2 WHERE job_sid = $1 AND status = $3")
                     .bind(sid)
+                    .bind(DayStatus::RunningToBeDeleted.as_str())
+                    .bind(DayStatus::Running.as_str())
                     .execute(&mut *tx)
                     .await?;
             }
@@ -379,7 +423,8 @@ impl Db {
     pub async fn job_if_complete(&self, sid: &str) -> Result<Option<JobRow>> {
         let sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND finished_at IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $1 AND status IN {OPEN_STATUSES})"
+             AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $1 AND status IN {})",
+            *OPEN_STATUSES
         );
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(sid)
@@ -392,8 +437,9 @@ impl Db {
     pub async fn complete_unfinished_jobs(&self, limit: i64) -> Result<Vec<String>> {
         let sql = format!(
             "SELECT sid FROM jobs j WHERE finished_at IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM job_days d WHERE d.job_sid = j.sid AND d.status IN {OPEN_STATUSES}) \
-             ORDER BY seq LIMIT $1"
+             AND NOT EXISTS (SELECT 1 FROM job_days d WHERE d.job_sid = j.sid AND d.status IN {}) \
+             ORDER BY seq LIMIT $1",
+            *OPEN_STATUSES
         );
         Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(limit)
@@ -406,7 +452,8 @@ impl Db {
     pub async fn mark_job_finished(&self, sid: &str, now: i64) -> Result<bool> {
         let sql = format!(
             "UPDATE jobs SET finished_at = $1 WHERE sid = $2 AND finished_at IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $2 AND status IN {OPEN_STATUSES})"
+             AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $2 AND status IN {})",
+            *OPEN_STATUSES
         );
         let done = with_pool!(self, |pool| sqlx::query(&sql)
             .bind(now)

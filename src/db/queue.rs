@@ -3,7 +3,7 @@
 //! lease can never overwrite the work of the node that took it over.
 
 use super::jobs::NEXT_COUNTER;
-use super::jobs::OPEN_STATUSES;
+use super::jobs::{lit, OPEN_STATUSES};
 use super::{with_pool, Db, Result};
 use crate::domain::{Day, DayStatus, ResourceType};
 
@@ -57,9 +57,9 @@ pub enum Finish {
 }
 
 /// Which day to claim: the first runnable one in queue order, or one whose
-/// lease expired.
+/// lease expired (`$5`: Submitted, `$6`: ErrorDuringRun, `$7`: Running).
 const CLAIMABLE: &str = "SELECT id FROM job_days WHERE \
-    (status IN ('Submitted', 'ErrorDuringRun') AND run_after <= $3) OR (status = 'Running' AND heartbeat_at < $4) \
+    (status IN ($5, $6) AND run_after <= $3) OR (status = $7 AND heartbeat_at < $4) \
     ORDER BY job_seq, day LIMIT 1";
 
 const CLAIMED_COLUMNS: &str =
@@ -91,10 +91,10 @@ impl Db {
     ) -> Result<Option<Claimed>> {
         let lock = self.skip_locked();
         let sql = format!(
-            "UPDATE job_days SET status = 'Running', locked_by = $1, heartbeat_at = $2, started_at = $2, \
-             attempts = attempts + CASE WHEN status = 'Running' THEN 0 ELSE 1 END, \
-             takeovers = takeovers + CASE WHEN status = 'Running' THEN 1 ELSE 0 END, \
-             claim_took_over = CASE WHEN status = 'Running' THEN 1 ELSE 0 END \
+            "UPDATE job_days SET status = $7, locked_by = $1, heartbeat_at = $2, started_at = $2, \
+             attempts = attempts + CASE WHEN status = $7 THEN 0 ELSE 1 END, \
+             takeovers = takeovers + CASE WHEN status = $7 THEN 1 ELSE 0 END, \
+             claim_took_over = CASE WHEN status = $7 THEN 1 ELSE 0 END \
              WHERE id = ({CLAIMABLE}{lock}) RETURNING id"
         );
         let claimed: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
@@ -102,6 +102,9 @@ impl Db {
             .bind(now)
             .bind(now)
             .bind(stale_before)
+            .bind(DayStatus::Submitted.as_str())
+            .bind(DayStatus::ErrorDuringRun.as_str())
+            .bind(DayStatus::Running.as_str())
             .fetch_optional(pool)
             .await)?;
         let Some(id) = claimed else { return Ok(None) };
@@ -120,11 +123,13 @@ impl Db {
         now: i64,
         stale_before: i64,
     ) -> Result<Vec<String>> {
-        let sql = "UPDATE job_days SET status = 'DeletedByUserRequest', finished_at = $1, locked_by = NULL \
-                   WHERE status = 'RunningToBeDeleted' AND heartbeat_at < $2 RETURNING job_sid";
+        let sql = "UPDATE job_days SET status = $3, finished_at = $1, locked_by = NULL \
+                   WHERE status = $4 AND heartbeat_at < $2 RETURNING job_sid";
         Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
             .bind(now)
             .bind(stale_before)
+            .bind(DayStatus::DeletedByUserRequest.as_str())
+            .bind(DayStatus::RunningToBeDeleted.as_str())
             .fetch_all(pool)
             .await)?)
     }
@@ -132,11 +137,12 @@ impl Db {
     /// Renews the lease. False when the lease is lost or the job's deletion was
     /// requested: the worker must stop.
     pub async fn heartbeat(&self, id: i64, worker: &str, now: i64) -> Result<bool> {
-        let sql = "UPDATE job_days SET heartbeat_at = $1 WHERE id = $2 AND locked_by = $3 AND status = 'Running'";
+        let sql = "UPDATE job_days SET heartbeat_at = $1 WHERE id = $2 AND locked_by = $3 AND status = $4";
         let n = with_pool!(self, |pool| sqlx::query(sql)
             .bind(now)
             .bind(id)
             .bind(worker)
+            .bind(DayStatus::Running.as_str())
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;
@@ -193,7 +199,7 @@ impl Db {
                  last_error = COALESCE($4, last_error), \
                  attempts = attempts - $5 * (1 - claim_took_over) + CASE WHEN $4 IS NULL THEN 0 ELSE claim_took_over END, \
                  takeovers = takeovers - $5 * claim_took_over, locked_by = NULL, heartbeat_at = NULL \
-                 WHERE id = $6 AND locked_by = $7 AND status = 'Running'",
+                 WHERE id = $6 AND locked_by = $7 AND status = $8",
             )
             .bind(status.as_str())
             .bind(run_after)
@@ -202,18 +208,21 @@ impl Db {
             .bind(undo)
             .bind(c.id)
             .bind(worker)
+            .bind(DayStatus::Running.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected()
                 == 1;
             if !ours {
                 sqlx::query(
-                    "UPDATE job_days SET status = 'DeletedByUserRequest', finished_at = $1, locked_by = NULL, \
-                     heartbeat_at = NULL WHERE id = $2 AND locked_by = $3 AND status = 'RunningToBeDeleted'",
+                    "UPDATE job_days SET status = $4, finished_at = $1, locked_by = NULL, \
+                     heartbeat_at = NULL WHERE id = $2 AND locked_by = $3 AND status = $5",
                 )
                 .bind(now)
                 .bind(c.id)
                 .bind(worker)
+                .bind(DayStatus::DeletedByUserRequest.as_str())
+                .bind(DayStatus::RunningToBeDeleted.as_str())
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -340,7 +349,9 @@ impl Db {
     /// Days that are queued, running, or due for a retry.
     pub async fn pending_work(&self, now: i64) -> Result<i64> {
         let sql = format!(
-            "SELECT COUNT(*) FROM job_days WHERE status IN {OPEN_STATUSES} AND (status <> 'ErrorDuringRun' OR run_after <= $1)"
+            "SELECT COUNT(*) FROM job_days WHERE status IN {} AND (status <> {} OR run_after <= $1)",
+            *OPEN_STATUSES,
+            lit(DayStatus::ErrorDuringRun)
         );
         Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(now)

@@ -304,15 +304,15 @@ impl Exports {
             let job = NewJob {
                 sid: SidKind::Job.generate(),
                 account_sid: day.account_sid.clone(),
-                resource_type: day.resource_type.clone(),
+                resource_type: day.resource_type.to_string(),
                 friendly_name: day.friendly_name.clone(),
-                start_day: day.day.clone(),
-                end_day: day.day.clone(),
+                start_day: day.day.to_string(),
+                end_day: day.day.to_string(),
                 webhook_url: None,
                 webhook_method: None,
                 email: None,
                 created_at: self.clock().now_ms(),
-                days: vec![day.day.clone()],
+                days: vec![day.day.to_string()],
                 kind: JobKind::Rewrite,
             };
             if self

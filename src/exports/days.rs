@@ -20,11 +20,11 @@ pub struct DayView {
 impl From<DayRow> for DayView {
     fn from(r: DayRow) -> Self {
         DayView {
-            day: r.day,
+            day: r.day.to_string(),
             size: r.size,
             create_date: r.create_date,
             friendly_name: r.friendly_name,
-            resource_type: r.resource_type,
+            resource_type: r.resource_type.to_string(),
         }
     }
 }

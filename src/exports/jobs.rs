@@ -305,10 +305,10 @@ impl Exports {
         };
         Ok(JobView {
             sid: row.sid,
-            resource_type: row.resource_type.parse().unwrap_or(ResourceType::Messages),
+            resource_type: row.resource_type,
             friendly_name: row.friendly_name,
-            start_day: row.start_day,
-            end_day: row.end_day,
+            start_day: row.start_day.to_string(),
+            end_day: row.end_day.to_string(),
             webhook_url: row.webhook_url,
             webhook_method: row.webhook_method,
             email: row.email,

@@ -77,8 +77,13 @@ impl Exports {
             let days = self.db().job_days_between(job.seq, job.seq).await?;
             let details = group_details(days.iter().map(|d| (d.day, d.status)));
             let failed = details.iter().any(|g| g.status == DayStatus::Failed);
-            let status = if failed { "Failed" } else { "Completed" };
-            if job.kind == JobKind::Daily.as_str() {
+            let status = if failed {
+                DayStatus::Failed
+            } else {
+                DayStatus::Completed
+            }
+            .as_str();
+            if job.kind == JobKind::Daily {
                 self.announce_daily_export(&job, status, now).await?;
             } else {
                 self.announce_custom_job(&job, &details, status, now)
@@ -107,12 +112,12 @@ impl Exports {
                 .collect::<Vec<_>>());
             let params = webhook_params(&[
                 ("AccountSid", job.account_sid.clone()),
-                ("ResourceType", job.resource_type.clone()),
+                ("ResourceType", job.resource_type.to_string()),
                 ("Status", status.to_string()),
                 ("JobSid", sid.clone()),
                 ("FriendlyName", job.friendly_name.clone()),
-                ("StartDay", job.start_day.clone()),
-                ("EndDay", job.end_day.clone()),
+                ("StartDay", job.start_day.to_string()),
+                ("EndDay", job.end_day.to_string()),
                 ("Details", details_json.to_string()),
             ]);
             let key = format!("job:{sid}:webhook");
@@ -160,14 +165,19 @@ impl Exports {
     async fn announce_daily_export(&self, job: &JobRow, status: &str, now: i64) -> Result<()> {
         let Some(config) = self
             .db()
-            .find_export_config(&job.account_sid, &job.resource_type)
+            .find_export_config(&job.account_sid, job.resource_type.as_str())
             .await?
         else {
             return Ok(());
         };
         let size = self
             .db()
-            .find_day(&job.account_sid, &job.resource_type, &job.start_day, 0)
+            .find_day(
+                &job.account_sid,
+                job.resource_type.as_str(),
+                &job.start_day.to_string(),
+                0,
+            )
             .await?
             .map(|d| d.size)
             .unwrap_or(0);
@@ -178,9 +188,9 @@ impl Exports {
         if let (Some(url), Some(method)) = (&config.webhook_url, &config.webhook_method) {
             let params = webhook_params(&[
                 ("AccountSid", job.account_sid.clone()),
-                ("ResourceType", job.resource_type.clone()),
+                ("ResourceType", job.resource_type.to_string()),
                 ("Status", status.to_string()),
-                ("Day", job.start_day.clone()),
+                ("Day", job.start_day.to_string()),
                 ("Size", size.to_string()),
             ]);
             let key = format!("{event}:webhook");
@@ -361,12 +371,7 @@ impl Exports {
                 DeliveryStatus::Failed,
                 now,
             ),
-            Outcome::Fail(detail) => (
-                AttemptOutcome::Failed,
-                detail,
-                DeliveryStatus::Failed,
-                now,
-            ),
+            Outcome::Fail(detail) => (AttemptOutcome::Failed, detail, DeliveryStatus::Failed, now),
         };
         if status != DeliveryStatus::Delivered {
             let target = match d.channel {
