@@ -289,9 +289,8 @@ impl SegmentWriter {
 
     /// Starts syncing what was written so far on a thread of its own, unless
     /// one is still at it. The kernel would otherwise hold the lines until
-    /// the sync before the commit: on 1M Messages that sync took 100-125 ms
-    /// per 500,000 lines, with the writer and the parsing waiting on it,
-    /// against about 1 ms after these. An error is reported by the next
+    /// the sync before the commit, which the writer and the parsing would
+    /// then wait on; after these it finds them on disk. An error is reported by the next
     /// [`SegmentWriter::sync`].
     pub fn write_back(&mut self) {
         match &self.write_back {

@@ -21,12 +21,9 @@ pub(super) const WRITER_CACHE_KIB: i64 = 64 * 1024;
 /// Records a SQLite writer with grouped commits (see
 /// [`RecordWriter::group_commits`]) stores per transaction, across batches. A
 /// commit writes every page the transaction touched to the WAL, and random
-/// keys touch most of the key index (now `record_keys`), so fewer commits
-/// write less: on 1M records with lines in the rows, 50,000 per commit took 15 s and
-/// 250,000 took 11 s (the `sqlite3` shell). With lines in segments a row is
-/// about 240 bytes with its index entries, and 500,000 per commit loaded 1M
-/// Messages in 3.61-3.84 s against 3.84-3.97 s at 250,000 (three alternating
-/// CLI runs each). Other writers wait at most one transaction, about 2 s.
+/// keys touch most of the key index (`record_keys`), so fewer commits write
+/// less; past 500,000 the gain is within the noise. Other writers wait at
+/// most one transaction, about 2 s.
 pub(super) const SQLITE_COMMIT_EVERY: usize = 500_000;
 
 /// Rows per multi-row insert of a SQLite writer (9 parameters each; keys 3).
@@ -194,8 +191,8 @@ pub(super) enum Fate {
 /// holding the run's hashes. The rows then go in batch order, which for input
 /// in time order appends to the table and to the day index. New rows go in
 /// [`SQLITE_ROWS_PER_INSERT`] per `INSERT`, and replacements of as many
-/// distinct rows per `UPDATE … FROM (VALUES …)` (a reload of 1M Messages took
-/// 4.5 s instead of 7.9-9.9 s one row at a time).
+/// distinct rows per `UPDATE … FROM (VALUES …)` (a reload took half the time
+/// of one row at a time).
 pub(super) fn store_sqlite(
     conn: &rusqlite::Connection,
     set: &mut SqliteSet,

@@ -32,13 +32,11 @@ impl Checked {
 ///
 /// The line is read once into its members with their values left as JSON
 /// text: only the fields normalising looks at are decoded, and the rest are
-/// copied through. Against building a `serde_json` object and serialising it
-/// again, this took the 1M-line ingest's parsing from about 5.2 to 3.3 s of
-/// CPU, with the same bytes, except that fields beyond the day file's keep
-/// their input order. Writing the line as a `String` piece by piece (keys and
-/// timestamps by hand, each field found where the day file's order puts it
-/// before searching) then took `examples/parse_lines.rs` from 2.41 to 1.42 s
-/// for the same 1M lines, with the same output. A refused line is checked
+/// copied through, which costs far less than building a `serde_json` object
+/// and serialising it again; fields beyond the day file's keep their input
+/// order. The line is written as a `String` piece by piece (keys and
+/// timestamps by hand, each field looked for first where the day file's
+/// order puts it). A refused line is checked
 /// whole as JSON first, so that bad JSON anywhere in it is reported as such.
 pub fn normalize_line(
     rt: ResourceType,
