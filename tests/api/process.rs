@@ -84,29 +84,18 @@ impl Server {
         r.json().await.unwrap()
     }
 
-    /// SIGTERM, then the exit status (within 30 s).
+    /// SIGTERM, then the exit status (within 30 s, else SIGKILL and fail).
     async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success());
-        tokio::task::spawn_blocking(move || {
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            loop {
-                if let Some(status) = self.child.try_wait().unwrap() {
-                    return status;
-                }
-                if std::time::Instant::now() > deadline {
-                    let _ = self.child.kill();
-                    panic!("the server did not stop on SIGTERM");
-                }
-                std::thread::park_timeout(Duration::from_millis(50));
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        let waited = tokio::task::spawn_blocking(move || self.child.wait().unwrap());
+        match tokio::time::timeout(Duration::from_secs(30), waited).await {
+            Ok(status) => status.unwrap(),
+            Err(_) => {
+                let _ = Command::new("kill").args(["-KILL", &pid]).status();
+                panic!("the server did not stop on SIGTERM");
             }
-        })
-        .await
-        .unwrap()
+        }
     }
 }
 
