@@ -87,7 +87,11 @@ impl Server {
     /// SIGTERM, then the exit status (within 30 s, else SIGKILL and fail).
     async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
         let waited = tokio::task::spawn_blocking(move || self.child.wait().unwrap());
         match tokio::time::timeout(Duration::from_secs(30), waited).await {
             Ok(status) => status.unwrap(),
