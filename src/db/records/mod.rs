@@ -30,8 +30,8 @@
 //!   `line_garbage` by the transaction that freed it; a sweep punches those
 //!   ranges out under the exclusive lock, so no reader sees a line change.
 //!
-//! PostgreSQL keeps each line in its row and the text key, with multi-row
-//! upserts ([`postgres`]).
+//! PostgreSQL keeps each line in its row and the text key, with upserts
+//! from arrays ([`postgres`]).
 
 mod keys;
 mod postgres;
@@ -96,7 +96,7 @@ fn outcomes(batch: &[Record], existing: &HashSet<String>) -> Vec<StoreOutcome> {
 /// prepared statements and a page cache sized for loading (see
 /// `WRITER_CACHE_KIB`); through the pool, each statement would cross sqlx's
 /// worker thread and each batch would meet a connection with a cold cache. On
-/// PostgreSQL it uses the pool's multi-row upserts.
+/// PostgreSQL it upserts from arrays through the pool.
 ///
 /// Records are stored only once [`RecordWriter::store`] or
 /// [`RecordWriter::finish`] returns their outcomes: a writer dropped before

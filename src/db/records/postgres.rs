@@ -1,5 +1,5 @@
 //! The PostgreSQL side of the bulk writer: one transaction per batch,
-//! existing keys looked up per batch, multi-row upserts.
+//! existing keys looked up in one statement, rows upserted from arrays.
 
 use std::collections::HashSet;
 
