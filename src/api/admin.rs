@@ -14,7 +14,7 @@ use subtle::ConstantTimeEq;
 use tokio_util::io::StreamReader;
 
 use super::error::{json_response, ApiError};
-use super::request::{client_addr, throttled, Params, PathParams};
+use super::request::{client_addr, subjects, throttled, Params, PathParams};
 use super::throttle::Subject;
 use super::AppState;
 use crate::domain::ResourceType;
@@ -51,8 +51,7 @@ impl FromRequestParts<AppState> for Admin {
         let Some(given) = given else {
             return Err(ApiError::Unauthorized);
         };
-        let mut subjects = vec![Subject::AdminToken];
-        subjects.extend(client_addr(parts, state).map(Subject::Address));
+        let subjects = subjects(Subject::AdminToken, client_addr(parts, state));
         let ok = throttled(state, &subjects, async {
             Ok(bool::from(
                 given.as_bytes().ct_eq(token.expose().as_bytes()),

@@ -52,7 +52,7 @@ fn from_trusted_proxy(parts: &Parts, state: &AppState) -> bool {
 }
 
 /// What failed attempts of this request count against.
-fn subjects(first: Subject, addr: Option<IpAddr>) -> Vec<Subject> {
+pub(super) fn subjects(first: Subject, addr: Option<IpAddr>) -> Vec<Subject> {
     let mut subjects = vec![first];
     subjects.extend(addr.map(Subject::Address));
     subjects

@@ -34,6 +34,16 @@ pub enum Error {
     Leftovers(String),
 }
 
+/// Runs file-system work on tokio's blocking pool; a task that could not
+/// finish is reported as an I/O error.
+async fn on_disk<T: Send + 'static>(
+    work: impl FnOnce() -> std::io::Result<T> + Send + 'static,
+) -> std::io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(std::io::Error::other)?
+}
+
 /// The staging files of `LocalFileSystem` writes of `file` that never
 /// completed (the process died mid-upload): `<file>#<digits>`.
 fn staged_files(file: &std::path::Path) -> std::io::Result<Vec<std::path::PathBuf>> {
@@ -170,11 +180,9 @@ impl BlobStore {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
             Err(e) => return Err(e.into()),
         }
-        if let Some(root) = &self.local_root {
-            let file = root.join(self.path(key).as_ref());
-            tokio::task::spawn_blocking(move || remove_staged_files(&file))
+        if let Some(file) = self.local_file(key) {
+            on_disk(move || remove_staged_files(&file))
                 .await
-                .map_err(|e| Error::Leftovers(e.to_string()))?
                 .map_err(|e| Error::Leftovers(e.to_string()))?;
         }
         if let Some(s3) = &self.signer {
@@ -186,11 +194,9 @@ impl BlobStore {
     /// How many unfinished writes of `key` are left: staging files of a local
     /// store, incomplete multipart uploads of a bucket.
     pub async fn leftovers(&self, key: &str) -> Result<usize, Error> {
-        if let Some(root) = &self.local_root {
-            let file = root.join(self.path(key).as_ref());
-            return tokio::task::spawn_blocking(move || staged_files(&file))
+        if let Some(file) = self.local_file(key) {
+            return on_disk(move || staged_files(&file))
                 .await
-                .map_err(|e| Error::Leftovers(e.to_string()))?
                 .map(|files| files.len())
                 .map_err(|e| Error::Leftovers(e.to_string()));
         }
@@ -200,15 +206,21 @@ impl BlobStore {
         }
     }
 
+    /// The file of `key` in a local store; None for a bucket.
+    fn local_file(&self, key: &str) -> Option<std::path::PathBuf> {
+        self.local_root
+            .as_ref()
+            .map(|root| root.join(self.path(key).as_ref()))
+    }
+
     /// Makes a written object durable before it is published: on local
     /// storage its file and directory are synced; a bucket's completed
     /// upload is durable already.
     pub async fn make_durable(&self, key: &str) -> Result<(), Error> {
-        let Some(root) = &self.local_root else {
+        let Some(file) = self.local_file(key) else {
             return Ok(());
         };
-        let file = root.join(self.path(key).as_ref());
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        on_disk(move || -> std::io::Result<()> {
             std::fs::File::open(&file)?.sync_all()?;
             if let Some(dir) = file.parent() {
                 std::fs::File::open(dir)?.sync_all()?;
@@ -216,7 +228,6 @@ impl BlobStore {
             Ok(())
         })
         .await
-        .map_err(|e| Error::Leftovers(e.to_string()))?
         .map_err(|source| Error::Sync {
             key: key.to_string(),
             source,
