@@ -83,6 +83,9 @@ pub enum Error {
     /// Reading or writing the segment files of records' lines (see `lines`).
     #[error("record line storage failed: {0}")]
     Lines(#[from] std::io::Error),
+    /// A `COPY` stream from PostgreSQL not in the format asked for.
+    #[error(transparent)]
+    Copy(#[from] records::CopyFormatError),
     #[error("{0}")]
     Misuse(&'static str),
 }

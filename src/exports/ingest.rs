@@ -261,16 +261,23 @@ impl Exports {
         let mut report = IngestReport::default();
         let mut writer = self.db().record_writer(account_sid, rt).await?;
         writer.group_commits();
+        // The next chunk is generated while this one is stored.
+        let generate = |mut seeder: seed::DaySeeder| {
+            tokio::task::spawn_blocking(move || {
+                let records = seeder.take(SEED_CHUNK);
+                (seeder, records)
+            })
+        };
         for day in start.through(end) {
-            let mut seeder = seed::DaySeeder::new(account_sid, rt, day, per_day, seed_value);
-            while !seeder.is_done() {
-                let (back, records) = tokio::task::spawn_blocking(move || {
-                    let records = seeder.take(SEED_CHUNK);
-                    (seeder, records)
-                })
-                .await
-                .map_err(|e| super::Error::Invalid(format!("seeding failed: {e}")))?;
-                seeder = back;
+            let first = seed::DaySeeder::new(account_sid, rt, day, per_day, seed_value);
+            let mut next = (!first.is_done()).then(|| generate(first));
+            while let Some(generating) = next.take() {
+                let (seeder, records) = generating
+                    .await
+                    .map_err(|e| super::Error::Invalid(format!("seeding failed: {e}")))?;
+                if !seeder.is_done() {
+                    next = Some(generate(seeder));
+                }
                 report.count(&writer.store(records).await?);
             }
         }

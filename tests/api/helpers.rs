@@ -26,7 +26,7 @@ pub fn start_time() -> DateTime<Utc> {
 /// restarts of the service within the test.
 pub struct Place {
     pub dir: TempDir,
-    database_url: Option<String>,
+    pub database_url: Option<String>,
     storage_url: Option<String>,
 }
 

@@ -119,6 +119,35 @@ async fn ingest_across_several_batches_keeps_the_last_version_of_each_record() {
 }
 
 #[tokio::test]
+async fn concurrent_ingests_of_the_same_records_leave_one_of_each() {
+    // Nothing but the writers' lock on the record set keeps a key unique on
+    // PostgreSQL (its key index is a hash index): four loads of the same
+    // 20,000 records at once store each record once.
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    let body = |version: usize| {
+        (0..20_000)
+            .map(|i| json!({"sid": format!("SM{i:032x}"), "date_created": "2024-06-08T10:00:00Z", "body": format!("v{version}")}).to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let loads = (0..4).map(|v| app.ingest(&a, "Messages", body(v)));
+    let reports = futures::future::join_all(loads).await;
+    let (mut loaded, mut replaced) = (0, 0);
+    for (status, report) in &reports {
+        assert_eq!(*status, 200, "{report}");
+        loaded += report["loaded"].as_u64().unwrap();
+        replaced += report["replaced"].as_u64().unwrap();
+    }
+    assert_eq!((loaded, replaced), (20_000, 60_000), "{reports:?}");
+    app.create_job(&a, "Messages", "2024-06-08", "2024-06-08")
+        .await;
+    app.drain().await;
+    let text = gunzip(&app.download(&a, "Messages", "2024-06-08").await);
+    assert_eq!(text.lines().count(), 20_000);
+}
+
+#[tokio::test]
 async fn ingest_reads_lines_split_across_the_pieces_of_a_body() {
     // Lines come in 7-byte pieces, so nearly every line spans several; CRLF
     // endings, a blank line, a line that is not UTF-8 and a last line

@@ -19,6 +19,7 @@ mod lifecycle;
 mod listener;
 mod notifications;
 mod openapi;
+mod postgres;
 mod process;
 mod proxy;
 mod quota;

@@ -30,10 +30,11 @@
 //!   `line_garbage` by the transaction that freed it; a sweep punches those
 //!   ranges out under the exclusive lock, so no reader sees a line change.
 //!
-//! PostgreSQL keeps each line in its row and the text key, with upserts
-//! from arrays ([`postgres`]).
+//! PostgreSQL keeps each line in its row, in record sets too, with a hash
+//! index on the key and loads through binary `COPY` ([`postgres`]).
 
 mod keys;
+mod pgcopy;
 mod postgres;
 mod scan;
 mod sqlite;
@@ -43,6 +44,7 @@ mod tests;
 
 use std::collections::{HashMap, HashSet};
 
+pub use pgcopy::FormatError as CopyFormatError;
 pub use scan::scan_day_sqlite;
 
 use super::lines::{Lines, SegmentWriter};
@@ -50,7 +52,7 @@ use super::{with_pool, Db, Result};
 use crate::domain::record::Record;
 use crate::domain::{Day, ResourceType};
 pub(super) use keys::key_hash;
-use postgres::store_postgres;
+use postgres::{store_postgres, stream_day_postgres, PgLoad};
 use sqlite::{open_writer, BatchKeys, SqliteLoad, SQLITE_COMMIT_EVERY};
 
 /// What storing one record did.
@@ -96,7 +98,8 @@ fn outcomes(batch: &[Record], existing: &HashSet<String>) -> Vec<StoreOutcome> {
 /// prepared statements and a page cache sized for loading (see
 /// `WRITER_CACHE_KIB`); through the pool, each statement would cross sqlx's
 /// worker thread and each batch would meet a connection with a cold cache. On
-/// PostgreSQL it upserts from arrays through the pool.
+/// PostgreSQL each batch is one transaction through the pool that copies the
+/// batch in (see [`postgres`]).
 ///
 /// Records are stored only once [`RecordWriter::store`] or
 /// [`RecordWriter::finish`] returns their outcomes: a writer dropped before
@@ -112,7 +115,7 @@ enum Target {
     /// None only while a store has the connection on a blocking thread (or
     /// after such a store was cancelled).
     Sqlite(Option<Box<SqliteLoad>>),
-    Postgres(sqlx::PgPool),
+    Postgres(PgLoad),
 }
 
 impl RecordWriter {
@@ -145,8 +148,8 @@ impl RecordWriter {
         batch: Vec<Record>,
     ) -> (Vec<Record>, Result<Vec<StoreOutcome>>) {
         let slot = match &mut self.target {
-            Target::Postgres(pool) => {
-                let stored = store_postgres(pool, &self.account_sid, self.rt, &batch).await;
+            Target::Postgres(load) => {
+                let stored = store_postgres(load, &self.account_sid, self.rt, &batch).await;
                 return (batch, stored);
             }
             Target::Sqlite(slot) => slot,
@@ -225,7 +228,10 @@ impl Db {
                     set: None,
                 })))
             }
-            super::Pool::Postgres(pool) => Target::Postgres(pool.clone()),
+            super::Pool::Postgres(pool) => Target::Postgres(PgLoad {
+                pool: pool.clone(),
+                set_id: None,
+            }),
         };
         Ok(RecordWriter {
             account_sid: account_sid.to_string(),
@@ -234,53 +240,11 @@ impl Db {
         })
     }
 
-    /// Up to `limit` day-file lines of one day after `after` (a sort key), in
-    /// file order, joined by newlines by PostgreSQL itself: one row crosses
-    /// the driver per page instead of one per record. Returns the text, the
-    /// last sort key and how many lines it holds; None when no line is left.
-    async fn day_page(
-        &self,
-        account_sid: &str,
-        rt: ResourceType,
-        day: Day,
-        after: &str,
-        limit: i64,
-    ) -> Result<Option<(String, String, i64)>> {
-        let super::Pool::Postgres(pool) = &self.pool else {
-            return Err(crate::db::Error::Misuse(
-                "day pages are for PostgreSQL; a SQLite day is read with scan_day_sqlite",
-            ));
-        };
-        let sql = format!(
-            "SELECT string_agg(line, E'\\n' ORDER BY sort_key), MAX(sort_key), COUNT(*) FROM (\
-             SELECT line, sort_key FROM records WHERE {} AND day = $3 \
-             AND NOT export_deleted AND sort_key > $4 ORDER BY sort_key LIMIT $5) AS page",
-            self.record_set()
-        );
-        let row: (Option<String>, Option<String>, i64) = sqlx::query_as(&sql)
-            .bind(account_sid)
-            .bind(rt.as_str())
-            .bind(day.to_string())
-            .bind(after)
-            .bind(limit)
-            .fetch_one(pool)
-            .await?;
-        Ok(match row {
-            (Some(text), Some(last), n) if n > 0 => Some((text, last, n)),
-            _ => None,
-        })
-    }
-
     /// The condition on `records` that selects the records of account `$1`
-    /// and resource type `$2`: on SQLite through their record set (see
-    /// migration `0007_record_sets.sql`), on PostgreSQL by the columns.
+    /// and resource type `$2`: through their record set (migration
+    /// `0007_record_sets.sql`, on either database).
     pub(super) fn record_set(&self) -> &'static str {
-        match self.pool {
-            super::Pool::Sqlite(_) => {
-                "set_id = (SELECT id FROM record_sets WHERE account_sid = $1 AND resource_type = $2)"
-            }
-            super::Pool::Postgres(_) => "account_sid = $1 AND resource_type = $2",
-        }
+        "set_id = (SELECT id FROM record_sets WHERE account_sid = $1 AND resource_type = $2)"
     }
 
     /// The SQLite file, when the database is SQLite: exports scan it with
