@@ -4,6 +4,8 @@
 # (pigz and wrk from Debian, duckdb from PyPI, the Stoplight Prism mock from
 # npm). Usage: bench/export.sh [RECORDS] (default 1,000,000; the scaling run
 # then also exports RECORDS/10 and RECORDS*5; BENCH_SCALING=0 skips it).
+# BENCH_DATABASE=postgres and BENCH_STORAGE=s3 run it on PostgreSQL and an
+# S3-compatible server (see bench/lib.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -14,6 +16,7 @@ CORES=$(nproc)
 DAY=2024-01-01
 
 source bench/lib.sh
+source scripts/services.sh
 need pigz pigz
 need wrk wrk
 python3 -m venv .venv-bench
@@ -25,12 +28,23 @@ B="$root/target/release/bulkexport"
 work=$(mktemp -d /tmp/bulkexport-bench.XXXXXX)
 server=""
 prism=""
-cleanup() { [ -n "$server" ] && kill "$server" 2>/dev/null; [ -n "$prism" ] && kill "$prism" 2>/dev/null; rm -rf "$work"; }
+s3s=""
+cleanup() {
+  [ -n "$server" ] && kill "$server" 2>/dev/null
+  [ -n "$prism" ] && kill "$prism" 2>/dev/null
+  [ -n "$s3s" ] && kill "$s3s" 2>/dev/null
+  stop_services
+  rm -rf "$work"
+}
 trap cleanup EXIT
 ratio() { echo "scale=2; $1 / $2" | bc; }
+start_backends
+echo "on $STORE"
 
 echo "seeding $N Messages on $DAY ..."
 t=$(now); seed_messages "$N"; seed_s=$(since "$t")
+db_size=""
+[ -n "$INGEST_DATABASE_URL" ] && db_size=$(psql -At "$BULKEXPORT_DATABASE_URL" -c "SELECT pg_total_relation_size('records')")
 # Each phase starts with the previous one's writes on disk, so the kernel's
 # write-back of one load does not land in the next measurement.
 sync
@@ -73,11 +87,13 @@ PY
 )
 
 echo "ingest of the same NDJSON into a fresh database ..."
-acct2=$("$B" --data-dir "$work/db2" accounts create --friendly-name ingest)
+if [ -n "$INGEST_DATABASE_URL" ]; then b2() { BULKEXPORT_DATABASE_URL=$INGEST_DATABASE_URL "$B" --data-dir "$work/db2" "$@"; }
+else b2() { "$B" --data-dir "$work/db2" "$@"; }; fi
+acct2=$(b2 accounts create --friendly-name ingest)
 SID2=$(echo "$acct2" | json '["sid"]')
 sed "s/$SID/$SID2/g" "$work/lines.jsonl" > "$work/ingest.jsonl"  # the records now belong to the new account
 sync
-t=$(now); "$B" --data-dir "$work/db2" ingest --account "$SID2" --resource-type Messages "$work/ingest.jsonl" > "$work/ingest.json"
+t=$(now); b2 ingest --account "$SID2" --resource-type Messages "$work/ingest.jsonl" > "$work/ingest.json"
 [ "$(json '["loaded"]' < "$work/ingest.json")" -eq "$N" ] || { echo "ingest did not load every record"; exit 1; }
 ingest_s=$(since "$t")
 sync
@@ -129,7 +145,8 @@ if [ "$SCALING" = 1 ]; then
 fi
 
 mb=$(echo "scale=1; $raw / 1000000" | bc)
-printf '\n%-44s %14s %14s %10s\n' "measure" "ours" "baseline" "ratio"
+printf '\non %s, %s cores\n' "$STORE" "$CORES"
+printf '%-44s %14s %14s %10s\n' "measure" "ours" "baseline" "ratio"
 printf '%-44s %14s %14s %10s\n' "records exported (one day)" "$N" "" ""
 printf '%-44s %13.2fs %13.2fs %10s\n' "export end to end vs pigz -6 -p$CORES" "$export_s" "$pigz_s" "$(ratio "$export_s" "$pigz_s")"
 printf '%-44s %13.2fs %13.2fs %10s\n' "export vs gzip -6" "$export_s" "$gzip_s" "$(ratio "$export_s" "$gzip_s")"
@@ -144,6 +161,7 @@ printf '%-44s %14s %14s %10s\n' "FetchJob req/s vs 10,000 (p99 $(p99 "$work/wrk-
 printf '%-44s %14s %14s %10s\n' "FetchJob req/s vs Prism mock (p99 $(p99 "$work/wrk-job.txt") vs $(p99 "$work/wrk-prism-job.txt"))" "$(rps "$work/wrk-job.txt")" "$(rps "$work/wrk-prism-job.txt")" "$(ratio "$(rps "$work/wrk-job.txt")" "$(rps "$work/wrk-prism-job.txt")")"
 printf '%-44s %14s %14s %10s\n' "ListDay req/s vs Prism mock (p99 $(p99 "$work/wrk-days.txt") vs $(p99 "$work/wrk-prism-days.txt"))" "$(rps "$work/wrk-days.txt")" "$(rps "$work/wrk-prism-days.txt")" "$(ratio "$(rps "$work/wrk-days.txt")" "$(rps "$work/wrk-prism-days.txt")")"
 printf '%-44s %13.2fs %14s %10s\n' "seeding (bulkexport seed)" "$seed_s" "" ""
+[ -n "$db_size" ] && printf '%-44s %13s MB %14s %10s\n' "records table and indexes, per 1M records" "$((db_size * 1000000 / N / 1000000))" "" ""
 if [ "${#scale_rows[@]}" -gt 0 ]; then
   read -r _ base_s _ <<<"${scale_rows[1]}"
   printf '\n%-12s %10s %16s %14s %12s\n' "records" "export" "s per 1M records" "vs the N run" "peak RSS"

@@ -14,6 +14,10 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# PostgreSQL's settings beyond its defaults: the tests trade durability for
+# speed; the bench (bench/export.sh) clears this to measure the defaults.
+POSTGRES_SETTINGS=${POSTGRES_SETTINGS--c fsync=off -c synchronous_commit=off}
+
 start_postgres() {
   local pgbin dir port run=()
   pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -32,7 +36,7 @@ start_postgres() {
   fi
   "${run[@]}" "$pgbin/initdb" -D "$dir/data" -A trust -U bulkexport >"$dir/initdb.log"
   "${run[@]}" "$pgbin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 -c fsync=off -c synchronous_commit=off" \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c max_connections=500 $POSTGRES_SETTINGS" \
     start >/dev/null
   cleanups+=("${run[*]} $pgbin/pg_ctl -D $dir/data -m immediate stop >/dev/null; rm -rf $dir")
   export BULKEXPORT_TEST_POSTGRES_URL="postgres://bulkexport@127.0.0.1:$port/postgres"

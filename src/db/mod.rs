@@ -149,8 +149,13 @@ impl Db {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let options = PgConnectOptions::from_str(url)?
                 .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
+            // No ping before each use: it doubled the round trips of every
+            // query. A connection found broken fails its query with an I/O
+            // error (503 to the caller, see `Error::is_unavailable`) and is
+            // dropped from the pool.
             let pool = PgPoolOptions::new()
                 .max_connections(16)
+                .test_before_acquire(false)
                 .acquire_timeout(timeout)
                 .connect_with(options)
                 .await?;

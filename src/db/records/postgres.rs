@@ -175,12 +175,18 @@ pub(super) async fn stream_day_postgres(
          AND NOT export_deleted ORDER BY sort_key) TO STDOUT (FORMAT binary)"
     );
     let mut conn = pool.acquire().await?;
+    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    // Read in the day index's order, never sorted apart: before statistics
+    // exist (a table just loaded), the planner would sort the whole day.
+    sqlx::query("SET LOCAL enable_sort = off")
+        .execute(&mut *tx)
+        .await?;
     let mut decoder = LineDecoder::default();
     let mut records = 0u64;
     let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + 64 * 1024);
     let mut complete = false;
     {
-        let mut stream = conn.copy_out_raw(&sql).await?;
+        let mut stream = tx.copy_out_raw(&sql).await?;
         loop {
             if stop.is_cancelled() {
                 break;
@@ -204,9 +210,11 @@ pub(super) async fn stream_day_postgres(
     if !complete {
         // The rest of the stream would be read (and thrown away) by the next
         // user of the connection.
+        drop(tx);
         conn.close_on_drop();
         return Ok(records);
     }
+    tx.commit().await?;
     if !buf.is_empty() {
         let _ = sink.send(buf).await;
     }
