@@ -1,5 +1,9 @@
 //! Accounts, API keys and HTTP Basic credentials.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde::Serialize;
@@ -37,6 +41,53 @@ fn sha256_hex(s: &str) -> String {
 
 fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+/// How long a credential that authenticated is trusted without asking the
+/// database again.
+const AUTH_CACHE_TTL: Duration = Duration::from_secs(5);
+/// Entries kept at most; a full cache starts again empty.
+const AUTH_CACHE_ENTRIES: usize = 10_000;
+
+/// Credentials that authenticated in the last [`AUTH_CACHE_TTL`], so a busy
+/// client's requests do not each look its account up (on PostgreSQL a round
+/// trip, about half of a FetchJob's cost). Only successes are kept, under
+/// the SHA-256 of the password: a wrong password always goes to the database
+/// and its throttling. Nothing changes a stored credential today (accounts
+/// and keys are only ever created); whatever comes to change or remove one
+/// must empty this cache too.
+#[derive(Default)]
+pub(super) struct AuthCache {
+    entries: Mutex<HashMap<CredentialKey, (String, Instant)>>,
+}
+
+/// A user name and the SHA-256 of its password.
+type CredentialKey = (String, [u8; 32]);
+
+impl AuthCache {
+    fn get(&self, key: &CredentialKey) -> Option<String> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.get(key) {
+            Some((sid, at)) if at.elapsed() < AUTH_CACHE_TTL => Some(sid.clone()),
+            _ => None,
+        }
+    }
+
+    fn put(&self, key: CredentialKey, account_sid: String) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= AUTH_CACHE_ENTRIES {
+            entries.clear();
+        }
+        entries.insert(key, (account_sid, Instant::now()));
+    }
+}
+
+/// Never prints a credential.
+impl std::fmt::Debug for AuthCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let len = self.entries.lock().map_or(0, |e| e.len());
+        f.debug_struct("AuthCache").field("entries", &len).finish()
+    }
 }
 
 impl Exports {
@@ -126,6 +177,19 @@ impl Exports {
     /// The account a Basic credential acts as: an account with its auth token,
     /// a subaccount with its parent's auth token, or an API key with its secret.
     pub async fn authenticate(&self, user: &str, password: &str) -> Result<Option<String>> {
+        let key = (user.to_string(), Sha256::digest(password.as_bytes()).into());
+        if let Some(account_sid) = self.inner.auth_cache.get(&key) {
+            return Ok(Some(account_sid));
+        }
+        let found = self.authenticate_stored(user, password).await?;
+        if let Some(account_sid) = &found {
+            self.inner.auth_cache.put(key, account_sid.clone());
+        }
+        Ok(found)
+    }
+
+    /// [`Exports::authenticate`] against the database.
+    async fn authenticate_stored(&self, user: &str, password: &str) -> Result<Option<String>> {
         if SidKind::Account.matches(user) {
             let Some(account) = self.db().find_account(user).await? else {
                 return Ok(None);

@@ -146,6 +146,7 @@ struct Inner {
     collecting_garbage: std::sync::atomic::AtomicUsize,
     webhooks: crate::notify::WebhookSender,
     emails: crate::notify::EmailSender,
+    auth_cache: accounts::AuthCache,
 }
 
 impl Exports {
@@ -180,6 +181,7 @@ impl Exports {
                 ),
                 emails,
                 engine,
+                auth_cache: Default::default(),
             }),
         })
     }

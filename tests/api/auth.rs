@@ -41,6 +41,16 @@ async fn missing_or_wrong_credentials_get_401_with_challenge() {
     assert_twilio_error(status, &body, 401, 20003);
     assert_eq!(body["message"], "Authenticate");
 
+    // A credential that just authenticated (and is remembered for a few
+    // seconds) lets no other password in.
+    let r = app
+        .http
+        .get(app.url("/v1/Exports/Messages"))
+        .basic_auth(&a.sid, Some(&a.token))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
     let r = app
         .http
         .get(app.url("/v1/Exports/Messages"))
