@@ -159,30 +159,32 @@ impl Db {
         job: &NewJob,
         admission: &Admission,
     ) -> Result<std::result::Result<i64, i64>> {
+        let _turn = match self.pool {
+            super::Pool::Sqlite(_) => Some(self.write_gate.lock().await),
+            super::Pool::Postgres(_) => None,
+        };
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             match admission {
                 Admission::Quota(quota) => {
-                    // Locks the family's root account first: a write lock on SQLite, a
-                    // row lock on PostgreSQL, so concurrent requests of one family are
-                    // counted one after the other.
-                    sqlx::query("UPDATE accounts SET sid = sid WHERE sid = $1")
-                        .bind(&quota.root_sid)
-                        .execute(&mut *tx)
-                        .await?;
-                    let used: i64 = sqlx::query_scalar(
-                        "SELECT COUNT(*) FROM job_days d JOIN jobs j ON j.sid = d.job_sid \
-                         WHERE j.created_at >= $1 AND j.created_at < $2 AND j.kind = 'custom' \
-                         AND j.account_sid IN (SELECT sid FROM accounts WHERE sid = $3 OR parent_sid = $3)",
+                    // The family's counter of the UTC day, added to in this
+                    // transaction: its row lock on PostgreSQL (the write lock on
+                    // SQLite) counts concurrent requests of one family one after
+                    // the other, on every node.
+                    let requested = job.days.len() as i64;
+                    let total: i64 = sqlx::query_scalar(
+                        "INSERT INTO quota_usage (root_sid, day_start, days) VALUES ($1, $2, $3) \
+                         ON CONFLICT (root_sid, day_start) DO UPDATE SET days = quota_usage.days + excluded.days \
+                         RETURNING days",
                     )
-                    .bind(quota.day_start)
-                    .bind(quota.day_end)
                     .bind(&quota.root_sid)
+                    .bind(quota.day_start)
+                    .bind(requested)
                     .fetch_one(&mut *tx)
                     .await?;
-                    if quota.limit > 0 && used + job.days.len() as i64 > quota.limit {
+                    if quota.limit > 0 && total > quota.limit {
                         tx.rollback().await?;
-                        return Ok(Err(used));
+                        return Ok(Err(total - requested));
                     }
                 }
                 Admission::Always => {}
@@ -264,7 +266,7 @@ impl Db {
                 .collect();
             format!(
                 "SELECT {}, d.day AS job_day, d.status AS job_day_status FROM jobs j \
-                 LEFT JOIN job_days d ON d.job_seq = j.seq \
+                 LEFT JOIN job_days d ON d.job_sid = j.sid \
                  WHERE j.sid = $1 AND j.account_sid = $2 AND j.kind = 'custom' \
                  AND (j.finished_at IS NULL OR j.finished_at >= $3) ORDER BY d.day",
                 columns.join(", ")
@@ -332,44 +334,56 @@ impl Db {
         Ok(rows)
     }
 
-    /// The days of the jobs whose seq lies in `first..=last`, by job and day.
-    pub async fn job_days_between(&self, first_seq: i64, last_seq: i64) -> Result<Vec<JobDayRow>> {
-        let sql = "SELECT job_sid, day, status FROM job_days WHERE job_seq BETWEEN $1 AND $2 ORDER BY job_seq, day";
+    /// The days of one account's jobs of one type whose seq lies in
+    /// `first..=last`, by job and day: through the account's jobs (and each
+    /// job's days by its SID), never the other accounts' jobs in between.
+    pub async fn job_days_between(
+        &self,
+        account_sid: &str,
+        resource_type: &str,
+        first_seq: i64,
+        last_seq: i64,
+    ) -> Result<Vec<JobDayRow>> {
+        let sql =
+            "SELECT d.job_sid, d.day, d.status FROM jobs j JOIN job_days d ON d.job_sid = j.sid \
+                   WHERE j.account_sid = $1 AND j.resource_type = $2 AND j.seq BETWEEN $3 AND $4 \
+                   ORDER BY j.seq, d.day";
         Ok(with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(account_sid)
+            .bind(resource_type)
             .bind(first_seq)
             .bind(last_seq)
             .fetch_all(pool)
             .await)?)
     }
 
-    /// The job's place among unfinished jobs, from 1; None once it finished.
-    pub async fn queue_position(&self, seq: i64) -> Result<Option<i64>> {
-        let sql = "SELECT (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND seq <= $1) \
-                   FROM jobs WHERE seq = $1 AND finished_at IS NULL";
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
+    /// An unfinished job's place in the queue: its position among unfinished
+    /// jobs (from 1) and the unfinished job days at or before it. None once
+    /// it finished. Both counts read only the unfinished part of their
+    /// index (`jobs_unfinished`, `job_days_queue`): the queue, not the table.
+    pub async fn queue_place(&self, seq: i64) -> Result<Option<(i64, i64)>> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND seq <= $1), \
+                 (SELECT COUNT(*) FROM job_days WHERE status IN {} AND job_seq <= $1) \
+                 FROM jobs WHERE seq = $1 AND finished_at IS NULL",
+                *OPEN_STATUSES
+            )
+        });
+        Ok(with_pool!(self, |pool| sqlx::query_as(SQL.as_str())
             .bind(seq)
             .fetch_optional(pool)
             .await)?)
     }
 
-    /// Unfinished job days at or before job `seq` in the queue.
-    pub async fn open_days_ahead(&self, seq: i64) -> Result<i64> {
-        let sql = format!(
-            "SELECT COUNT(*) FROM job_days WHERE job_seq <= $1 AND status IN {}",
-            *OPEN_STATUSES
-        );
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
-            .bind(seq)
-            .fetch_one(pool)
-            .await)?)
-    }
-
-    /// Mean milliseconds one day took, over the most recently finished days.
+    /// Mean milliseconds one day took, over the completed ones among the
+    /// `sample` most recently finished days: read backwards along
+    /// `job_days_finished`, never through every completed day.
     pub async fn recent_day_duration_ms(&self, sample: i64) -> Result<Option<f64>> {
         let sql = format!(
-            "SELECT AVG(CAST(finished_at - started_at AS DOUBLE PRECISION)) FROM (SELECT finished_at, started_at \
-             FROM job_days WHERE status IN {} AND started_at IS NOT NULL \
-             ORDER BY finished_at DESC LIMIT $1) AS recent",
+            "SELECT AVG(CAST(finished_at - started_at AS DOUBLE PRECISION)) FROM (SELECT finished_at, started_at, status \
+             FROM job_days WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT $1) AS recent \
+             WHERE status IN {} AND started_at IS NOT NULL",
             list(&[DayStatus::Completed, DayStatus::CompletedEmptyRecords])
         );
         Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
@@ -464,7 +478,8 @@ impl Db {
         Ok(done == 1)
     }
 
-    /// Removes jobs (and their days) that finished before `finished_before`.
+    /// Removes jobs (and their days) that finished before `finished_before`,
+    /// and the quota counters of UTC days over a day older than that.
     pub async fn expire_jobs(&self, finished_before: i64) -> Result<u64> {
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -477,6 +492,11 @@ impl Db {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // A UTC day's quota counter outlives the day by the same retention.
+            sqlx::query("DELETE FROM quota_usage WHERE day_start < $1 - 86400000")
+                .bind(finished_before)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(n)
         })

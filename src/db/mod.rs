@@ -133,6 +133,11 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: Pool,
+    /// Held by this process's job-creating transactions on SQLite, which take
+    /// the database's write lock as they start: they queue here, in order,
+    /// instead of in SQLite's busy handler, which sleeps up to 100 ms between
+    /// tries (16 clients creating jobs at once had a p99 of about 100 ms).
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -161,6 +166,7 @@ impl Db {
                 .await?;
             return Ok(Db {
                 pool: Pool::Postgres(pool),
+                write_gate: Default::default(),
             });
         }
         let Some(path) = url
@@ -199,6 +205,7 @@ impl Db {
             })?;
         Ok(Db {
             pool: Pool::Sqlite(pool),
+            write_gate: Default::default(),
         })
     }
 

@@ -162,6 +162,11 @@ fn not_found_job(sid: &str) -> Error {
     Error::NotFound(format!("/Exports/Jobs/{sid}"))
 }
 
+/// The mean duration of recently finished days, read at most once for one
+/// answer (a page of jobs shares it).
+#[derive(Default)]
+struct RecentPace(Option<Option<f64>>);
+
 impl Exports {
     pub async fn create_job(
         &self,
@@ -290,19 +295,26 @@ impl Exports {
             .await?
             .ok_or_else(|| not_found_job(sid))?;
         let details = group_details(days.iter().map(|d| (d.day, d.status)));
-        self.job_view(row, details).await
+        self.job_view(row, details, &mut RecentPace::default())
+            .await
     }
 
-    async fn job_view(&self, row: JobRow, details: Vec<StatusGroup>) -> Result<JobView> {
+    async fn job_view(
+        &self,
+        row: JobRow,
+        details: Vec<StatusGroup>,
+        pace: &mut RecentPace,
+    ) -> Result<JobView> {
         // A finished job has no open day, so no queue position: skip the query.
-        let queue_position = match row.finished_at {
+        let place = match row.finished_at {
             Some(_) => None,
-            None => self.db().queue_position(row.seq).await?,
+            None => self.db().queue_place(row.seq).await?,
         };
-        let estimated_completion = match queue_position {
+        let estimated_completion = match place {
             None => row.finished_at.and_then(DateTime::from_timestamp_millis),
-            Some(_) => self.estimate_completion(row.seq).await?,
+            Some((_, open_days_ahead)) => self.estimate_completion(open_days_ahead, pace).await?,
         };
+        let queue_position = place.map(|(position, _)| position);
         Ok(JobView {
             sid: row.sid,
             resource_type: row.resource_type,
@@ -320,11 +332,19 @@ impl Exports {
 
     /// Now plus the days queued up to this job, spread over the workers, at
     /// the mean duration of recently finished days. None before any day finished.
-    async fn estimate_completion(&self, seq: i64) -> Result<Option<DateTime<Utc>>> {
-        let Some(per_day_ms) = self.db().recent_day_duration_ms(100).await? else {
+    async fn estimate_completion(
+        &self,
+        open_days_ahead: i64,
+        pace: &mut RecentPace,
+    ) -> Result<Option<DateTime<Utc>>> {
+        let per_day = match pace.0 {
+            Some(known) => known,
+            None => *pace.0.insert(self.db().recent_day_duration_ms(100).await?),
+        };
+        let Some(per_day_ms) = per_day else {
             return Ok(None);
         };
-        let ahead = self.db().open_days_ahead(seq).await? as f64;
+        let ahead = open_days_ahead as f64;
         let workers = self.inner.engine.workers.max(1) as f64;
         let waves = (ahead / workers).ceil().max(1.0);
         let ms = (waves * per_day_ms.max(1.0)).round() as i64;
@@ -364,7 +384,11 @@ impl Exports {
                 prev,
             });
         };
-        let all_days = self.db().job_days_between(first, last).await?;
+        let all_days = self
+            .db()
+            .job_days_between(account_sid, rt.as_str(), first, last)
+            .await?;
+        let mut pace = RecentPace::default();
         let mut views = Vec::with_capacity(rows.len());
         for row in rows {
             let details = group_details(
@@ -373,7 +397,7 @@ impl Exports {
                     .filter(|d| d.job_sid == row.sid)
                     .map(|d| (d.day, d.status)),
             );
-            views.push(self.job_view(row, details).await?);
+            views.push(self.job_view(row, details, &mut pace).await?);
         }
         Ok(Page {
             items: views,

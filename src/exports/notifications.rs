@@ -74,7 +74,15 @@ impl Exports {
             return Ok(());
         };
         if job.deleted_at.is_none() {
-            let days = self.db().job_days_between(job.seq, job.seq).await?;
+            let days = self
+                .db()
+                .job_days_between(
+                    &job.account_sid,
+                    job.resource_type.as_str(),
+                    job.seq,
+                    job.seq,
+                )
+                .await?;
             let details = group_details(days.iter().map(|d| (d.day, d.status)));
             let failed = details.iter().any(|g| g.status == DayStatus::Failed);
             let status = if failed {
