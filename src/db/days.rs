@@ -150,11 +150,22 @@ impl Db {
 
     /// Configurations with automatic exports on, of accounts on an Editions plan:
     /// (account, resource type, enabled_at).
-    pub async fn enabled_daily_exports(&self) -> Result<Vec<(String, String, i64)>> {
-        let sql = "SELECT c.account_sid, c.resource_type, COALESCE(c.enabled_at, c.updated_at) \
+    /// The enabled daily exports of Editions accounts that have not exported
+    /// `last_day` yet: account, resource type, when it was enabled, and the
+    /// last day it exported. One statement however many tenants there are.
+    pub async fn enabled_daily_exports(
+        &self,
+        last_day: &str,
+    ) -> Result<Vec<(String, String, i64, Option<String>)>> {
+        let sql = "SELECT account_sid, resource_type, enabled, last FROM (\
+                   SELECT c.account_sid, c.resource_type, COALESCE(c.enabled_at, c.updated_at) AS enabled, \
+                   (SELECT MAX(e.day) FROM daily_exports e WHERE e.account_sid = c.account_sid \
+                   AND e.resource_type = c.resource_type) AS last \
                    FROM export_configurations c JOIN accounts a ON a.sid = c.account_sid \
-                   WHERE c.enabled AND a.editions ORDER BY c.account_sid, c.resource_type";
+                   WHERE c.enabled AND a.editions) AS due \
+                   WHERE last IS NULL OR last < $1 ORDER BY account_sid, resource_type";
         Ok(with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(last_day)
             .fetch_all(pool)
             .await)?)
     }

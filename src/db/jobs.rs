@@ -148,6 +148,53 @@ pub(super) static OPEN_STATUSES: LazyLock<String> = LazyLock::new(|| {
 pub(super) const NEXT_COUNTER: &str =
     "UPDATE service_counters SET value = value + 1 WHERE name = $1 RETURNING value";
 
+/// Numbers `$job` (the next `job_seq`) and stores it with its days, in the
+/// transaction `$tx`; evaluates to its seq. A macro rather than a function:
+/// `with_pool!` compiles its caller once per driver.
+macro_rules! store_job {
+    ($tx:ident, $job:expr) => {{
+        let job: &NewJob = $job;
+        let seq: i64 = sqlx::query_scalar(NEXT_COUNTER)
+                .bind("job_seq")
+                .fetch_one(&mut *$tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO jobs (seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
+                 webhook_method, email, created_at, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            )
+            .bind(seq)
+            .bind(&job.sid)
+            .bind(&job.account_sid)
+            .bind(&job.resource_type)
+            .bind(&job.friendly_name)
+            .bind(&job.start_day)
+            .bind(&job.end_day)
+            .bind(&job.webhook_url)
+            .bind(&job.webhook_method)
+            .bind(&job.email)
+            .bind(job.created_at)
+            .bind(job.kind.as_str())
+            .execute(&mut *$tx)
+            .await?;
+            for day in &job.days {
+                sqlx::query(
+                    "INSERT INTO job_days (job_seq, job_sid, account_sid, resource_type, day, status, run_after) \
+                     VALUES ($1, $2, $3, $4, $5, $7, $6)",
+                )
+                .bind(seq)
+                .bind(&job.sid)
+                .bind(&job.account_sid)
+                .bind(&job.resource_type)
+                .bind(day)
+                .bind(job.created_at)
+                .bind(DayStatus::Submitted.as_str())
+                .execute(&mut *$tx)
+                .await?;
+            }
+        seq
+    }};
+}
+
 impl Db {
     /// Stores a job and queues each of its days, atomically. Returns its place in the queue order.
     /// Stores a job and queues each of its days, atomically, if `admission`
@@ -208,45 +255,44 @@ impl Db {
                     }
                 }
             }
-            let seq: i64 = sqlx::query_scalar(NEXT_COUNTER)
-                .bind("job_seq")
-                .fetch_one(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO jobs (seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
-                 webhook_method, email, created_at, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(seq)
-            .bind(&job.sid)
-            .bind(&job.account_sid)
-            .bind(&job.resource_type)
-            .bind(&job.friendly_name)
-            .bind(&job.start_day)
-            .bind(&job.end_day)
-            .bind(&job.webhook_url)
-            .bind(&job.webhook_method)
-            .bind(&job.email)
-            .bind(job.created_at)
-            .bind(job.kind.as_str())
-            .execute(&mut *tx)
-            .await?;
-            for day in &job.days {
-                sqlx::query(
-                    "INSERT INTO job_days (job_seq, job_sid, account_sid, resource_type, day, status, run_after) \
-                     VALUES ($1, $2, $3, $4, $5, $7, $6)",
-                )
-                .bind(seq)
-                .bind(&job.sid)
-                .bind(&job.account_sid)
-                .bind(&job.resource_type)
-                .bind(day)
-                .bind(job.created_at)
-                .bind(DayStatus::Submitted.as_str())
-                .execute(&mut *tx)
-                .await?;
-            }
+            let seq = store_job!(tx, job);
             tx.commit().await?;
             Ok(Ok(seq))
+        })
+    }
+
+    /// Stores automatic daily-export jobs, each unless its (account, resource
+    /// type, day) already has one, in one transaction; returns how many were
+    /// stored. The daily scheduler queues a midnight's jobs in such batches.
+    pub async fn insert_daily_jobs(&self, jobs: &[NewJob]) -> Result<usize> {
+        let _turn = match self.pool {
+            super::Pool::Sqlite(_) => Some(self.write_gate.lock().await),
+            super::Pool::Postgres(_) => None,
+        };
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut stored = 0;
+            for job in jobs {
+                let first = sqlx::query(
+                    "INSERT INTO daily_exports (account_sid, resource_type, day, job_sid, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_sid, resource_type, day) DO NOTHING",
+                )
+                .bind(&job.account_sid)
+                .bind(&job.resource_type)
+                .bind(&job.start_day)
+                .bind(&job.sid)
+                .bind(job.created_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if first {
+                    store_job!(tx, job);
+                    stored += 1;
+                }
+            }
+            tx.commit().await?;
+            Ok(stored)
         })
     }
 

@@ -7,8 +7,11 @@
 use chrono::{DateTime, Utc};
 
 use super::{Exports, Result};
-use crate::db::{Admission, JobKind, NewJob};
+use crate::db::{JobKind, NewJob};
 use crate::domain::{Day, SidKind};
+
+/// Daily jobs stored a transaction.
+const DAILY_BATCH: usize = 200;
 
 impl Exports {
     /// Queues every automatic export that is due and not yet queued.
@@ -21,16 +24,14 @@ impl Exports {
             (now - chrono::Duration::milliseconds(self.inner.engine.day_retention_ms)).date_naive(),
         );
         let mut queued = 0;
-        for (account_sid, resource_type, enabled_at) in self.db().enabled_daily_exports().await? {
+        let mut batch = Vec::with_capacity(DAILY_BATCH);
+        for (account_sid, resource_type, enabled_at, last_export) in
+            self.db().enabled_daily_exports(&last.to_string()).await?
+        {
             let enabled_day = DateTime::<Utc>::from_timestamp_millis(enabled_at)
                 .map(|t| Day::from_date(t.date_naive()))
                 .unwrap_or(last);
-            let after_last_export = self
-                .db()
-                .last_daily_export(&account_sid, &resource_type)
-                .await?
-                .and_then(|d| Day::parse(&d).ok())
-                .map(Day::succ);
+            let after_last_export = last_export.and_then(|d| Day::parse(&d).ok()).map(Day::succ);
             let first = [Some(enabled_day), Some(retained), after_last_export]
                 .into_iter()
                 .flatten()
@@ -40,28 +41,33 @@ impl Exports {
                 continue;
             }
             for day in first.through(last) {
-                if self
-                    .queue_daily_export(&account_sid, &resource_type, day)
-                    .await?
-                {
-                    queued += 1;
+                batch.push(self.daily_job(&account_sid, &resource_type, day));
+                if batch.len() >= DAILY_BATCH {
+                    queued += self.queue_daily_jobs(&mut batch).await?;
                 }
             }
         }
-        if queued > 0 {
-            self.inner.work_submitted.notify_waiters();
-        }
+        queued += self.queue_daily_jobs(&mut batch).await?;
         Ok(queued)
     }
 
-    /// Queues the automatic export of one day, unless it already was.
-    async fn queue_daily_export(
-        &self,
-        account_sid: &str,
-        resource_type: &str,
-        day: Day,
-    ) -> Result<bool> {
-        let job = NewJob {
+    /// Stores a batch of daily jobs (emptying it) and wakes the workers, so
+    /// that the first days export while the rest are queued.
+    async fn queue_daily_jobs(&self, batch: &mut Vec<NewJob>) -> Result<usize> {
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let stored = self.db().insert_daily_jobs(batch).await?;
+        batch.clear();
+        if stored > 0 {
+            self.inner.work_submitted.notify_waiters();
+        }
+        Ok(stored)
+    }
+
+    /// The automatic export of one day.
+    fn daily_job(&self, account_sid: &str, resource_type: &str, day: Day) -> NewJob {
+        NewJob {
             sid: SidKind::Job.generate(),
             account_sid: account_sid.to_string(),
             resource_type: resource_type.to_string(),
@@ -74,11 +80,6 @@ impl Exports {
             created_at: self.clock().now_ms(),
             days: vec![day.to_string()],
             kind: JobKind::Daily,
-        };
-        Ok(self
-            .db()
-            .insert_job(&job, &Admission::DailyOnce)
-            .await?
-            .is_ok())
+        }
     }
 }
