@@ -277,12 +277,15 @@ impl Db {
     /// Days whose file was exported from older records and that no open job rewrites yet.
     pub async fn stale_days(&self, limit: i64) -> Result<Vec<StaleDay>> {
         let sql = format!(
-            "SELECT d.account_sid, d.resource_type, d.day, d.friendly_name FROM days d JOIN day_versions v \
+            "WITH stale AS MATERIALIZED (SELECT d.account_sid, d.resource_type, d.day, d.friendly_name \
+             FROM days d JOIN day_versions v \
              ON v.account_sid = d.account_sid AND v.resource_type = d.resource_type AND v.day = d.day \
-             WHERE d.content_version < v.version AND NOT EXISTS (SELECT 1 FROM job_days q \
-               WHERE q.account_sid = d.account_sid AND q.resource_type = d.resource_type AND q.day = d.day \
+             WHERE d.content_version < v.version) \
+             SELECT s.account_sid, s.resource_type, s.day, s.friendly_name FROM stale s \
+             WHERE NOT EXISTS (SELECT 1 FROM job_days q \
+               WHERE q.account_sid = s.account_sid AND q.resource_type = s.resource_type AND q.day = s.day \
                AND q.status IN {open}) \
-             ORDER BY d.account_sid, d.day LIMIT $1",
+             ORDER BY s.account_sid, s.day LIMIT $1",
             open = *OPEN_STATUSES
         );
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
