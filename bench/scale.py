@@ -8,6 +8,8 @@
       round-robin over the accounts (with their key when they have one), each
       round on the next day and resource type; prints the creates' latency
       (median, p99, ms) and the last job made
+  scale.py probe BASE USER PASSWORD PATH STOP   GETs of PATH from 4 clients,
+      about 200 a second in all, until the file STOP exists; their latency
   scale.py tenants BASE ADMIN_TOKEN COUNT OUT   COUNT Editions accounts, each
       with the daily export of all four resource types enabled; their
       credentials go to OUT
@@ -134,12 +136,33 @@ def tenants(base, admin, count, out):
         json.dump(run_all(make, range(count)), f)
 
 
+def probe(base, user, password, path, stop_file):
+    """FetchJob-like GETs from 4 clients, each about 50 a second (a steady
+    load, not a flood), until STOP_FILE exists; prints their latency."""
+    import os
+
+    auth = basic(user, password)
+
+    def client(_):
+        seconds = []
+        while not os.path.exists(stop_file):
+            seconds.append(request(base, "GET", path, auth)[2])
+            time.sleep(0.02)
+        return seconds
+
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(client, range(4)))
+    print(json.dumps(summary([s for c in done for s in c])))
+
+
 if __name__ == "__main__":
     cmd, args = sys.argv[1], sys.argv[2:]
     if cmd == "accounts":
         accounts(args[0], args[1], int(args[2]), args[3])
     elif cmd == "jobs":
         jobs(args[0], args[1], int(args[2]), args[3])
+    elif cmd == "probe":
+        probe(*args)
     elif cmd == "tenants":
         tenants(args[0], args[1], int(args[2]), args[3])
     else:

@@ -10,7 +10,8 @@
 # CreateExportCustomJob for 2 s. Then it makes TENANTS Editions accounts (default 10,000)
 # with the daily export of all four resource types, moves the service clock
 # past midnight and the settle delay, and times the 4 × TENANTS daily days to
-# the last, with FetchJob under wrk meanwhile. Prints a table and each
+# the last, with a steady FetchJob load meanwhile (4 clients, about 200
+# requests a second in all, bench/scale.py probe). Prints a table and each
 # latency at the largest size ÷ the same at the smallest.
 # Usage: bench/scale.sh   (BENCH_SCALE_SIZES="1000 10000 100000", BENCH_SCALE_TENANTS=10000)
 set -euo pipefail
@@ -106,15 +107,14 @@ import json, sys, datetime
 now = datetime.datetime.fromisoformat(json.load(sys.stdin)['now'].replace('Z', '+00:00'))
 midnight = (now + datetime.timedelta(days=1)).replace(hour=0, minute=0, second=0, microsecond=0)
 print((midnight + datetime.timedelta(seconds=3601)).strftime('%Y-%m-%dT%H:%M:%SZ'))")
-auth="Authorization: Basic $(printf '%s:%s' "$user" "$password" | base64 -w0)"
-wrk -t2 -c16 -d3600s --latency -H "$auth" "$BASE/v1/Exports/Jobs/$sid" >"$work/wrk-daily.txt" &
+python3 bench/scale.py probe "$BASE" "$user" "$password" "/v1/Exports/Jobs/$sid" "$work/stop" >"$work/probe.json" &
 loader=$!
 t=$(now)
 curl -sf -X POST -H "Authorization: Bearer $ADMIN" -d "Now=$settle" "$BASE/admin/v1/Clock" >/dev/null
 drain
 daily_s=$(since "$t")
-kill -INT "$loader"; wait "$loader" || true
-daily_p99=$(awk '$1=="99%" {print $2}' "$work/wrk-daily.txt")
+touch "$work/stop"; wait "$loader"
+daily_p99="$(python3 -c "import json; print(json.load(open('$work/probe.json'))['p99'])") ms"
 daily_days=$((TENANTS * 4))
 read -r tu tp < <(python3 -c "import json; c=json.load(open('$work/tenants.json'))[-1]; print(c['user'], c['password'])")
 for t_rt in Messages Calls Conferences Participants; do  # the last tenant's daily days are there
