@@ -346,10 +346,12 @@ impl Db {
         Ok(())
     }
 
-    /// Days that are queued, running, or due for a retry.
+    /// Whether days are queued, running, or due for a retry: 1 if any, else 0.
     pub async fn pending_work(&self, now: i64) -> Result<i64> {
+        // Whether there is any, not how much: 0 or 1, from the first row.
         let sql = format!(
-            "SELECT COUNT(*) FROM job_days WHERE status IN {} AND (status <> {} OR run_after <= $1)",
+            "SELECT COUNT(*) FROM (SELECT 1 FROM job_days WHERE status IN {} \
+             AND (status <> {} OR run_after <= $1) LIMIT 1) AS any_work",
             *OPEN_STATUSES,
             lit(DayStatus::ErrorDuringRun)
         );

@@ -265,6 +265,16 @@ impl Exports {
     pub async fn wait_idle(&self, timeout: Duration) -> Result<bool> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
+            // While days are queued the workers are busy and nothing below
+            // could say idle: wait for the queue without the periodic tasks,
+            // whose scans would take the workers' cores.
+            if self.db().pending_work(self.clock().now_ms()).await? > 0 {
+                if tokio::time::Instant::now() >= deadline {
+                    return Ok(false);
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
             self.schedule_daily_exports().await?;
             self.apply_deletions_if_due().await?;
             self.rewrite_stale_days().await?;
