@@ -67,8 +67,13 @@ field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])$2)" "$1"; }
 serve 2
 echo "making $ACCOUNTS accounts ..."
 python3 bench/scale.py accounts "$BASE" "$ADMIN" "$ACCOUNTS" "$work/creds.json"
-# The first account's days are listed and fetched; the second one's creates are timed.
-read -r U0 P0 U1 P1 < <(python3 -c "import json; c=json.load(open('$work/creds.json')); print(c[0]['user'], c[0]['password'], c[1]['user'], c[1]['password'])")
+# The first account's days are listed and fetched; the second one's creates
+# are timed; the third one's jobs are listed: it gets 60 Messages jobs first,
+# so that every size lists a full page of 50.
+read -r U0 P0 U1 P1 U2 P2 < <(python3 -c "import json; c=json.load(open('$work/creds.json')); print(*[v for a in c[:3] for v in (a['user'], a['password'])])")
+for i in $(seq 60); do
+  curl -sf -u "$U2:$P2" -d StartDay=$FIRST_DAY -d EndDay=$FIRST_DAY -d FriendlyName="listed-$i" "$BASE/v1/Exports/Messages/Jobs" >/dev/null
+done
 stop
 
 have=0
@@ -78,8 +83,14 @@ for n in "${SIZES[@]}"; do
   finished=$((n - queued - have)); [ "$finished" -lt 0 ] && finished=0
   echo "filling to $n jobs: $finished finished, then $queued queued ..."
   serve 2
-  [ "$finished" -gt 0 ] && python3 bench/scale.py jobs "$BASE" "$work/creds.json" "$finished" "$FIRST_DAY" >/dev/null
-  drain
+  # In chunks, each drained before the next: the queue stays short while
+  # the tables fill, as it does in service.
+  while [ "$finished" -gt 0 ]; do
+    chunk=$((finished < 5000 ? finished : 5000))
+    python3 bench/scale.py jobs "$BASE" "$work/creds.json" "$chunk" "$FIRST_DAY" >/dev/null
+    drain
+    finished=$((finished - chunk))
+  done
   stop
   serve 0
   created=$(python3 bench/scale.py jobs "$BASE" "$work/creds.json" "$queued" "$FIRST_DAY")
@@ -87,7 +98,7 @@ for n in "${SIZES[@]}"; do
   read -r sid rt user password < <(python3 -c "import json,sys; l=json.loads(sys.argv[1])['last']; print(l['sid'], l['type'], l['user'], l['password'])" "$created")
   day=$(curl -sf -u "$U0:$P0" "$BASE/v1/Exports/Messages/Days?PageSize=1" | python3 -c "import json,sys; print(json.load(sys.stdin)['days'][0]['day'])")
   read -r fetch_m fetch_p < <(wrk_latency "/v1/Exports/Jobs/$sid" "$user" "$password")
-  read -r list_m list_p < <(wrk_latency "/v1/Exports/$rt/Jobs?PageSize=50" "$user" "$password")
+  read -r list_m list_p < <(wrk_latency "/v1/Exports/Messages/Jobs?PageSize=50" "$U2" "$P2")
   read -r days_m days_p < <(wrk_latency "/v1/Exports/Messages/Days?PageSize=50" "$U0" "$P0")
   read -r day_m day_p < <(wrk_latency "/v1/Exports/Messages/Days/$day" "$U0" "$P0")
   # CreateExportCustomJob last, for 2 s (wrk; bench/scale.py's Python
