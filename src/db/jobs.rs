@@ -224,10 +224,7 @@ impl Db {
         job: &NewJob,
         admission: &Admission,
     ) -> Result<std::result::Result<i64, i64>> {
-        let _turn = match self.pool {
-            super::Pool::Sqlite(_) => Some(self.write_gate.lock().await),
-            super::Pool::Postgres(_) => None,
-        };
+        let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             match admission {
@@ -283,10 +280,7 @@ impl Db {
     /// type, day) already has one, in one transaction; returns how many were
     /// stored. The daily scheduler queues a midnight's jobs in such batches.
     pub async fn insert_daily_jobs(&self, jobs: &[NewJob]) -> Result<usize> {
-        let _turn = match self.pool {
-            super::Pool::Sqlite(_) => Some(self.write_gate.lock().await),
-            super::Pool::Postgres(_) => None,
-        };
+        let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             let mut stored = 0;

@@ -209,6 +209,15 @@ impl Db {
         })
     }
 
+    /// On SQLite, this process's turn at `write_gate`, held until dropped;
+    /// nothing on PostgreSQL, whose writers lock rows.
+    pub(super) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.pool {
+            Pool::Sqlite(_) => Some(self.write_gate.lock().await),
+            Pool::Postgres(_) => None,
+        }
+    }
+
     /// "sqlite" or "postgres".
     pub fn dialect(&self) -> &'static str {
         match self.pool {
