@@ -60,8 +60,6 @@ fn corrupt(what: String) -> super::Error {
 pub enum Admission {
     /// A custom job: within the family's requested-days quota.
     Quota(DayQuota),
-    /// A daily export: the first for its (account, resource type, day).
-    DailyOnce,
     /// Nothing to check.
     Always,
 }
@@ -214,11 +212,10 @@ macro_rules! store_job {
 }
 
 impl Db {
-    /// Stores a job and queues each of its days, atomically. Returns its place in the queue order.
     /// Stores a job and queues each of its days, atomically, if `admission`
     /// holds. Returns its place in the queue order, or what refused it: the
-    /// days the family already requested today, or 0 for a daily export that
-    /// already exists.
+    /// days the family already requested today. Daily exports are stored by
+    /// [`Db::insert_daily_jobs`].
     pub async fn insert_job(
         &self,
         job: &NewJob,
@@ -250,25 +247,6 @@ impl Db {
                     }
                 }
                 Admission::Always => {}
-                Admission::DailyOnce => {
-                    let first = sqlx::query(
-                        "INSERT INTO daily_exports (account_sid, resource_type, day, job_sid, created_at) \
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_sid, resource_type, day) DO NOTHING",
-                    )
-                    .bind(&job.account_sid)
-                    .bind(&job.resource_type)
-                    .bind(&job.start_day)
-                    .bind(&job.sid)
-                    .bind(job.created_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                        == 1;
-                    if !first {
-                        tx.rollback().await?;
-                        return Ok(Err(0));
-                    }
-                }
             }
             let seq = store_job!(tx, job);
             tx.commit().await?;

@@ -6,9 +6,9 @@
 //! `0007_record_sets.sql`) and are found through a hash index on their key;
 //! no unique index holds a key unique: every writer of a set takes the set's
 //! advisory lock for its transaction, looks the batch's keys up (locking the
-//! rows found), deletes the rows they replace and copies the batch in. Measured on a 1M-record day,
-//! that costs less than half of the text primary key it replaced (see
-//! `docs/decisions.md`).
+//! rows found), deletes the rows they replace and copies the batch in.
+//! Measured on a 1M-record day, that costs less than half of the text
+//! primary key it replaced (see `docs/decisions.md`).
 
 use std::collections::{HashMap, HashSet};
 
