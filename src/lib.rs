@@ -23,7 +23,8 @@
 //! - [`app`]: wiring: build the service from settings and run it.
 //! - [`exports`]: the use cases, called by the API and the CLI.
 //! - [`db`]: every SQL statement, over SQLite or PostgreSQL; the record
-//!   engine (`db::records`) and the line segments of SQLite (`db::lines`).
+//!   engine (`db::records`), the line segments of SQLite (`db::lines`) and
+//!   the group commit of new jobs (`db::intake`).
 //! - [`export`]: exporting one day into a staged blob.
 //! - [`blob`]: day files in a local directory or an S3 bucket, and the
 //!   removal of what interrupted uploads leave.

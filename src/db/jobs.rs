@@ -159,133 +159,23 @@ static OLDEST_OPEN_JOB: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// The mean duration of recent days (see `Db::recent_day_duration_ms`), as
+/// a scalar expression.
+pub(super) static RECENT_DAY_MS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT AVG(CAST(finished_at - started_at AS DOUBLE PRECISION)) FROM (SELECT finished_at, started_at, status \
+         FROM job_days WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT 100) AS recent \
+         WHERE status IN {} AND started_at IS NOT NULL",
+        list(&[DayStatus::Completed, DayStatus::CompletedEmptyRecords])
+    )
+});
+
 /// Takes the next value of a named counter inside a transaction; the row lock
 /// orders concurrent takers, so values follow commit order.
 pub(super) const NEXT_COUNTER: &str =
     "UPDATE service_counters SET value = value + 1 WHERE name = $1 RETURNING value";
 
-/// Numbers `$job` (the next `job_seq`) and stores it with its days, in the
-/// transaction `$tx`; evaluates to its seq. A macro rather than a function:
-/// `with_pool!` compiles its caller once per driver.
-macro_rules! store_job {
-    ($tx:ident, $job:expr) => {{
-        let job: &NewJob = $job;
-        let seq: i64 = sqlx::query_scalar(NEXT_COUNTER)
-                .bind("job_seq")
-                .fetch_one(&mut *$tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO jobs (seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
-                 webhook_method, email, created_at, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-            )
-            .bind(seq)
-            .bind(&job.sid)
-            .bind(&job.account_sid)
-            .bind(&job.resource_type)
-            .bind(&job.friendly_name)
-            .bind(&job.start_day)
-            .bind(&job.end_day)
-            .bind(&job.webhook_url)
-            .bind(&job.webhook_method)
-            .bind(&job.email)
-            .bind(job.created_at)
-            .bind(job.kind.as_str())
-            .execute(&mut *$tx)
-            .await?;
-            for day in &job.days {
-                sqlx::query(
-                    "INSERT INTO job_days (job_seq, job_sid, account_sid, resource_type, day, status, run_after) \
-                     VALUES ($1, $2, $3, $4, $5, $7, $6)",
-                )
-                .bind(seq)
-                .bind(&job.sid)
-                .bind(&job.account_sid)
-                .bind(&job.resource_type)
-                .bind(day)
-                .bind(job.created_at)
-                .bind(DayStatus::Submitted.as_str())
-                .execute(&mut *$tx)
-                .await?;
-            }
-        seq
-    }};
-}
-
 impl Db {
-    /// Stores a job and queues each of its days, atomically, if `admission`
-    /// holds. Returns its place in the queue order, or what refused it: the
-    /// days the family already requested today. Daily exports are stored by
-    /// [`Db::insert_daily_jobs`].
-    pub async fn insert_job(
-        &self,
-        job: &NewJob,
-        admission: &Admission,
-    ) -> Result<std::result::Result<i64, i64>> {
-        let _turn = self.write_turn().await;
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            match admission {
-                Admission::Quota(quota) => {
-                    // The family's counter of the UTC day, added to in this
-                    // transaction: its row lock on PostgreSQL (the write lock on
-                    // SQLite) counts concurrent requests of one family one after
-                    // the other, on every node.
-                    let requested = job.days.len() as i64;
-                    let total: i64 = sqlx::query_scalar(
-                        "INSERT INTO quota_usage (root_sid, day_start, days) VALUES ($1, $2, $3) \
-                         ON CONFLICT (root_sid, day_start) DO UPDATE SET days = quota_usage.days + excluded.days \
-                         RETURNING days",
-                    )
-                    .bind(&quota.root_sid)
-                    .bind(quota.day_start)
-                    .bind(requested)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    if quota.limit > 0 && total > quota.limit {
-                        tx.rollback().await?;
-                        return Ok(Err(total - requested));
-                    }
-                }
-                Admission::Always => {}
-            }
-            let seq = store_job!(tx, job);
-            tx.commit().await?;
-            Ok(Ok(seq))
-        })
-    }
-
-    /// Stores automatic daily-export jobs, each unless its (account, resource
-    /// type, day) already has one, in one transaction; returns how many were
-    /// stored. The daily scheduler queues a midnight's jobs in such batches.
-    pub async fn insert_daily_jobs(&self, jobs: &[NewJob]) -> Result<usize> {
-        let _turn = self.write_turn().await;
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let mut stored = 0;
-            for job in jobs {
-                let first = sqlx::query(
-                    "INSERT INTO daily_exports (account_sid, resource_type, day, job_sid, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_sid, resource_type, day) DO NOTHING",
-                )
-                .bind(&job.account_sid)
-                .bind(&job.resource_type)
-                .bind(&job.start_day)
-                .bind(&job.sid)
-                .bind(job.created_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if first {
-                    store_job!(tx, job);
-                    stored += 1;
-                }
-            }
-            tx.commit().await?;
-            Ok(stored)
-        })
-    }
-
     /// A custom job with its days (in day order) in one statement: FetchJob is
     /// the most frequent call, and on SQLite each statement is a round trip to
     /// the driver's worker thread.
@@ -413,19 +303,14 @@ impl Db {
     }
 
     /// Mean milliseconds one day took, over the completed ones among the
-    /// `sample` most recently finished days: read backwards along
+    /// 100 most recently finished days: read backwards along
     /// `job_days_finished`, never through every completed day.
-    pub async fn recent_day_duration_ms(&self, sample: i64) -> Result<Option<f64>> {
-        let sql = format!(
-            "SELECT AVG(CAST(finished_at - started_at AS DOUBLE PRECISION)) FROM (SELECT finished_at, started_at, status \
-             FROM job_days WHERE finished_at IS NOT NULL ORDER BY finished_at DESC LIMIT $1) AS recent \
-             WHERE status IN {} AND started_at IS NOT NULL",
-            list(&[DayStatus::Completed, DayStatus::CompletedEmptyRecords])
-        );
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
-            .bind(sample)
-            .fetch_one(pool)
-            .await)?)
+    pub async fn recent_day_duration_ms(&self) -> Result<Option<f64>> {
+        Ok(with_pool!(self, |pool| sqlx::query_scalar(
+            RECENT_DAY_MS.as_str()
+        )
+        .fetch_one(pool)
+        .await)?)
     }
 
     /// Marks a job deleted: queued days will never run, a running day is told

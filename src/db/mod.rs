@@ -8,6 +8,7 @@ mod accounts;
 mod days;
 mod deletions;
 mod deliveries;
+mod intake;
 mod jobs;
 mod lines;
 mod queue;
@@ -27,6 +28,7 @@ pub use accounts::{Account, ApiKey};
 pub use days::{DayRow, ExportConfigRow};
 pub use deletions::{CallRecord, DeletionRow, StaleDay};
 pub use deliveries::{AttemptRow, DeliveryRow, NewDelivery};
+pub use intake::Placed;
 pub use jobs::{Admission, DayQuota, JobDayRow, JobKind, JobRow, NewJob};
 pub use queue::{Claimed, Finish};
 pub use records::scan_day_sqlite;
@@ -138,6 +140,8 @@ pub struct Db {
     /// instead of in SQLite's busy handler, which sleeps up to 100 ms between
     /// tries (16 clients creating jobs at once had a p99 of about 100 ms).
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The queue of this process's job creations (`intake`).
+    intake: std::sync::Arc<intake::Intake>,
 }
 
 impl Db {
@@ -167,6 +171,7 @@ impl Db {
             return Ok(Db {
                 pool: Pool::Postgres(pool),
                 write_gate: Default::default(),
+                intake: Default::default(),
             });
         }
         let Some(path) = url
@@ -206,6 +211,7 @@ impl Db {
         Ok(Db {
             pool: Pool::Sqlite(pool),
             write_gate: Default::default(),
+            intake: Default::default(),
         })
     }
 

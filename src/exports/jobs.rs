@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::links::{Page, PageRequest};
 use super::{Error, Exports, Result};
-use crate::db::{Admission, DayQuota, JobKind, JobRow, NewJob};
+use crate::db::{Account, Admission, DayQuota, JobKind, JobRow, NewJob, UserRow};
 use crate::domain::{
     Day, DayStatus, EmailAddress, ResourceType, SidKind, WebhookMethod, WebhookUrl,
 };
@@ -197,38 +197,72 @@ impl Exports {
                 .collect(),
             kind: JobKind::Custom,
         };
-        let quota = self.day_quota(account_sid).await?;
-        if let Err(used) = self
+        let (account, recipients) = self
+            .db()
+            .account_with_recipients(account_sid)
+            .await?
+            .ok_or_else(|| Error::Invalid(format!("account {account_sid} does not exist")))?;
+        let quota = self.day_quota(&account);
+        let placed = match self
             .db()
             .insert_job(&job, &Admission::Quota(quota.clone()))
             .await?
         {
-            let left = (quota.limit - used).max(0);
-            let resets = chrono::DateTime::from_timestamp_millis(quota.day_end)
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-                .unwrap_or_default();
-            return Err(Error::QuotaExceeded(format!(
+            Ok(placed) => placed,
+            Err(used) => {
+                let left = (quota.limit - used).max(0);
+                let resets = chrono::DateTime::from_timestamp_millis(quota.day_end)
+                    .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                    .unwrap_or_default();
+                return Err(Error::QuotaExceeded(format!(
                 "This job requests {} days, but only {left} of the {} days allowed per UTC day remain today for \
                  {} and its subaccounts; the allowance resets at {resets}",
                 job.days.len(),
                 quota.limit,
                 quota.root_sid
             )));
-        }
+            }
+        };
         self.inner.work_submitted.notify_waiters();
-        self.announce_job_start(&job, origin).await?;
-        self.fetch_job(account_sid, &job.sid).await
+        self.announce_job_start(&job, &recipients, origin).await?;
+        // The view of the job as stored (every day Submitted), without
+        // reading it back.
+        let details = group_details(
+            spec.start
+                .through(spec.end)
+                .map(|day| (day, DayStatus::Submitted)),
+        );
+        let row = JobRow {
+            seq: placed.seq,
+            sid: job.sid,
+            account_sid: job.account_sid,
+            resource_type: rt,
+            friendly_name: job.friendly_name,
+            start_day: spec.start,
+            end_day: spec.end,
+            webhook_url: job.webhook_url,
+            webhook_method: job.webhook_method,
+            email: job.email,
+            created_at: job.created_at,
+            deleted_at: None,
+            finished_at: None,
+            kind: JobKind::Custom,
+        };
+        let place = Some((placed.position, placed.open_days_ahead));
+        let mut pace = RecentPace(Some(placed.recent_day_ms));
+        self.placed_job_view(row, details, place, &mut pace).await
     }
 
-    /// Job-initiation emails to the owners and admins of the account, and of
-    /// its parent for a subaccount, who have not unsubscribed.
-    async fn announce_job_start(&self, job: &NewJob, origin: &JobOrigin) -> Result<()> {
-        let account = self.require_account(&job.account_sid).await?;
-        let accounts: Vec<String> = std::iter::once(account.sid.clone())
-            .chain(account.parent_sid.clone())
-            .collect();
+    /// Job-initiation emails to `recipients`: the owners and admins of the
+    /// account, and of its parent for a subaccount, who have not unsubscribed.
+    async fn announce_job_start(
+        &self,
+        job: &NewJob,
+        recipients: &[UserRow],
+        origin: &JobOrigin,
+    ) -> Result<()> {
         let now = self.clock().now_ms();
-        for user in self.db().initiation_recipients(&accounts).await? {
+        for user in recipients {
             let unsubscribe = format!(
                 "{}/unsubscribe?AccountSid={}&Email={}&Signature={}",
                 origin.base_url.trim_end_matches('/'),
@@ -270,19 +304,21 @@ impl Exports {
 
     /// The quota of the account's family (its parent and the parent's
     /// subaccounts) for the current UTC day of the service clock.
-    async fn day_quota(&self, account_sid: &str) -> Result<DayQuota> {
-        let account = self.require_account(account_sid).await?;
+    fn day_quota(&self, account: &Account) -> DayQuota {
         let today = self.clock().today().date();
         let start = today
             .and_time(chrono::NaiveTime::MIN)
             .and_utc()
             .timestamp_millis();
-        Ok(DayQuota {
-            root_sid: account.parent_sid.unwrap_or(account.sid),
+        DayQuota {
+            root_sid: account
+                .parent_sid
+                .clone()
+                .unwrap_or_else(|| account.sid.clone()),
             limit: self.inner.engine.requested_days_per_day,
             day_start: start,
             day_end: start + 86_400_000,
-        })
+        }
     }
 
     pub async fn fetch_job(&self, account_sid: &str, sid: &str) -> Result<JobView> {
@@ -310,6 +346,17 @@ impl Exports {
             Some(_) => None,
             None => self.db().queue_place(row.seq).await?,
         };
+        self.placed_job_view(row, details, place, pace).await
+    }
+
+    /// The view of a job whose queue place (position, open days ahead) is known.
+    async fn placed_job_view(
+        &self,
+        row: JobRow,
+        details: Vec<StatusGroup>,
+        place: Option<(i64, i64)>,
+        pace: &mut RecentPace,
+    ) -> Result<JobView> {
         let estimated_completion = match place {
             None => row.finished_at.and_then(DateTime::from_timestamp_millis),
             Some((_, open_days_ahead)) => self.estimate_completion(open_days_ahead, pace).await?,
@@ -339,7 +386,7 @@ impl Exports {
     ) -> Result<Option<DateTime<Utc>>> {
         let per_day = match pace.0 {
             Some(known) => known,
-            None => *pace.0.insert(self.db().recent_day_duration_ms(100).await?),
+            None => *pace.0.insert(self.db().recent_day_duration_ms().await?),
         };
         let Some(per_day_ms) = per_day else {
             return Ok(None);

@@ -1,0 +1,364 @@
+//! Storing new jobs: group commit. Concurrent job creations of this process
+//! queue to one task, which stores all that are waiting in one transaction
+//! (quota counters read and written once per family, the `job_seq` counter
+//! taken once, jobs and days inserted with multi-row statements). A
+//! transaction per job cost six round trips under SQLite's single write lock
+//! (PostgreSQL: a commit's WAL flush) each; sixteen clients creating jobs at
+//! once waited on each other's (docs/decisions.md).
+
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::jobs::{Admission, NewJob, OPEN_STATUSES, RECENT_DAY_MS};
+use super::{with_pool, Db, Pool, Result};
+use crate::domain::DayStatus;
+
+/// Jobs stored by one transaction at most.
+const BATCH: usize = 200;
+/// Rows of one multi-row INSERT: well under both drivers' bind limits
+/// (SQLite 32,766, PostgreSQL 65,535) at 12 columns a job and 7 a day.
+const JOB_ROWS: usize = 200;
+const DAY_ROWS: usize = 1000;
+
+/// What a stored job answers: where it stands, or the days its family had
+/// already requested today when the quota refused it.
+type Stored = std::result::Result<Placed, i64>;
+
+/// A new job's place in the queue order, read in the transaction that
+/// stored it (as `Db::queue_place` would read it right after).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Placed {
+    pub seq: i64,
+    /// Its position among unfinished jobs, from 1.
+    pub position: i64,
+    /// The open job days at or before it, its own included.
+    pub open_days_ahead: i64,
+    /// `Db::recent_day_duration_ms`, read in the same transaction.
+    pub recent_day_ms: Option<f64>,
+}
+
+struct Pending {
+    job: NewJob,
+    admission: Admission,
+    reply: oneshot::Sender<Result<Stored>>,
+}
+
+/// The queue to the storing task, started by the first creation.
+#[derive(Debug, Default)]
+pub(super) struct Intake(OnceLock<mpsc::UnboundedSender<Pending>>);
+
+/// What the storing task holds: the pool and SQLite's write gate, not the
+/// `Db` (whose last clone, dropped, ends the task by closing the queue).
+struct Store {
+    pool: Pool,
+    write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Db {
+    /// Stores a job and queues each of its days, atomically, if `admission`
+    /// holds. Returns its place in the queue order, or what refused it: the
+    /// days the family already requested today. Jobs created at the same
+    /// time share a transaction; each is stored or refused as if alone.
+    pub async fn insert_job(&self, job: &NewJob, admission: &Admission) -> Result<Stored> {
+        let queue = self.intake.0.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let store = Store {
+                pool: self.pool.clone(),
+                write_gate: self.write_gate.clone(),
+            };
+            tokio::spawn(store.run(rx));
+            tx
+        });
+        let (reply, answer) = oneshot::channel();
+        let pending = Pending {
+            job: job.clone(),
+            admission: admission.clone(),
+            reply,
+        };
+        if queue.send(pending).is_err() {
+            return Err(super::Error::Misuse("the job intake stopped"));
+        }
+        answer
+            .await
+            .map_err(|_| super::Error::Misuse("the job intake stopped"))?
+    }
+
+    /// Stores automatic daily-export jobs, each unless its (account, resource
+    /// type, day) already has one, in one transaction; returns how many were
+    /// stored. The daily scheduler queues a midnight's jobs in such batches.
+    pub async fn insert_daily_jobs(&self, jobs: &[NewJob]) -> Result<usize> {
+        let _turn = self.write_turn().await;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let mut first = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                let claimed = sqlx::query(
+                    "INSERT INTO daily_exports (account_sid, resource_type, day, job_sid, created_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_sid, resource_type, day) DO NOTHING",
+                )
+                .bind(&job.account_sid)
+                .bind(&job.resource_type)
+                .bind(&job.start_day)
+                .bind(&job.sid)
+                .bind(job.created_at)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                if claimed {
+                    first.push(job);
+                }
+            }
+            store_jobs!(tx, &first);
+            tx.commit().await?;
+            Ok(first.len())
+        })
+    }
+}
+
+/// Numbers `$jobs` (consecutive values of `job_seq`, in order) and stores
+/// them with their days, in the transaction `$tx`; evaluates to the first
+/// seq. A macro rather than a function: the transaction's type differs per
+/// driver (see `with_pool!`).
+macro_rules! store_jobs {
+    ($tx:ident, $jobs:expr) => {{
+        let jobs: &[&NewJob] = $jobs;
+        let mut first = 0_i64;
+        if !jobs.is_empty() {
+            // One step of the counter for them all: its row lock orders
+            // concurrent takers, so values follow commit order.
+            let last: i64 = sqlx::query_scalar(
+                "UPDATE service_counters SET value = value + $2 WHERE name = $1 RETURNING value",
+            )
+            .bind("job_seq")
+            .bind(jobs.len() as i64)
+            .fetch_one(&mut *$tx)
+            .await?;
+            first = last - jobs.len() as i64 + 1;
+            for (chunk_index, chunk) in jobs.chunks(JOB_ROWS).enumerate() {
+                let sql = format!(
+                    "INSERT INTO jobs (seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
+                     webhook_method, email, created_at, kind) VALUES {}",
+                    placeholders(chunk.len(), 12)
+                );
+                let mut query = sqlx::query(&sql);
+                for (i, job) in chunk.iter().enumerate() {
+                    query = query
+                        .bind(first + (chunk_index * JOB_ROWS + i) as i64)
+                        .bind(&job.sid)
+                        .bind(&job.account_sid)
+                        .bind(&job.resource_type)
+                        .bind(&job.friendly_name)
+                        .bind(&job.start_day)
+                        .bind(&job.end_day)
+                        .bind(&job.webhook_url)
+                        .bind(&job.webhook_method)
+                        .bind(&job.email)
+                        .bind(job.created_at)
+                        .bind(job.kind.as_str());
+                }
+                query.execute(&mut *$tx).await?;
+            }
+            let days: Vec<(i64, &NewJob, &String)> = jobs
+                .iter()
+                .enumerate()
+                .flat_map(|(i, job)| job.days.iter().map(move |d| (first + i as i64, *job, d)))
+                .collect();
+            for chunk in days.chunks(DAY_ROWS) {
+                let sql = format!(
+                    "INSERT INTO job_days (job_seq, job_sid, account_sid, resource_type, day, status, run_after) VALUES {}",
+                    placeholders(chunk.len(), 7)
+                );
+                let mut query = sqlx::query(&sql);
+                for (seq, job, day) in chunk {
+                    query = query
+                        .bind(*seq)
+                        .bind(&job.sid)
+                        .bind(&job.account_sid)
+                        .bind(&job.resource_type)
+                        .bind(*day)
+                        .bind(DayStatus::Submitted.as_str())
+                        .bind(job.created_at);
+                }
+                query.execute(&mut *$tx).await?;
+            }
+        }
+        first
+    }};
+}
+use store_jobs;
+
+/// The unfinished jobs and their open days before seq `$1`, and the
+/// recent pace of days (for the estimates).
+static QUEUED_BEFORE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND seq < $1), \
+         (SELECT COUNT(*) FROM job_days WHERE status IN {} AND job_seq < $1), ({})",
+        *OPEN_STATUSES, *RECENT_DAY_MS
+    )
+});
+
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` values.
+fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
+impl Store {
+    /// Takes what waits (up to `BATCH`), stores it, answers each, until every
+    /// `Db` clone is gone.
+    async fn run(self, mut queue: mpsc::UnboundedReceiver<Pending>) {
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            let items: Vec<(&NewJob, &Admission)> =
+                batch.iter().map(|p| (&p.job, &p.admission)).collect();
+            match self.store(&items).await {
+                Ok(stored) => {
+                    for (pending, result) in batch.into_iter().zip(stored) {
+                        let _ = pending.reply.send(Ok(result));
+                    }
+                }
+                // Each alone, so that each gets its own answer (one job's
+                // failure is not the others').
+                Err(error) if batch.len() == 1 => {
+                    let _ = batch.remove(0).reply.send(Err(error));
+                }
+                Err(_) => {
+                    for pending in batch {
+                        let result = self
+                            .store(&[(&pending.job, &pending.admission)])
+                            .await
+                            .map(|mut r| r.remove(0));
+                        let _ = pending.reply.send(result);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores the admitted jobs of `items` in one transaction, in order.
+    async fn store(&self, items: &[(&NewJob, &Admission)]) -> Result<Vec<Stored>> {
+        let _turn = match self.pool {
+            Pool::Sqlite(_) => Some(self.write_gate.lock().await),
+            Pool::Postgres(_) => None,
+        };
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            // Each family's counter of the UTC day, read (and on PostgreSQL
+            // row-locked: other nodes' creations of the family wait) in
+            // SID order, so that two nodes' batches never wait on each
+            // other crosswise; the jobs are then admitted in order against it.
+            let mut families: BTreeMap<(&str, i64), (i64, i64)> = BTreeMap::new();
+            for (_, admission) in items {
+                if let Admission::Quota(q) = admission {
+                    families.insert((q.root_sid.as_str(), q.day_start), (0, 0));
+                }
+            }
+            for ((root, day_start), (before, _)) in families.iter_mut() {
+                *before = sqlx::query_scalar(
+                    "INSERT INTO quota_usage (root_sid, day_start, days) VALUES ($1, $2, 0) \
+                     ON CONFLICT (root_sid, day_start) DO UPDATE SET days = quota_usage.days RETURNING days",
+                )
+                .bind(*root)
+                .bind(*day_start)
+                .fetch_one(&mut *tx)
+                .await?;
+            }
+            let mut stored = Vec::with_capacity(items.len());
+            let mut admitted = Vec::with_capacity(items.len());
+            for (job, admission) in items {
+                if let Admission::Quota(q) = admission {
+                    let (before, added) = families
+                        .get_mut(&(q.root_sid.as_str(), q.day_start))
+                        .expect("every family was read");
+                    let used = *before + *added;
+                    let requested = job.days.len() as i64;
+                    if q.limit > 0 && used + requested > q.limit {
+                        stored.push(Err(used));
+                        continue;
+                    }
+                    *added += requested;
+                }
+                stored.push(Ok(admitted.len() as i64));
+                admitted.push(*job);
+            }
+            for ((root, day_start), (before, added)) in &families {
+                if *added > 0 {
+                    sqlx::query(
+                        "UPDATE quota_usage SET days = $3 WHERE root_sid = $1 AND day_start = $2",
+                    )
+                    .bind(*root)
+                    .bind(*day_start)
+                    .bind(before + added)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            let first = store_jobs!(tx, &admitted);
+            // What is queued before the first of them, counted once for all
+            // (the unfinished part of the indexes only: the queue, not the table).
+            let (jobs_before, days_before, recent_day_ms): (i64, i64, Option<f64>) =
+                if admitted.is_empty() {
+                    (0, 0, None)
+                } else {
+                    sqlx::query_as(QUEUED_BEFORE.as_str())
+                        .bind(first)
+                        .fetch_one(&mut *tx)
+                        .await?
+                };
+            tx.commit().await?;
+            let mut days_ahead = days_before;
+            let placed: Vec<Placed> = admitted
+                .iter()
+                .enumerate()
+                .map(|(i, job)| {
+                    days_ahead += job.days.len() as i64;
+                    Placed {
+                        seq: first + i as i64,
+                        position: jobs_before + i as i64 + 1,
+                        open_days_ahead: days_ahead,
+                        recent_day_ms,
+                    }
+                })
+                .collect();
+            // Each admitted job's index among the admitted, as its place.
+            Ok(stored
+                .into_iter()
+                .map(|s| s.map(|index| placed[index as usize]))
+                .collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::placeholders;
+
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(placeholders(1, 2), "($1, $2)");
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
+}
