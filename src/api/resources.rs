@@ -3,7 +3,7 @@
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::error::{json_response, ApiError};
 use super::request::{BaseUrl, Caller, Params, PathParams};
@@ -144,7 +144,7 @@ pub async fn list_export_custom_job(
         .exports
         .list_jobs(&caller.account_sid, rt, list.page)
         .await?;
-    Ok(list.respond(jobs, |j| to_value(JobWire::new(j, &base, false))))
+    Ok(list.respond(jobs, |j| JobWire::new(j, &base, false)))
 }
 
 pub async fn fetch_job(
@@ -185,7 +185,7 @@ pub async fn list_day(
         .exports
         .list_days(&caller.account_sid, rt, list.page)
         .await?;
-    Ok(list.respond(days, |d| to_value(DayWire::from(d))))
+    Ok(list.respond(days, DayWire::from))
 }
 
 pub async fn fetch_day(
@@ -215,8 +215,4 @@ pub async fn fetch_day(
         resp.headers_mut().insert(header::LOCATION, v);
     }
     Ok(resp)
-}
-
-fn to_value(v: impl serde::Serialize) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }

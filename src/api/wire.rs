@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Serialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::error::json_response;
 use crate::domain::ResourceType;
@@ -128,8 +128,8 @@ impl ListPage<'_> {
         url
     }
 
-    pub fn respond<T>(self, found: Page<T>, wire: impl Fn(T) -> Value) -> Response {
-        let items: Vec<Value> = found.items.into_iter().map(wire).collect();
+    pub fn respond<T, W: Serialize>(self, found: Page<T>, wire: impl Fn(T) -> W) -> Response {
+        let items: Vec<W> = found.items.into_iter().map(wire).collect();
         let page = self.page.page;
         let meta = json!({
             "page": page,
@@ -140,9 +140,30 @@ impl ListPage<'_> {
             "next_page_url": found.next.map(|c| self.page_url(page + 1, Some(c))),
             "key": self.key,
         });
-        let mut body = Map::new();
-        body.insert(self.key.to_string(), Value::Array(items));
-        body.insert("meta".into(), meta);
-        json_response(StatusCode::OK, &Value::Object(body))
+        // Serialized straight from the wire structs: a page of 50 jobs built
+        // as `serde_json::Value` maps first spent a fifth of its time there.
+        let body = PageBody {
+            key: self.key,
+            items,
+            meta,
+        };
+        json_response(StatusCode::OK, &body)
+    }
+}
+
+/// `{"<key>": [items], "meta": {...}}`: a list page, whose key varies.
+struct PageBody<W> {
+    key: &'static str,
+    items: Vec<W>,
+    meta: Value,
+}
+
+impl<W: Serialize> Serialize for PageBody<W> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry(self.key, &self.items)?;
+        map.serialize_entry("meta", &self.meta)?;
+        map.end()
     }
 }
