@@ -396,6 +396,7 @@ impl Db {
              AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $2 AND status IN {})",
             *OPEN_STATUSES
         );
+        let _turn = self.write_turn().await;
         let done = with_pool!(self, |pool| sqlx::query(&sql)
             .bind(now)
             .bind(sid)

@@ -135,10 +135,12 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Clone, Debug)]
 pub struct Db {
     pool: Pool,
-    /// Held by this process's job-creating transactions on SQLite, which take
-    /// the database's write lock as they start: they queue here, in order,
-    /// instead of in SQLite's busy handler, which sleeps up to 100 ms between
-    /// tries (16 clients creating jobs at once had a p99 of about 100 ms).
+    /// Held by this process's frequent writers on SQLite (job creations, and
+    /// the workers' claims, heartbeats, garbage and finishes), which take the
+    /// database's write lock: they queue here, in order, instead of in
+    /// SQLite's busy handler, which sleeps up to 100 ms between tries (16
+    /// clients creating jobs at once had a p99 of about 100 ms; two workers
+    /// and the daily scheduler lost a third of their time there).
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The queue of this process's job creations (`intake`).
     intake: std::sync::Arc<intake::Intake>,
