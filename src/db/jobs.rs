@@ -107,6 +107,38 @@ const JOB_COLUMNS: &str =
     "seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
                            webhook_method, email, created_at, deleted_at, finished_at, kind";
 
+/// `JOB_COLUMNS` of the relation `j`.
+static JOB_COLUMNS_OF_J: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = JOB_COLUMNS
+        .split(',')
+        .map(|c| format!("j.{}", c.trim()))
+        .collect();
+    columns.join(", ")
+});
+
+/// Jobs joined with their days (rows of one job adjacent), as each job
+/// with its days, in the order read.
+fn group_job_rows(rows: Vec<JobWithDay>) -> Result<Vec<(JobRow, Vec<JobDayRow>)>> {
+    let mut jobs: Vec<(JobRow, Vec<JobDayRow>)> = Vec::new();
+    for row in rows {
+        if jobs.last().is_none_or(|(job, _)| job.sid != row.job.sid) {
+            jobs.push((row.job.clone(), Vec::new()));
+        }
+        if let (Some(day), Some(status), Some((_, days))) =
+            (row.job_day, row.job_day_status, jobs.last_mut())
+        {
+            days.push(JobDayRow {
+                job_sid: row.job.sid,
+                day: Day::parse(&day).map_err(|e| corrupt(e.to_string()))?,
+                status: status
+                    .parse()
+                    .map_err(|e: crate::domain::UnknownDayStatus| corrupt(e.to_string()))?,
+            });
+        }
+    }
+    Ok(jobs)
+}
+
 /// The requested-days quota of one account family for one UTC day.
 #[derive(Debug, Clone)]
 pub struct DayQuota {
@@ -186,16 +218,12 @@ impl Db {
         finished_since: i64,
     ) -> Result<Option<(JobRow, Vec<JobDayRow>)>> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let columns: Vec<String> = JOB_COLUMNS
-                .split(',')
-                .map(|c| format!("j.{}", c.trim()))
-                .collect();
             format!(
                 "SELECT {}, d.day AS job_day, d.status AS job_day_status FROM jobs j \
                  LEFT JOIN job_days d ON d.job_sid = j.sid \
                  WHERE j.sid = $1 AND j.account_sid = $2 AND j.kind = 'custom' \
                  AND (j.finished_at IS NULL OR j.finished_at >= $3) ORDER BY d.day",
-                columns.join(", ")
+                *JOB_COLUMNS_OF_J
             )
         });
         let rows: Vec<JobWithDay> = with_pool!(self, |pool| sqlx::query_as(SQL.as_str())
@@ -204,31 +232,13 @@ impl Db {
             .bind(finished_since)
             .fetch_all(pool)
             .await)?;
-        let Some(first) = rows.first() else {
-            return Ok(None);
-        };
-        let job = first.job.clone();
-        let days = rows
-            .into_iter()
-            .filter_map(|r| match (r.job_day, r.job_day_status) {
-                (Some(day), Some(status)) => Some((r.job.sid, day, status)),
-                _ => None,
-            })
-            .map(|(job_sid, day, status)| {
-                Ok(JobDayRow {
-                    job_sid,
-                    day: Day::parse(&day).map_err(|e| corrupt(e.to_string()))?,
-                    status: status
-                        .parse()
-                        .map_err(|e: crate::domain::UnknownDayStatus| corrupt(e.to_string()))?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Ok(Some((job, days)))
+        Ok(group_job_rows(rows)?.pop())
     }
 
-    /// One page of an account's jobs of one resource type, in submission
-    /// order: after `after` (ascending) or before `before` (returned ascending).
+    /// One page of an account's jobs of one resource type with their days
+    /// (in day order), in submission order: after `after` (ascending) or
+    /// before `before` (returned ascending). One statement: the page's jobs
+    /// joined with their days by SID.
     pub async fn list_jobs(
         &self,
         account_sid: &str,
@@ -237,16 +247,19 @@ impl Db {
         before: Option<i64>,
         limit: i64,
         finished_since: i64,
-    ) -> Result<Vec<JobRow>> {
+    ) -> Result<Vec<(JobRow, Vec<JobDayRow>)>> {
         let (cmp, order, pos) = match before {
             Some(b) => ("<", "DESC", b),
             None => (">", "ASC", after.unwrap_or(0)),
         };
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE account_sid = $1 AND resource_type = $2 AND seq {cmp} $3 AND kind = 'custom' \
-             AND (finished_at IS NULL OR finished_at >= $5) ORDER BY seq {order} LIMIT $4"
+            "SELECT {}, d.day AS job_day, d.status AS job_day_status FROM \
+             (SELECT {JOB_COLUMNS} FROM jobs WHERE account_sid = $1 AND resource_type = $2 AND seq {cmp} $3 \
+             AND kind = 'custom' AND (finished_at IS NULL OR finished_at >= $5) ORDER BY seq {order} LIMIT $4) AS j \
+             LEFT JOIN job_days d ON d.job_sid = j.sid ORDER BY j.seq {order}, d.day",
+            *JOB_COLUMNS_OF_J
         );
-        let mut rows: Vec<JobRow> = with_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<JobWithDay> = with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(account_sid)
             .bind(resource_type)
             .bind(pos)
@@ -254,10 +267,11 @@ impl Db {
             .bind(finished_since)
             .fetch_all(pool)
             .await)?;
+        let mut jobs = group_job_rows(rows)?;
         if before.is_some() {
-            rows.reverse();
+            jobs.reverse();
         }
-        Ok(rows)
+        Ok(jobs)
     }
 
     /// The days of one account's jobs of one type whose seq lies in

@@ -422,28 +422,11 @@ impl Exports {
             items: rows,
             next,
             prev,
-        } = page.paginate(rows, |r| r.seq);
-        let (Some(first), Some(last)) = (rows.first().map(|r| r.seq), rows.last().map(|r| r.seq))
-        else {
-            return Ok(Page {
-                items: Vec::new(),
-                next,
-                prev,
-            });
-        };
-        let all_days = self
-            .db()
-            .job_days_between(account_sid, rt.as_str(), first, last)
-            .await?;
+        } = page.paginate(rows, |(job, _)| job.seq);
         let mut pace = RecentPace::default();
         let mut views = Vec::with_capacity(rows.len());
-        for row in rows {
-            let details = group_details(
-                all_days
-                    .iter()
-                    .filter(|d| d.job_sid == row.sid)
-                    .map(|d| (d.day, d.status)),
-            );
+        for (row, days) in rows {
+            let details = group_details(days.iter().map(|d| (d.day, d.status)));
             views.push(self.job_view(row, details, &mut pace).await?);
         }
         Ok(Page {
