@@ -380,16 +380,25 @@ impl Db {
         .await)?)
     }
 
-    /// Takes a removed blob off the garbage list.
-    pub async fn forget_garbage(&self, key: &str) -> Result<()> {
+    /// Takes removed blobs off the garbage list.
+    pub async fn forget_garbage(&self, keys: &[String]) -> Result<()> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        // One statement for a collector's batch (one write turn, not one each).
+        let params: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "DELETE FROM blob_garbage WHERE blob_key IN ({})",
+            params.join(", ")
+        );
         let _turn = self.write_turn().await;
-        with_pool!(self, |pool| sqlx::query(
-            "DELETE FROM blob_garbage WHERE blob_key = $1"
-        )
-        .bind(key)
-        .execute(pool)
-        .await
-        .map(|_| ()))?;
+        with_pool!(self, |pool| {
+            let mut query = sqlx::query(&sql);
+            for key in keys {
+                query = query.bind(key);
+            }
+            query.execute(pool).await.map(|_| ())
+        })?;
         Ok(())
     }
 

@@ -239,18 +239,20 @@ impl Exports {
         // that is neither due nor counted.
         let _collecting = Collecting::enter(&self.inner.collecting_garbage);
         let lease_until = now + self.inner.engine.lease_ms;
+        let mut removed = Vec::new();
         for key in self
             .db()
             .lease_garbage(now, lease_until, GARBAGE_BATCH)
             .await?
         {
             match self.blobs().delete(&key).await {
-                Ok(()) => self.db().forget_garbage(&key).await?,
+                Ok(()) => removed.push(key),
                 Err(e) => {
                     tracing::warn!(error = %e, key, "could not remove an old day file; will retry")
                 }
             }
         }
+        self.db().forget_garbage(&removed).await?;
         if let Err(e) = self.db().sweep_lines().await {
             tracing::warn!(error = %e, "could not erase the lines of replaced or deleted records; will retry");
         }
