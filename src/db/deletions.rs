@@ -274,13 +274,15 @@ impl Db {
             .await)?)
     }
 
-    /// Days whose file was exported from older records and that no open job rewrites yet.
+    /// Days whose file was exported from older records and that no open job
+    /// rewrites yet. Only days whose records changed (a version above 0)
+    /// are read, along `day_versions_changed`: not every day published.
     pub async fn stale_days(&self, limit: i64) -> Result<Vec<StaleDay>> {
         let sql = format!(
             "WITH stale AS MATERIALIZED (SELECT d.account_sid, d.resource_type, d.day, d.friendly_name \
-             FROM days d JOIN day_versions v \
-             ON v.account_sid = d.account_sid AND v.resource_type = d.resource_type AND v.day = d.day \
-             WHERE d.content_version < v.version) \
+             FROM day_versions v JOIN days d \
+             ON d.account_sid = v.account_sid AND d.resource_type = v.resource_type AND d.day = v.day \
+             WHERE v.version > 0 AND d.content_version < v.version) \
              SELECT s.account_sid, s.resource_type, s.day, s.friendly_name FROM stale s \
              WHERE NOT EXISTS (SELECT 1 FROM job_days q \
                WHERE q.account_sid = s.account_sid AND q.resource_type = s.resource_type AND q.day = s.day \
