@@ -87,6 +87,7 @@ impl Db {
         .execute(pool)
         .await
         .map(|r| r.rows_affected()))?;
+        self.config_changed();
         Ok(n == 1)
     }
 }

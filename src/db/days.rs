@@ -120,6 +120,7 @@ impl Db {
             .execute(pool)
             .await
             .map(|_| ()))?;
+        self.config_changed();
         Ok(())
     }
 

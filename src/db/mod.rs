@@ -144,6 +144,9 @@ pub struct Db {
     write_gate: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The queue of this process's job creations (`intake`).
     intake: std::sync::Arc<intake::Intake>,
+    /// Export configurations and Editions flags changed through this handle
+    /// (and its clones): the daily scheduler rescans when it moves.
+    config_changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Db {
@@ -174,6 +177,7 @@ impl Db {
                 pool: Pool::Postgres(pool),
                 write_gate: Default::default(),
                 intake: Default::default(),
+                config_changes: Default::default(),
             });
         }
         let Some(path) = url
@@ -214,6 +218,7 @@ impl Db {
             pool: Pool::Sqlite(pool),
             write_gate: Default::default(),
             intake: Default::default(),
+            config_changes: Default::default(),
         })
     }
 
@@ -224,6 +229,18 @@ impl Db {
             Pool::Sqlite(_) => Some(self.write_gate.lock().await),
             Pool::Postgres(_) => None,
         }
+    }
+
+    /// How many times export configurations or Editions flags were changed
+    /// through this handle (see `config_changes`).
+    pub fn config_changes(&self) -> u64 {
+        self.config_changes
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub(super) fn config_changed(&self) {
+        self.config_changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// "sqlite" or "postgres".

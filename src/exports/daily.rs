@@ -13,6 +13,20 @@ use crate::domain::{Day, SidKind};
 /// Daily jobs stored a transaction.
 const DAILY_BATCH: usize = 200;
 
+/// How long a scan that found nothing to queue is trusted while neither the
+/// last due day nor this process's configurations change: changes made by
+/// other processes (another node's API, the CLI) are seen within this time.
+const QUIET_RESCAN: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// A scan of every enabled configuration that found nothing to queue: for
+/// which last due day, after how many configuration changes, and when.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct QuietScan {
+    last: Day,
+    config_changes: u64,
+    at: std::time::Instant,
+}
+
 impl Exports {
     /// Queues every automatic export that is due and not yet queued.
     pub async fn schedule_daily_exports(&self) -> Result<usize> {
@@ -23,6 +37,16 @@ impl Exports {
         let retained = Day::from_date(
             (now - chrono::Duration::milliseconds(self.inner.engine.day_retention_ms)).date_naive(),
         );
+        // The scan reads every enabled configuration; it runs about once a
+        // second, so a scan that found nothing is not repeated until the
+        // due day or a configuration changes (10,000 tenants: 77 ms a scan).
+        let config_changes = self.db().config_changes();
+        let quiet = *self.inner.daily_scan.lock().expect("never poisoned");
+        if quiet.is_some_and(|q| {
+            q.last == last && q.config_changes == config_changes && q.at.elapsed() < QUIET_RESCAN
+        }) {
+            return Ok(0);
+        }
         let mut queued = 0;
         let mut batch = Vec::with_capacity(DAILY_BATCH);
         for (account_sid, resource_type, enabled_at, last_export) in
@@ -48,6 +72,11 @@ impl Exports {
             }
         }
         queued += self.queue_daily_jobs(&mut batch).await?;
+        *self.inner.daily_scan.lock().expect("never poisoned") = (queued == 0).then(|| QuietScan {
+            last,
+            config_changes,
+            at: std::time::Instant::now(),
+        });
         Ok(queued)
     }
 

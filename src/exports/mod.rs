@@ -147,6 +147,10 @@ struct Inner {
     webhooks: crate::notify::WebhookSender,
     emails: crate::notify::EmailSender,
     auth_cache: accounts::AuthCache,
+    /// The last daily scan that found nothing to queue (`daily`).
+    daily_scan: std::sync::Mutex<Option<daily::QuietScan>>,
+    /// When a worker of this process last removed garbage while days waited.
+    last_garbage_pass: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Exports {
@@ -182,6 +186,8 @@ impl Exports {
                 emails,
                 engine,
                 auth_cache: Default::default(),
+                daily_scan: Default::default(),
+                last_garbage_pass: Default::default(),
             }),
         })
     }

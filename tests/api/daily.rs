@@ -157,3 +157,48 @@ async fn disabling_stops_the_daily_exports() {
     let (_, list) = app.get(&a, "/v1/Exports/Calls/Days").await;
     assert!(listed_days(&list).is_empty());
 }
+
+/// The scheduler does not rescan every configuration while nothing is due,
+/// but a change made through the service is seen at once: an account put
+/// back on Editions gets the day it missed without waiting for the next one.
+#[tokio::test]
+async fn a_change_after_a_quiet_scan_is_scheduled_at_once() {
+    let app = TestApp::spawn_in(
+        Place::new().await,
+        2,
+        Clock::starting_at(at("2024-06-10T12:00:00Z")),
+    )
+    .await;
+    let (a, b) = (app.account().await, app.account().await);
+    for account in [&a, &b] {
+        app.exports.set_editions(&account.sid, true).await.unwrap();
+        app.seed(
+            account,
+            ResourceType::Messages,
+            "2024-06-10",
+            "2024-06-10",
+            3,
+        )
+        .await;
+        let (status, c) = app
+            .post(
+                account,
+                "/v1/Exports/Messages/Configuration",
+                &[("Enabled", "true")],
+            )
+            .await;
+        assert_eq!(status, 200, "{c}");
+    }
+    app.exports.set_editions(&b.sid, false).await.unwrap();
+    app.clock.set(at("2024-06-11T01:00:01Z")).unwrap();
+    app.drain().await;
+    let (_, list) = app.get(&a, "/v1/Exports/Messages/Days").await;
+    assert_eq!(listed_days(&list), ["2024-06-10"]);
+    let (_, list) = app.get(&b, "/v1/Exports/Messages/Days").await;
+    assert!(listed_days(&list).is_empty(), "not on Editions: {list}");
+
+    app.exports.set_editions(&b.sid, true).await.unwrap();
+    app.drain().await;
+    let (_, list) = app.get(&b, "/v1/Exports/Messages/Days").await;
+    assert_eq!(listed_days(&list), ["2024-06-10"]);
+}
