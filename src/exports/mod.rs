@@ -149,8 +149,6 @@ struct Inner {
     auth_cache: accounts::AuthCache,
     /// The last daily scan that found nothing to queue (`daily`).
     daily_scan: std::sync::Mutex<Option<daily::QuietScan>>,
-    /// When a worker of this process last removed garbage while days waited.
-    last_garbage_pass: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Exports {
@@ -187,7 +185,6 @@ impl Exports {
                 engine,
                 auth_cache: Default::default(),
                 daily_scan: Default::default(),
-                last_garbage_pass: Default::default(),
             }),
         })
     }

@@ -17,10 +17,6 @@ use crate::export::{self, export_day};
 const ORPHAN_GRACE_MS: i64 = 24 * 3600 * 1000;
 /// Garbage blobs removed per pass.
 const GARBAGE_BATCH: i64 = 100;
-/// While days wait, a worker removes garbage at most this often (the
-/// process's workers together): exports come first, and old files are
-/// removed at 100 a second until the queue is empty, then all at once.
-const BUSY_GARBAGE_EVERY: Duration = Duration::from_secs(1);
 
 /// The running workers of this process.
 pub struct Workers {
@@ -88,11 +84,8 @@ impl Exports {
         {
             self.finish_job_if_complete(&job).await?;
         }
-        let collected = self.collect_garbage_if_due(now).await?;
+        self.collect_garbage(now).await?;
         let Some(claimed) = self.db().claim(worker, now, stale_before).await? else {
-            if !collected {
-                self.collect_garbage(now).await?;
-            }
             return Ok(false);
         };
         let finish = self.run_claimed(&claimed, worker, stop).await;
@@ -241,20 +234,6 @@ impl Exports {
     /// worker lease and taken off the list only once the store has removed
     /// it; a failed removal is tried again when the lease runs out. Also
     /// erases the stored lines of replaced and deleted records (SQLite).
-    /// One pass of `collect_garbage` unless this process made one less than
-    /// `BUSY_GARBAGE_EVERY` ago. True when it made one.
-    async fn collect_garbage_if_due(&self, now: i64) -> Result<bool> {
-        {
-            let mut last = self.inner.last_garbage_pass.lock().expect("never poisoned");
-            if last.is_some_and(|at| at.elapsed() < BUSY_GARBAGE_EVERY) {
-                return Ok(false);
-            }
-            *last = Some(std::time::Instant::now());
-        }
-        self.collect_garbage(now).await?;
-        Ok(true)
-    }
-
     pub async fn collect_garbage(&self, now: i64) -> Result<()> {
         // Counted before leasing, so `wait_idle` never sees a leased file
         // that is neither due nor counted.
