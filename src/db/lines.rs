@@ -239,29 +239,41 @@ impl SegmentWriter {
             .query_map([SEGMENT_CAP], |row| row.get(0))?
             .collect::<std::result::Result<_, _>>()?;
         for id in candidates {
-            let file = open_segment(&lines.segment(id))?;
-            match file.try_lock() {
-                Ok(()) => {}
-                Err(TryLockError::WouldBlock) => continue,
-                Err(TryLockError::Error(e)) => return Err(e.into()),
+            if let Some(writer) = SegmentWriter::take(conn, lines, id)? {
+                return Ok(writer);
             }
-            // Read under the lock: nobody else commits to this segment now.
-            let committed: i64 = conn.query_row(
-                "SELECT committed_len FROM line_segments WHERE id = ?1",
-                [id],
-                |row| row.get(0),
-            )?;
-            file.set_len(committed as u64)?;
-            return Ok(SegmentWriter::holding(id, file, committed as u64));
         }
-        conn.execute("INSERT INTO line_segments (committed_len) VALUES (0)", [])?;
-        let id = conn.last_insert_rowid();
+        loop {
+            conn.execute("INSERT INTO line_segments (committed_len) VALUES (0)", [])?;
+            // Another writer may find the new row and take the segment before
+            // this one does; it then holds it, and this one makes another.
+            if let Some(writer) = SegmentWriter::take(conn, lines, conn.last_insert_rowid())? {
+                return Ok(writer);
+            }
+        }
+    }
+
+    /// Segment `id` with its file lock, cut to its committed length, or None
+    /// when another writer holds it.
+    fn take(conn: &rusqlite::Connection, lines: &Lines, id: i64) -> Result<Option<SegmentWriter>> {
         let file = open_segment(&lines.segment(id))?;
-        file.lock()?;
-        file.set_len(0)?;
-        // The new file's name is durable before any row names it.
-        File::open(lines.dir())?.sync_all()?;
-        Ok(SegmentWriter::holding(id, file, 0))
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => return Ok(None),
+            Err(TryLockError::Error(e)) => return Err(e.into()),
+        }
+        // Read under the lock: nobody else commits to this segment now.
+        let committed: i64 = conn.query_row(
+            "SELECT committed_len FROM line_segments WHERE id = ?1",
+            [id],
+            |row| row.get(0),
+        )?;
+        file.set_len(committed as u64)?;
+        if committed == 0 {
+            // A new file's name is durable before any row names it.
+            File::open(lines.dir())?.sync_all()?;
+        }
+        Ok(Some(SegmentWriter::holding(id, file, committed as u64)))
     }
 
     fn holding(id: i64, file: File, committed: u64) -> SegmentWriter {
@@ -439,5 +451,65 @@ impl super::Db {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM line_garbage")
             .fetch_one(pool)
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writers that start together each append to a segment no other
+    /// writer holds: a segment made by one and taken by another before its
+    /// maker locked it keeps what the other committed there. Every line
+    /// reads back as its writer committed it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_starting_together_never_share_or_cut_a_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = crate::db::Db::connect(&format!("sqlite://{}/t.db", dir.path().display()))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let file = db.sqlite_file().unwrap();
+        let lines = Lines::beside(&file);
+        let writers: Vec<_> = (0..8)
+            .map(|t| {
+                let (file, lines) = (file.clone(), lines.clone());
+                std::thread::spawn(move || {
+                    let conn = rusqlite::Connection::open(&file).unwrap();
+                    conn.busy_timeout(std::time::Duration::from_secs(30))
+                        .unwrap();
+                    let mut placed = Vec::new();
+                    // Each holds its last segment while it takes the next, so
+                    // that new segments are made all the time.
+                    let mut held = None;
+                    for n in 0..100 {
+                        let mut w = SegmentWriter::open(&conn, &lines).unwrap();
+                        let line = format!("writer {t} line {n}");
+                        let at = w.append(&line).unwrap();
+                        let len = w.sync().unwrap();
+                        conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+                        conn.execute(
+                            "UPDATE line_segments SET committed_len = ?1 WHERE id = ?2",
+                            (len, w.id()),
+                        )
+                        .unwrap();
+                        conn.execute_batch("COMMIT").unwrap();
+                        w.committed();
+                        held = Some(w);
+                        placed.push((at, line));
+                    }
+                    drop(held);
+                    placed
+                })
+            })
+            .collect();
+        let placed: Vec<(Placed, String)> = writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        let mut reader = lines.reader().unwrap();
+        for (at, line) in placed {
+            assert_eq!(reader.line(at).unwrap(), line, "at {at:?}");
+        }
     }
 }
