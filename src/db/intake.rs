@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::{Admission, NewJob, OPEN_STATUSES, RECENT_DAY_MS};
-use super::{with_pool, Db, Pool, Result};
+use super::{placeholders, with_pool, Db, Pool, Result};
 use crate::domain::DayStatus;
 
 /// Jobs stored by one transaction at most.
@@ -200,26 +200,6 @@ static QUEUED_BEFORE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| 
     )
 });
 
-/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` values.
-fn placeholders(rows: usize, columns: usize) -> String {
-    let mut sql = String::with_capacity(rows * columns * 5);
-    for row in 0..rows {
-        if row > 0 {
-            sql.push_str(", ");
-        }
-        sql.push('(');
-        for column in 0..columns {
-            if column > 0 {
-                sql.push_str(", ");
-            }
-            sql.push('$');
-            sql.push_str(&(row * columns + column + 1).to_string());
-        }
-        sql.push(')');
-    }
-    sql
-}
-
 impl Store {
     /// Takes what waits (up to `BATCH`), stores it, answers each, until every
     /// `Db` clone is gone.
@@ -260,10 +240,7 @@ impl Store {
 
     /// Stores the admitted jobs of `items` in one transaction, in order.
     async fn store(&self, items: &[(&NewJob, &Admission)]) -> Result<Vec<Stored>> {
-        let _turn = match self.pool {
-            Pool::Sqlite(_) => Some(self.write_gate.lock().await),
-            Pool::Postgres(_) => None,
-        };
+        let _turn = super::write_turn(&self.pool, &self.write_gate).await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
             // Each family's counter of the UTC day, read (and on PostgreSQL
@@ -349,16 +326,5 @@ impl Store {
                 .map(|s| s.map(|index| placed[index as usize]))
                 .collect())
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::placeholders;
-
-    #[test]
-    fn placeholders_number_rows_then_columns() {
-        assert_eq!(placeholders(1, 2), "($1, $2)");
-        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
     }
 }

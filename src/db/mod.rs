@@ -55,6 +55,39 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
+/// See [`Db::write_turn`]; also taken by the job intake, which holds the
+/// pool and the gate without a `Db`.
+async fn write_turn<'a>(
+    pool: &Pool,
+    gate: &'a tokio::sync::Mutex<()>,
+) -> Option<tokio::sync::MutexGuard<'a, ()>> {
+    match pool {
+        Pool::Sqlite(_) => Some(gate.lock().await),
+        Pool::Postgres(_) => None,
+    }
+}
+
+/// `($1, $2, $3), ($4, $5, $6)` for `rows` rows of `columns` values: the
+/// placeholders of a multi-row `VALUES` (or, with one row, of an `IN` list).
+pub(super) fn placeholders(rows: usize, columns: usize) -> String {
+    let mut sql = String::with_capacity(rows * columns * 5);
+    for row in 0..rows {
+        if row > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('(');
+        for column in 0..columns {
+            if column > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('$');
+            sql.push_str(&(row * columns + column + 1).to_string());
+        }
+        sql.push(')');
+    }
+    sql
+}
+
 #[derive(Clone, Debug)]
 pub(crate) enum Pool {
     Sqlite(SqlitePool),
@@ -225,10 +258,7 @@ impl Db {
     /// On SQLite, this process's turn at `write_gate`, held until dropped;
     /// nothing on PostgreSQL, whose writers lock rows.
     pub(super) async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        match self.pool {
-            Pool::Sqlite(_) => Some(self.write_gate.lock().await),
-            Pool::Postgres(_) => None,
-        }
+        write_turn(&self.pool, &self.write_gate).await
     }
 
     /// How many times export configurations or Editions flags were changed
@@ -334,6 +364,12 @@ impl Db {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn placeholders_number_rows_then_columns() {
+        assert_eq!(placeholders(1, 2), "($1, $2)");
+        assert_eq!(placeholders(2, 3), "($1, $2, $3), ($4, $5, $6)");
+    }
 
     async fn sqlite_pragma<T>(db: &Db, pragma: &str) -> T
     where

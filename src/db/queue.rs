@@ -407,10 +407,9 @@ impl Db {
             return Ok(());
         }
         // One statement for a collector's batch (one write turn, not one each).
-        let params: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
         let sql = format!(
-            "DELETE FROM blob_garbage WHERE blob_key IN ({})",
-            params.join(", ")
+            "DELETE FROM blob_garbage WHERE blob_key IN {}",
+            super::placeholders(1, keys.len())
         );
         let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
