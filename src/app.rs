@@ -58,6 +58,8 @@ pub struct Application {
     limits: api::ConnectionLimits,
     workers: usize,
     proxy: Option<crate::proxy::Proxy>,
+    /// How long the API serves on, not ready, after the shutdown signal.
+    grace: std::time::Duration,
 }
 
 impl Application {
@@ -83,6 +85,7 @@ impl Application {
             limits,
             workers: settings.worker_count(),
             proxy: None,
+            grace: std::time::Duration::from_secs(settings.shutdown_grace_secs),
         })
     }
 
@@ -112,17 +115,37 @@ impl Application {
         &self.exports
     }
 
-    /// Serves the API and runs the workers until `shutdown` fires; then stops
-    /// accepting, lets requests finish, and gives unfinished work back.
+    /// Serves the API and runs the workers until `shutdown` fires; then
+    /// answers `/readyz` with 503 for `shutdown_grace_secs` while it goes on
+    /// serving, stops accepting, lets requests finish, and gives unfinished
+    /// work back.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let workers = Workers::start(&self.exports, self.workers, &shutdown);
         let deliverer = Deliverer::start(&self.exports, &shutdown);
         let proxied = api::proxied_router(self.state.clone());
+        let stop_listening = CancellationToken::new();
+        let drain = {
+            let (shutdown, draining) = (shutdown.clone(), self.state.draining.clone());
+            let (stop, grace) = (stop_listening.clone(), self.grace);
+            tokio::spawn(async move {
+                shutdown.cancelled().await;
+                draining.cancel();
+                if !grace.is_zero() {
+                    tracing::info!(
+                        grace_secs = grace.as_secs(),
+                        "not ready; serving on until the grace period ends"
+                    );
+                    tokio::time::sleep(grace).await;
+                }
+                stop.cancel();
+            })
+        };
         let app = api::router(self.state);
         let proxy = self
             .proxy
-            .map(|p| tokio::spawn(p.run(proxied, shutdown.clone())));
-        api::serve(self.listener, app, self.limits, shutdown.clone()).await;
+            .map(|p| tokio::spawn(p.run(proxied, stop_listening.clone())));
+        api::serve(self.listener, app, self.limits, stop_listening).await;
+        drain.abort();
         shutdown.cancel();
         if let Some(proxy) = proxy {
             let _ = proxy.await;

@@ -65,6 +65,12 @@ enum Command {
     Worker,
     /// Apply database migrations and exit.
     Migrate,
+    /// Exit 0 when the service answers `/readyz` with 200 (a container health check).
+    Healthcheck {
+        /// The readiness URL (default: /readyz on the `listen` address).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
     /// Manage accounts.
     #[command(subcommand)]
     Accounts(AccountsCommand),
@@ -249,8 +255,10 @@ pub fn describe(e: &anyhow::Error) -> String {
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let settings = Settings::load(&cli.settings)?;
+    crate::telemetry::logging::init(settings.log_format);
     let clock = Clock::system();
     match cli.command {
+        Command::Healthcheck { url } => healthcheck(&settings, url).await,
         Command::Serve {
             demo,
             clock: start,
@@ -318,6 +326,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_json(&serde_json::json!({"loaded": report.loaded, "replaced": report.replaced}))
         }
     }
+}
+
+async fn healthcheck(settings: &Settings, url: Option<String>) -> anyhow::Result<()> {
+    let url = url.unwrap_or_else(|| {
+        let listen = settings
+            .listen
+            .replace("0.0.0.0:", "127.0.0.1:")
+            .replace("[::]:", "[::1]:");
+        format!("http://{listen}/readyz")
+    });
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()?;
+    let resp = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let status = resp.status();
+    let body = resp.text().await.unwrap_or_default();
+    anyhow::ensure!(
+        status.is_success(),
+        "{url} answered {status}: {}",
+        body.trim()
+    );
+    outln!("{url}: {}", body.trim());
+    Ok(())
 }
 
 fn ca(settings: &Settings, command: CaCommand) -> anyhow::Result<()> {
@@ -456,7 +491,7 @@ async fn list_deliveries(ex: &Exports, account: Option<&str>, limit: i64) -> any
                 "target": d.target, "method": d.method, "status": d.status.as_str(),
                 "idempotency_token": d.idempotency_token, "created_at": millis(d.created_at),
                 "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| millis(d.next_attempt_at)),
-                "last_error": d.last_error, "attempts": attempts,
+                "last_error": d.last_error, "request_id": d.request_id, "attempts": attempts,
             })
         );
     }

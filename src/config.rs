@@ -139,6 +139,13 @@ pub struct Settings {
     pub header_read_timeout_secs: u64,
     /// How long an idle keep-alive connection stays open.
     pub keepalive_timeout_secs: u64,
+    /// Log lines as `text` or `json` (one object per line).
+    pub log_format: crate::telemetry::logging::LogFormat,
+    /// When set, `GET /metrics` asks for it as a Bearer token.
+    pub metrics_token: Option<Secret>,
+    /// After SIGTERM, how long the API goes on serving while `/readyz`
+    /// answers 503, so that a load balancer stops sending before it closes.
+    pub shutdown_grace_secs: u64,
 }
 
 /// The shortest admin token accepted.
@@ -146,8 +153,11 @@ pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 34] = [
+const KEYS: [&str; 37] = [
     "listen",
+    "log_format",
+    "metrics_token",
+    "shutdown_grace_secs",
     "proxy_listen",
     "data_dir",
     "database_url",
@@ -220,6 +230,9 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             header_read_timeout_secs: 10,
             keepalive_timeout_secs: 60,
+            log_format: Default::default(),
+            metrics_token: None,
+            shutdown_grace_secs: 0,
         }
     }
 }
@@ -344,6 +357,13 @@ impl Settings {
                 "admin_token (BULKEXPORT_ADMIN_TOKEN, --admin-token) is set but {}: \
                  it must be at least {MIN_ADMIN_TOKEN_CHARS} characters, or unset to turn the admin API off",
                 if token.expose().is_empty() { "empty" } else { "too short" }
+            );
+        }
+        if let Some(token) = &self.metrics_token {
+            anyhow::ensure!(
+                token.expose().chars().count() >= MIN_ADMIN_TOKEN_CHARS,
+                "metrics_token (BULKEXPORT_METRICS_TOKEN) is set but shorter than \
+                 {MIN_ADMIN_TOKEN_CHARS} characters; unset it to leave /metrics open"
             );
         }
         Ok(())

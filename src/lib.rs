@@ -34,6 +34,8 @@
 //!   and email over SMTP.
 //! - [`domain`]: closed sets as enums, parsed values, record shapes and their
 //!   normalisation (`domain::record`), seeding. No I/O.
+//! - [`telemetry`]: metrics (one Prometheus recorder per service), the log
+//!   format, the id of the request being served.
 //! - [`clock`]: the one source of time, settable for tests.
 //! - [`config`]: settings (defaults, TOML, `BULKEXPORT_*`, flags) and
 //!   secrets that never print.
@@ -60,3 +62,4 @@ pub mod net;
 pub mod notify;
 pub mod private_files;
 pub mod proxy;
+pub mod telemetry;

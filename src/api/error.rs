@@ -93,7 +93,7 @@ impl From<exports::Error> for ApiError {
                 ApiError::Unavailable(unavailable(&e.to_string()))
             }
             other => {
-                tracing::error!(error = ?other, "internal error");
+                tracing::error!(error = %crate::telemetry::cause_chain(&other), "internal error");
                 ApiError::Internal("Internal server error".into())
             }
         }
@@ -108,12 +108,18 @@ fn unavailable(cause: &str) -> String {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let body = json!({
+        let mut body = json!({
             "code": code,
             "message": self.to_string(),
             "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
             "status": status.as_u16(),
         });
+        // What an operator needs to find the log lines of a failure.
+        if status == StatusCode::INTERNAL_SERVER_ERROR {
+            if let Some(id) = crate::telemetry::request_id() {
+                body["request_id"] = id.into();
+            }
+        }
         let mut resp = json_response(status, &body);
         match self {
             ApiError::Unauthorized => {
@@ -146,4 +152,23 @@ pub fn json_response(status: StatusCode, body: &impl serde::Serialize) -> Respon
         bytes,
     )
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_500_names_its_request_and_other_errors_do_not() {
+        let body = |e: ApiError| async move {
+            let resp = crate::telemetry::serving("RQ42".into(), async { e.into_response() }).await;
+            let bytes = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let internal = body(ApiError::Internal("Internal server error".into())).await;
+        assert_eq!(internal["request_id"], "RQ42");
+        assert_eq!(internal["status"], 500);
+        let bad = body(ApiError::BadRequest("no".into())).await;
+        assert!(bad.get("request_id").is_none(), "{bad}");
+    }
 }

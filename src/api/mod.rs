@@ -5,14 +5,16 @@ mod admin;
 mod calls;
 mod download;
 mod error;
+mod health;
 mod listener;
+mod observe;
 mod request;
 mod resources;
 mod throttle;
 mod wire;
 
 use axum::extract::{OriginalUri, State};
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, Method};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -38,6 +40,10 @@ pub struct AppState {
     pub settable_clock: bool,
     pub throttle: std::sync::Arc<AuthThrottle>,
     pub trusted_proxies: std::sync::Arc<Vec<IpRange>>,
+    /// Bearer token of `/metrics`; open without one.
+    pub metrics_token: Option<Secret>,
+    /// Cancelled when the node starts shutting down: `/readyz` answers 503.
+    pub draining: tokio_util::sync::CancellationToken,
 }
 
 impl AppState {
@@ -57,6 +63,8 @@ impl AppState {
             settable_clock: false,
             throttle: std::sync::Arc::new(AuthThrottle::new(settings.auth_failures_per_minute)),
             trusted_proxies: std::sync::Arc::new(trusted_proxies),
+            metrics_token: settings.metrics_token.clone(),
+            draining: Default::default(),
         })
     }
 
@@ -69,12 +77,20 @@ impl AppState {
 /// API (no CORS: a browser page of another origin gets nothing from it).
 pub fn router(state: AppState) -> Router {
     let admin = admin_routes().method_not_allowed_fallback(method_not_allowed);
-    public(state.clone()).merge(admin.with_state(state))
+    public(state.clone())
+        .merge(admin.with_state(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            state,
+            observe::observe,
+        ))
 }
 
 /// What the proxy listener serves: the public routes only, never the admin API.
 pub fn proxied_router(state: AppState) -> Router {
-    public(state)
+    public(state.clone()).layer(axum::middleware::from_fn_with_state(
+        state,
+        observe::observe,
+    ))
 }
 
 fn public(state: AppState) -> Router {
@@ -102,8 +118,10 @@ fn cors() -> CorsLayer {
 /// `openapi/bulkexport.json` describes them (a test holds the two and the
 /// router to each other). The admin API is not public.
 pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
+    ("/livez", &["GET"]),
     ("/healthz", &["GET"]),
     ("/readyz", &["GET"]),
+    ("/metrics", &["GET"]),
     ("/v1/Exports/Jobs/{job_sid}", &["GET", "DELETE"]),
     ("/v1/Exports/{resource_type}", &["GET"]),
     (
@@ -128,8 +146,10 @@ pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
 
 fn public_routes() -> Router<AppState> {
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route("/livez", get(health::livez))
+        .route("/healthz", get(health::livez))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .route(
             "/v1/Exports/Jobs/{job_sid}",
             get(resources::fetch_job).delete(resources::delete_job),
@@ -214,18 +234,6 @@ fn html_escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
-}
-
-async fn healthz() -> StatusCode {
-    StatusCode::OK
-}
-
-async fn readyz(State(state): State<AppState>) -> StatusCode {
-    if state.exports.db().is_ready().await {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    }
 }
 
 async fn not_found(uri: OriginalUri) -> Response {

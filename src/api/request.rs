@@ -12,6 +12,7 @@ use axum::http::{header, HeaderMap};
 use base64::Engine;
 
 use super::error::ApiError;
+use super::observe::RequestContext;
 use super::throttle::Subject;
 use super::AppState;
 
@@ -75,6 +76,7 @@ where
         .map_err(ApiError::Throttled)?;
     let ok = attempt.await?;
     if !ok {
+        state.exports.metrics().auth_failure();
         state
             .throttle
             .fail(subjects, state.exports.clock().now_ms());
@@ -106,10 +108,15 @@ impl FromRequestParts<AppState> for Caller {
         })
         .await?;
         match account {
-            Some(account_sid) => Ok(Caller {
-                account_sid,
-                credential_sid: user,
-            }),
+            Some(account_sid) => {
+                if let Some(context) = parts.extensions.get::<std::sync::Arc<RequestContext>>() {
+                    context.set_account(&account_sid);
+                }
+                Ok(Caller {
+                    account_sid,
+                    credential_sid: user,
+                })
+            }
             None => Err(ApiError::Unauthorized),
         }
     }

@@ -131,6 +131,28 @@ impl BlobStore {
         Err(Error::Unsupported(url.to_string()))
     }
 
+    /// `file` or `s3`.
+    pub fn kind(&self) -> &'static str {
+        if self.signer.is_some() {
+            "s3"
+        } else {
+            "file"
+        }
+    }
+
+    /// Stores and removes a small object: whether day files can be written now.
+    pub async fn probe_write(&self) -> Result<(), Error> {
+        let key = self.path(&format!(
+            ".probe/{}",
+            hex::encode(rand::random::<[u8; 8]>())
+        ));
+        self.store
+            .put(&key, object_store::PutPayload::from_static(b"ok"))
+            .await?;
+        self.store.delete(&key).await?;
+        Ok(())
+    }
+
     fn path(&self, key: &str) -> Path {
         if self.prefix.is_empty() {
             Path::from(key)

@@ -17,6 +17,8 @@ pub struct NewDelivery {
     pub idempotency_token: String,
     pub created_at: i64,
     pub give_up_at: i64,
+    /// The API request that caused it, directly or through its job.
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -38,6 +40,7 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub created_at: i64,
     pub finished_at: Option<i64>,
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -51,13 +54,13 @@ pub struct AttemptRow {
 
 const DELIVERY_COLUMNS: &str =
     "id, dedupe_key, account_sid, channel, target, method, params, idempotency_token, \
-    status, attempts, next_attempt_at, give_up_at, last_error, created_at, finished_at";
+    status, attempts, next_attempt_at, give_up_at, last_error, created_at, finished_at, request_id";
 
 impl Db {
     /// Stores a delivery unless one with the same key exists. True when stored.
     pub async fn insert_delivery(&self, d: &NewDelivery) -> Result<bool> {
         let sql = "INSERT INTO deliveries (dedupe_key, account_sid, channel, target, method, params, idempotency_token, \
-                   status, next_attempt_at, give_up_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9, $8) \
+                   status, next_attempt_at, give_up_at, created_at, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $10, $8, $9, $8, $11) \
                    ON CONFLICT (dedupe_key) DO NOTHING";
         let n = with_pool!(self, |pool| sqlx::query(sql)
             .bind(&d.dedupe_key)
@@ -70,6 +73,7 @@ impl Db {
             .bind(d.created_at)
             .bind(d.give_up_at)
             .bind(DeliveryStatus::Pending.as_str())
+            .bind(&d.request_id)
             .execute(pool)
             .await
             .map(|r| r.rows_affected()))?;

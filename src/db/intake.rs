@@ -140,8 +140,8 @@ macro_rules! store_jobs {
             for (chunk_index, chunk) in jobs.chunks(JOB_ROWS).enumerate() {
                 let sql = format!(
                     "INSERT INTO jobs (seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
-                     webhook_method, email, created_at, kind) VALUES {}",
-                    placeholders(chunk.len(), 12)
+                     webhook_method, email, created_at, kind, request_id) VALUES {}",
+                    placeholders(chunk.len(), 13)
                 );
                 let mut query = sqlx::query(&sql);
                 for (i, job) in chunk.iter().enumerate() {
@@ -157,7 +157,8 @@ macro_rules! store_jobs {
                         .bind(&job.webhook_method)
                         .bind(&job.email)
                         .bind(job.created_at)
-                        .bind(job.kind.as_str());
+                        .bind(job.kind.as_str())
+                        .bind(&job.request_id);
                 }
                 query.execute(&mut *$tx).await?;
             }

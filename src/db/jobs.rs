@@ -19,6 +19,8 @@ pub struct NewJob {
     pub created_at: i64,
     pub days: Vec<String>,
     pub kind: JobKind,
+    /// The API request that created the job.
+    pub request_id: Option<String>,
 }
 
 /// An ExportCustomJob, or the job behind an automatic daily export.
@@ -84,6 +86,7 @@ pub struct JobRow {
     pub finished_at: Option<i64>,
     #[sqlx(try_from = "String")]
     pub kind: JobKind,
+    pub request_id: Option<String>,
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -105,7 +108,7 @@ struct JobWithDay {
 
 const JOB_COLUMNS: &str =
     "seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
-                           webhook_method, email, created_at, deleted_at, finished_at, kind";
+                           webhook_method, email, created_at, deleted_at, finished_at, kind, request_id";
 
 /// `JOB_COLUMNS` of the relation `j`.
 static JOB_COLUMNS_OF_J: LazyLock<String> = LazyLock::new(|| {

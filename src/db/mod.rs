@@ -13,6 +13,7 @@ mod jobs;
 mod lines;
 mod queue;
 mod records;
+mod stats;
 mod users;
 
 use std::str::FromStr;
@@ -284,6 +285,14 @@ impl Db {
     /// What a claiming subquery appends to skip rows that other nodes are
     /// claiming right now: PostgreSQL's `FOR UPDATE SKIP LOCKED`. SQLite has
     /// one writer at a time, so its plain subquery is already atomic.
+    /// `sqlite` or `postgres`.
+    pub fn kind(&self) -> &'static str {
+        match self.pool {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
     pub(super) fn skip_locked(&self) -> &'static str {
         match self.pool {
             Pool::Sqlite(_) => "",
@@ -307,11 +316,20 @@ impl Db {
 
     /// True when the database answers and every migration is applied.
     pub async fn is_ready(&self) -> bool {
-        let latest = self.migrator().iter().map(|m| m.version).max().unwrap_or(0);
+        matches!(self.applied_migration().await, Ok(v) if v >= self.latest_migration())
+    }
+
+    /// The newest migration this build knows.
+    pub fn latest_migration(&self) -> i64 {
+        self.migrator().iter().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// The newest migration applied to the database (0 for none).
+    pub async fn applied_migration(&self) -> Result<i64> {
         let sql = "SELECT MAX(version) FROM _sqlx_migrations WHERE success";
-        let applied: std::result::Result<Option<i64>, sqlx::Error> =
-            with_pool!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await);
-        matches!(applied, Ok(Some(v)) if v >= latest)
+        let applied: Option<i64> =
+            with_pool!(self, |pool| sqlx::query_scalar(sql).fetch_one(pool).await)?;
+        Ok(applied.unwrap_or(0))
     }
 
     /// A named service secret, created with `make` on first use. Every process

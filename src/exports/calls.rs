@@ -314,6 +314,7 @@ impl Exports {
                 created_at: self.clock().now_ms(),
                 days: vec![day.day.to_string()],
                 kind: JobKind::Rewrite,
+                request_id: crate::telemetry::request_id(),
             };
             if self
                 .db()

@@ -109,6 +109,7 @@ impl Exports {
             created_at: self.clock().now_ms(),
             days: vec![day.to_string()],
             kind: JobKind::Daily,
+            request_id: None,
         }
     }
 }

@@ -134,9 +134,16 @@ impl Exports {
         report: &mut IngestReport,
     ) -> Result<std::io::Result<()>> {
         self.require_account(account_sid).await?;
+        let before = (report.loaded, report.replaced, report.rejected);
         let loaded = self
             .load_lines(account_sid, rt, source, input, reader, report)
             .await;
+        self.metrics().ingest(
+            rt,
+            report.loaded - before.0,
+            report.replaced - before.1,
+            report.rejected - before.2,
+        );
         match loaded {
             Err(super::Error::Db(e)) if e.is_storage_full() => {
                 Err(super::Error::StorageFull(format!(

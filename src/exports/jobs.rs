@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::links::{Page, PageRequest};
+use super::notifications::Cause;
 use super::{Error, Exports, Result};
 use crate::db::{Account, Admission, DayQuota, JobKind, JobRow, NewJob, UserRow};
 use crate::domain::{
@@ -196,6 +197,7 @@ impl Exports {
                 .map(|d| d.to_string())
                 .collect(),
             kind: JobKind::Custom,
+            request_id: crate::telemetry::request_id(),
         };
         let (account, recipients) = self
             .db()
@@ -210,6 +212,7 @@ impl Exports {
         {
             Ok(placed) => placed,
             Err(used) => {
+                self.metrics().quota_rejection();
                 let left = (quota.limit - used).max(0);
                 let resets = chrono::DateTime::from_timestamp_millis(quota.day_end)
                     .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
@@ -247,6 +250,7 @@ impl Exports {
             deleted_at: None,
             finished_at: None,
             kind: JobKind::Custom,
+            request_id: job.request_id,
         };
         let place = Some((placed.position, placed.open_days_ahead));
         let mut pace = RecentPace(Some(placed.recent_day_ms));
@@ -296,7 +300,11 @@ impl Exports {
                 "job:{}:initiated:{}:{}",
                 job.sid, user.account_sid, user.email
             );
-            self.enqueue_email(key, &job.account_sid, &user.email, &subject, &body, now)
+            let cause = Cause {
+                account_sid: &job.account_sid,
+                request_id: job.request_id.as_deref(),
+            };
+            self.enqueue_email(key, cause, &user.email, &subject, &body, now)
                 .await?;
         }
         Ok(())

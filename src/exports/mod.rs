@@ -132,6 +132,7 @@ pub struct Exports {
 
 #[derive(Debug)]
 struct Inner {
+    metrics: crate::telemetry::Metrics,
     db: Db,
     blobs: BlobStore,
     clock: Clock,
@@ -168,8 +169,13 @@ impl Exports {
             engine.webhook_timeout,
         )
         .map_err(Error::Invalid)?;
+        let metrics = crate::telemetry::Metrics::new(&crate::telemetry::BuildInfo {
+            database: db.kind(),
+            storage: blobs.kind(),
+        });
         Ok(Exports {
             inner: Arc::new(Inner {
+                metrics,
                 db,
                 blobs,
                 clock,
@@ -191,6 +197,10 @@ impl Exports {
 
     pub fn db(&self) -> &Db {
         &self.inner.db
+    }
+
+    pub fn metrics(&self) -> &crate::telemetry::Metrics {
+        &self.inner.metrics
     }
 
     pub fn clock(&self) -> &Clock {

@@ -7,6 +7,7 @@ use rand::Rng;
 use serde_json::json;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::jobs::{group_details, StatusGroup};
 use super::{Exports, Result};
@@ -49,6 +50,25 @@ pub(crate) struct Notice<'a> {
     pub method: &'a str,
     /// JSON list of [name, value] pairs.
     pub params: String,
+    /// The API request behind it (else the one being served, if any).
+    pub request_id: Option<&'a str>,
+}
+
+/// Whose notification it is, and the API request behind it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cause<'a> {
+    pub account_sid: &'a str,
+    pub request_id: Option<&'a str>,
+}
+
+impl<'a> Cause<'a> {
+    /// The job's account and the request that created the job.
+    pub fn of(job: &'a JobRow) -> Cause<'a> {
+        Cause {
+            account_sid: &job.account_sid,
+            request_id: job.request_id.as_deref(),
+        }
+    }
 }
 
 pub(crate) fn webhook_params(pairs: &[(&str, String)]) -> String {
@@ -129,7 +149,7 @@ impl Exports {
                 ("Details", details_json.to_string()),
             ]);
             let key = format!("job:{sid}:webhook");
-            self.enqueue_webhook(key, &job.account_sid, url, method, params, now)
+            self.enqueue_webhook(key, Cause::of(job), url, method, params, now)
                 .await?;
         }
         if let Some(to) = &job.email {
@@ -158,7 +178,7 @@ impl Exports {
             );
             self.enqueue_email(
                 format!("job:{sid}:email"),
-                &job.account_sid,
+                Cause::of(job),
                 to,
                 &subject,
                 &body,
@@ -202,7 +222,7 @@ impl Exports {
                 ("Size", size.to_string()),
             ]);
             let key = format!("{event}:webhook");
-            self.enqueue_webhook(key, &job.account_sid, url, method, params, now)
+            self.enqueue_webhook(key, Cause::of(job), url, method, params, now)
                 .await?;
         }
         if let Some(to) = &config.email {
@@ -221,7 +241,7 @@ impl Exports {
             );
             self.enqueue_email(
                 format!("{event}:email"),
-                &job.account_sid,
+                Cause::of(job),
                 to,
                 &subject,
                 &body,
@@ -236,7 +256,7 @@ impl Exports {
     async fn enqueue_webhook(
         &self,
         dedupe_key: String,
-        account_sid: &str,
+        cause: Cause<'_>,
         url: &str,
         method: &str,
         params: String,
@@ -244,11 +264,12 @@ impl Exports {
     ) -> Result<()> {
         let notice = Notice {
             dedupe_key,
-            account_sid,
+            account_sid: cause.account_sid,
             channel: Channel::Webhook,
             target: url,
             method,
             params,
+            request_id: cause.request_id,
         };
         self.enqueue(notice, now).await
     }
@@ -257,7 +278,7 @@ impl Exports {
     pub(crate) async fn enqueue_email(
         &self,
         dedupe_key: String,
-        account_sid: &str,
+        cause: Cause<'_>,
         to: &str,
         subject: &str,
         body: &str,
@@ -267,11 +288,12 @@ impl Exports {
             webhook_params(&[("Subject", subject.to_string()), ("Body", body.to_string())]);
         let notice = Notice {
             dedupe_key,
-            account_sid,
+            account_sid: cause.account_sid,
             channel: Channel::Email,
             target: to,
             method: "SMTP",
             params,
+            request_id: cause.request_id,
         };
         self.enqueue(notice, now).await
     }
@@ -285,6 +307,7 @@ impl Exports {
             target,
             method,
             params,
+            request_id,
         } = notice;
         let token = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
         let delivery = NewDelivery {
@@ -297,6 +320,9 @@ impl Exports {
             idempotency_token: token,
             created_at: now,
             give_up_at: now + self.inner.engine.delivery_retry_ms,
+            request_id: request_id
+                .map(str::to_string)
+                .or_else(crate::telemetry::request_id),
         };
         if self.db().insert_delivery(&delivery).await? {
             self.inner.delivery_queued.notify_waiters();
@@ -313,19 +339,40 @@ impl Exports {
                 Ok(false) => {}
                 Err(e) => tracing::error!(error = %e, "delivery step failed"),
             }
-            if let Err(e) = self.sweep_finished_jobs().await {
+            let periodic = |name: &'static str| tracing::info_span!("periodic", task = name);
+            if let Err(e) = self
+                .sweep_finished_jobs()
+                .instrument(periodic("finish_jobs"))
+                .await
+            {
                 tracing::error!(error = %e, "finishing jobs failed");
             }
-            if let Err(e) = self.schedule_daily_exports().await {
+            if let Err(e) = self
+                .schedule_daily_exports()
+                .instrument(periodic("daily_schedule"))
+                .await
+            {
                 tracing::error!(error = %e, "scheduling daily exports failed");
             }
-            if let Err(e) = self.apply_deletions_if_due().await {
+            if let Err(e) = self
+                .apply_deletions_if_due()
+                .instrument(periodic("deletion_batch"))
+                .await
+            {
                 tracing::error!(error = %e, "applying call deletions failed");
             }
-            if let Err(e) = self.rewrite_stale_days().await {
+            if let Err(e) = self
+                .rewrite_stale_days()
+                .instrument(periodic("day_rewrites"))
+                .await
+            {
                 tracing::error!(error = %e, "queueing day rewrites failed");
             }
-            if let Err(e) = self.sweep_retention().await {
+            if let Err(e) = self
+                .sweep_retention()
+                .instrument(periodic("retention"))
+                .await
+            {
                 tracing::error!(error = %e, "retention sweep failed");
             }
             tokio::select! {
@@ -352,7 +399,16 @@ impl Exports {
         let Some(d) = self.db().claim_delivery(worker, now, lease).await? else {
             return Ok(false);
         };
-        let outcome = self.attempt(&d).await;
+        let span = tracing::info_span!("notification", delivery = d.id, event = %d.dedupe_key,
+            channel = d.channel.as_str(), attempt = d.attempts,
+            request_id = d.request_id.as_deref().unwrap_or("-"));
+        self.attempt_and_settle(&d, worker).instrument(span).await?;
+        Ok(true)
+    }
+
+    /// One attempt at a claimed delivery, recorded with its consequence.
+    async fn attempt_and_settle(&self, d: &DeliveryRow, worker: &str) -> Result<()> {
+        let outcome = self.attempt(d).await;
         let now = self.clock().now_ms();
         let backoff = self
             .inner
@@ -388,10 +444,12 @@ impl Exports {
             };
             tracing::warn!(delivery = d.id, %target, detail = %detail.escape_default(), %status, "notification attempt did not succeed");
         }
-        self.db()
-            .settle_delivery(&d, worker, now, label, &detail, status, next)
-            .await?;
-        Ok(true)
+        self.metrics()
+            .notification_attempt(d.channel.as_str(), label.as_str());
+        Ok(self
+            .db()
+            .settle_delivery(d, worker, now, label, &detail, status, next)
+            .await?)
     }
 
     async fn attempt(&self, d: &DeliveryRow) -> Outcome {

@@ -6,11 +6,13 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use super::{Exports, Result};
 use crate::db::{Claimed, Finish};
 use crate::domain::DayStatus;
 use crate::export::{self, export_day};
+use crate::telemetry::ExportOutcome;
 
 /// How long a file being written may stay unpublished before it counts as
 /// an orphan of a dead process and is removed.
@@ -84,22 +86,64 @@ impl Exports {
         {
             self.finish_job_if_complete(&job).await?;
         }
-        self.collect_garbage(now).await?;
+        self.collect_garbage(now)
+            .instrument(tracing::info_span!("periodic", task = "garbage"))
+            .await?;
         let Some(claimed) = self.db().claim(worker, now, stale_before).await? else {
             return Ok(false);
         };
-        let finish = self.run_claimed(&claimed, worker, stop).await;
+        let span = tracing::info_span!("export_day", job = %claimed.job_sid, day = %claimed.day,
+            resource_type = %claimed.resource_type, attempt = claimed.attempts);
+        self.export_claimed(&claimed, worker, stop)
+            .instrument(span)
+            .await?;
+        Ok(true)
+    }
+
+    /// Runs a claimed day, publishes what it made, and counts how it ended.
+    async fn export_claimed(
+        &self,
+        claimed: &Claimed,
+        worker: &str,
+        stop: &CancellationToken,
+    ) -> Result<()> {
+        let started = std::time::Instant::now();
+        let finish = self.run_claimed(claimed, worker, stop).await;
         let now = self.clock().now_ms();
-        let key = match &finish {
-            Finish::Published { blob_key, .. } => Some(blob_key.clone()),
-            _ => None,
+        let (key, made) = match &finish {
+            Finish::Published {
+                blob_key,
+                status,
+                size,
+                record_count,
+                ..
+            } => (
+                Some(blob_key.clone()),
+                Some((*status, *record_count as u64, *size as u64)),
+            ),
+            _ => (None, None),
         };
-        let settled = self.db().finish(&claimed, worker, now, finish).await?;
+        let released = matches!(finish, Finish::Release);
+        let settled = self.db().finish(claimed, worker, now, finish).await?;
         if let (false, Some(key)) = (settled, key) {
             self.blobs().delete(&key).await?;
         }
-        self.finish_job_if_complete(&claimed.job_sid).await?;
-        Ok(true)
+        let (outcome, records, bytes) = match made {
+            _ if !settled => (ExportOutcome::LostLease, 0, 0),
+            Some((DayStatus::CompletedEmptyRecords, r, b)) => (ExportOutcome::Empty, r, b),
+            Some((_, r, b)) => (ExportOutcome::Completed, r, b),
+            None if released => (ExportOutcome::Cancelled, 0, 0),
+            None => (ExportOutcome::Error, 0, 0),
+        };
+        tracing::debug!(outcome = outcome.as_str(), records, bytes, "job day ended");
+        self.metrics().day_export(
+            claimed.resource_type,
+            outcome,
+            started.elapsed(),
+            records,
+            bytes,
+        );
+        self.finish_job_if_complete(&claimed.job_sid).await
     }
 
     async fn run_claimed(&self, c: &Claimed, worker: &str, shutdown: &CancellationToken) -> Finish {

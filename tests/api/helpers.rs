@@ -157,6 +157,11 @@ impl TestApp {
         }
     }
 
+    /// Starts the shutdown SIGTERM starts, without waiting for its end.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
     /// Stops the service as SIGTERM would; returns where it kept its state.
     pub async fn stop(self) -> Place {
         self.shutdown.cancel();

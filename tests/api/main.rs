@@ -18,6 +18,7 @@ mod jobs;
 mod lifecycle;
 mod listener;
 mod notifications;
+mod observe;
 mod openapi;
 mod postgres;
 mod process;

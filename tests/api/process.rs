@@ -11,15 +11,15 @@ use crate::helpers::ADMIN;
 
 /// `bulkexport serve` on a free port, with its stderr piped; returns once it
 /// listens, with the lines it wrote until then.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    base: String,
+    pub(crate) base: String,
     stderr: Option<std::io::BufReader<std::process::ChildStderr>>,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
-    fn start(env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(env: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -63,7 +63,7 @@ impl Server {
     }
 
     /// Everything the server writes to stderr from now on, once it exits.
-    fn rest_of_stderr(&mut self) -> std::thread::JoinHandle<String> {
+    pub(crate) fn rest_of_stderr(&mut self) -> std::thread::JoinHandle<String> {
         let mut stderr = self.stderr.take().unwrap();
         std::thread::spawn(move || {
             let mut all = String::new();
@@ -72,7 +72,7 @@ impl Server {
         })
     }
 
-    async fn admin(&self, path: &str, form: &[(&str, &str)]) -> serde_json::Value {
+    pub(crate) async fn admin(&self, path: &str, form: &[(&str, &str)]) -> serde_json::Value {
         let r = reqwest::Client::new()
             .post(format!("{}{path}", self.base))
             .bearer_auth(ADMIN)
@@ -85,7 +85,7 @@ impl Server {
     }
 
     /// SIGTERM, then the exit status (within 30 s, else SIGKILL and fail).
-    async fn terminate(mut self) -> std::process::ExitStatus {
+    pub(crate) async fn terminate(mut self) -> std::process::ExitStatus {
         let pid = self.child.id().to_string();
         assert!(Command::new("kill")
             .args(["-TERM", &pid])
