@@ -1,6 +1,7 @@
 # Throwaway servers for the test suite, sourced by scripts/test.sh:
 #   start_postgres  a PostgreSQL cluster from Debian's packages (installed if missing)
 #   start_s3        moto's S3-compatible server from PyPI (needs .venv)
+#   need_prometheus Prometheus from Debian's packages (the metrics test starts it)
 # Each exports the variables the tests read and registers its cleanup.
 
 cleanups=()
@@ -17,6 +18,15 @@ free_port() {
 # PostgreSQL's settings beyond its defaults: the tests trade durability for
 # speed; the bench (bench/export.sh) clears this to measure the defaults.
 POSTGRES_SETTINGS=${POSTGRES_SETTINGS--c fsync=off -c synchronous_commit=off}
+
+need_prometheus() {
+  if ! command -v prometheus >/dev/null; then
+    echo "installing Prometheus from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  fi
+  echo "$(prometheus --version 2>&1 | head -n 1)"
+}
 
 start_postgres() {
   local pgbin dir port run=()

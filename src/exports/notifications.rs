@@ -400,8 +400,8 @@ impl Exports {
             return Ok(false);
         };
         let span = tracing::info_span!("notification", delivery = d.id, event = %d.dedupe_key,
-            channel = d.channel.as_str(), attempt = d.attempts,
-            request_id = d.request_id.as_deref().unwrap_or("-"));
+            channel = %d.channel, attempt = d.attempts,
+            request_id = %d.request_id.as_deref().unwrap_or("-"));
         self.attempt_and_settle(&d, worker).instrument(span).await?;
         Ok(true)
     }
