@@ -202,8 +202,9 @@ pub async fn fetch_clock(
     ))
 }
 
-/// Moves the service clock forward to `Now` (RFC 3339); every time-driven
-/// behaviour follows at once.
+/// Moves the service clock forward to `Now` (RFC 3339) or by `Advance` (a
+/// duration such as `90s`, `36h`, `8d`); every time-driven behaviour follows
+/// at once.
 pub async fn set_clock(
     State(state): State<AppState>,
     _: Admin,
@@ -213,16 +214,31 @@ pub async fn set_clock(
     if !state.settable_clock {
         return Err(ApiError::not_found_path(uri.path()));
     }
-    let raw = params
-        .get("Now")
-        .ok_or_else(|| ApiError::BadRequest("Missing required parameter Now".into()))?;
-    let to = chrono::DateTime::parse_from_rfc3339(raw)
-        .map_err(|_| {
-            ApiError::BadRequest(format!(
-                "Now {raw:?} is not an RFC 3339 instant such as 2026-01-10T00:00:00Z"
-            ))
-        })?
-        .with_timezone(&chrono::Utc);
+    let to =
+        match (params.get("Now"), params.get("Advance")) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::BadRequest("Give Now or Advance, not both".into()))
+            }
+            (None, None) => return Err(ApiError::BadRequest(
+                "Missing required parameter Now (an instant) or Advance (a duration such as 36h)"
+                    .into(),
+            )),
+            (Some(raw), None) => chrono::DateTime::parse_from_rfc3339(raw)
+                .map_err(|_| {
+                    ApiError::BadRequest(format!(
+                        "Now {raw:?} is not an RFC 3339 instant such as 2026-01-10T00:00:00Z"
+                    ))
+                })?
+                .with_timezone(&chrono::Utc),
+            (None, Some(raw)) => {
+                let by = parse_duration(raw).ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "Advance {raw:?} is not a duration such as 90s, 15m, 36h or 8d"
+                    ))
+                })?;
+                state.exports.clock().now() + by
+            }
+        };
     state
         .exports
         .move_clock(to)
@@ -231,4 +247,54 @@ pub async fn set_clock(
         StatusCode::OK,
         &clock_body(state.exports.clock().now()),
     ))
+}
+
+/// `90s`, `15m`, `36h`, `8d`, or several of them (`1d12h`); at most 10 years.
+pub fn parse_duration(raw: &str) -> Option<chrono::Duration> {
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in raw.trim().chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            _ => return None,
+        };
+        let n: i64 = digits.parse().ok()?;
+        digits.clear();
+        total = total.checked_add(n.checked_mul(unit)?)?;
+    }
+    (digits.is_empty() && total > 0 && total <= 10 * 366 * 86_400)
+        .then(|| chrono::Duration::seconds(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+
+    #[test]
+    fn durations_read_as_tests_write_them() {
+        let secs = |s: &str| parse_duration(s).map(|d| d.num_seconds());
+        assert_eq!(secs("90s"), Some(90));
+        assert_eq!(secs("36h"), Some(36 * 3600));
+        assert_eq!(secs("8d"), Some(8 * 86_400));
+        assert_eq!(secs("1d12h"), Some(36 * 3600));
+        for bad in [
+            "",
+            "0s",
+            "5",
+            "h",
+            "-3h",
+            "3x",
+            "1.5h",
+            "99999999999999999999d",
+        ] {
+            assert_eq!(secs(bad), None, "{bad}");
+        }
+    }
 }

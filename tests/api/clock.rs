@@ -66,6 +66,47 @@ async fn the_admin_api_moves_the_clock_forward_only() {
 }
 
 #[tokio::test]
+async fn the_clock_advances_by_a_duration() {
+    let app = TestApp::spawn().await;
+    let advance = |by: &'static str| {
+        app.http
+            .post(app.url("/admin/v1/Clock"))
+            .bearer_auth(ADMIN)
+            .form(&[("Advance", by)])
+            .send()
+    };
+    let before = app.clock.now();
+    let (status, body) = read(advance("36h").await.unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let now: chrono::DateTime<chrono::Utc> = body["now"].as_str().unwrap().parse().unwrap();
+    let moved = now - before;
+    assert!(
+        moved >= chrono::Duration::hours(36)
+            && moved < chrono::Duration::hours(36) + chrono::Duration::seconds(5),
+        "{moved}"
+    );
+    for bad in ["tomorrow", "-1h", "0s"] {
+        let (status, body) = read(advance(bad).await.unwrap()).await;
+        assert_twilio_error(status, &body, 400, 20001);
+        assert!(
+            body["message"].as_str().unwrap().contains("Advance"),
+            "{body}"
+        );
+    }
+    let (status, body) = read(
+        app.http
+            .post(app.url("/admin/v1/Clock"))
+            .bearer_auth(ADMIN)
+            .form(&[("Advance", "1h"), ("Now", "2030-01-01T00:00:00Z")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_twilio_error(status, &body, 400, 20001);
+}
+
+#[tokio::test]
 async fn without_a_settable_clock_the_endpoint_is_404() {
     let place = Place::new().await;
     let settings = settings_for(&place, 0);
