@@ -66,6 +66,7 @@ impl Application {
     pub async fn build(settings: &Settings, clock: Clock) -> anyhow::Result<Application> {
         settings.check_for_service()?;
         let exports = open(settings, clock).await?;
+        exports.apply_configured_fixtures().await?;
         let listener = TcpListener::bind(&settings.listen)
             .await
             .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;

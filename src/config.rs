@@ -146,6 +146,11 @@ pub struct Settings {
     /// After SIGTERM, how long the API goes on serving while `/readyz`
     /// answers 503, so that a load balancer stops sending before it closes.
     pub shutdown_grace_secs: u64,
+    /// A TOML file of accounts, keys, users, records and configurations that
+    /// `serve` makes sure it holds at start and after a reset.
+    pub fixtures: Option<PathBuf>,
+    /// API requests the admin request journal keeps (per process).
+    pub journal_size: usize,
 }
 
 /// The shortest admin token accepted.
@@ -153,8 +158,10 @@ pub const MIN_ADMIN_TOKEN_CHARS: usize = 16;
 
 /// The settings read from `BULKEXPORT_*` variables; other variables with that
 /// prefix (a test harness's, say) are not settings and are left alone.
-const KEYS: [&str; 37] = [
+const KEYS: [&str; 39] = [
     "listen",
+    "fixtures",
+    "journal_size",
     "log_format",
     "metrics_token",
     "shutdown_grace_secs",
@@ -233,6 +240,8 @@ impl Default for Settings {
             log_format: Default::default(),
             metrics_token: None,
             shutdown_grace_secs: 0,
+            fixtures: None,
+            journal_size: 10_000,
         }
     }
 }

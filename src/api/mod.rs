@@ -3,6 +3,7 @@
 
 mod admin;
 mod calls;
+mod control;
 mod download;
 mod error;
 mod health;
@@ -199,6 +200,7 @@ fn admin_routes() -> Router<AppState> {
             post(admin::ingest_records),
         )
         .route("/admin/v1/Queue/Drain", post(admin::drain_queue))
+        .route("/admin/v1/Reset", post(control::reset))
         .route(
             "/admin/v1/Clock",
             post(admin::set_clock).get(admin::fetch_clock),

@@ -140,6 +140,20 @@ impl BlobStore {
         }
     }
 
+    /// Removes every object of the store (under its prefix): a reset.
+    pub async fn delete_everything(&self) -> Result<usize, Error> {
+        use futures::TryStreamExt;
+        let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        let all: Vec<ObjectMeta> = self.store.list(prefix.as_ref()).try_collect().await?;
+        for meta in &all {
+            match self.store.delete(&meta.location).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(all.len())
+    }
+
     /// Stores and removes a small object: whether day files can be written now.
     pub async fn probe_write(&self) -> Result<(), Error> {
         let key = self.path(&format!(

@@ -40,6 +40,43 @@ impl Db {
         Ok(())
     }
 
+    /// Stores `a` as it is: created when missing, else its name, token,
+    /// parent and plan set (its creation time kept).
+    pub async fn upsert_account(&self, a: &Account) -> Result<()> {
+        let sql = "INSERT INTO accounts (sid, friendly_name, auth_token, parent_sid, created_at, editions) \
+                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sid) DO UPDATE SET friendly_name = excluded.friendly_name, \
+                   auth_token = excluded.auth_token, parent_sid = excluded.parent_sid, editions = excluded.editions";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(&a.sid)
+            .bind(&a.friendly_name)
+            .bind(&a.auth_token)
+            .bind(&a.parent_sid)
+            .bind(a.created_at)
+            .bind(a.editions)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        self.config_changed();
+        Ok(())
+    }
+
+    /// Stores `k` as it is: created when missing, else its account, name and secret set.
+    pub async fn upsert_api_key(&self, k: &ApiKey) -> Result<()> {
+        let sql = "INSERT INTO api_keys (sid, account_sid, friendly_name, secret_sha256, created_at) VALUES ($1, $2, $3, $4, $5) \
+                   ON CONFLICT (sid) DO UPDATE SET account_sid = excluded.account_sid, friendly_name = excluded.friendly_name, \
+                   secret_sha256 = excluded.secret_sha256";
+        with_pool!(self, |pool| sqlx::query(sql)
+            .bind(&k.sid)
+            .bind(&k.account_sid)
+            .bind(&k.friendly_name)
+            .bind(&k.secret_sha256)
+            .bind(k.created_at)
+            .execute(pool)
+            .await
+            .map(|_| ()))?;
+        Ok(())
+    }
+
     pub async fn find_account(&self, sid: &str) -> Result<Option<Account>> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE sid = $1");
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)

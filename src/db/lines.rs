@@ -443,6 +443,28 @@ impl super::Db {
         Ok(n)
     }
 
+    /// Removes every segment file (a reset, after the rows are gone): waits
+    /// for readers, and holds the lock meanwhile.
+    pub async fn remove_line_segments(&self) -> Result<()> {
+        let Some(lines) = self.lines() else {
+            return Ok(());
+        };
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let lock = lines.lock_file()?;
+            lock.lock()?;
+            for entry in std::fs::read_dir(lines.dir())? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == "seg") {
+                    std::fs::remove_file(path)?;
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| super::Error::Sqlx(sqlx::Error::PoolClosed))??;
+        Ok(())
+    }
+
     /// Line ranges waiting for a sweep.
     pub async fn line_garbage(&self) -> Result<i64> {
         let super::Pool::Sqlite(pool) = &self.pool else {

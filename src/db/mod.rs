@@ -5,6 +5,7 @@
 //! the pool appears only where the dialects differ.
 
 mod accounts;
+mod control;
 mod days;
 mod deletions;
 mod deliveries;

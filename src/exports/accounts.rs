@@ -35,7 +35,7 @@ fn random_hex32() -> String {
     hex::encode(rand::thread_rng().gen::<[u8; 16]>())
 }
 
-fn sha256_hex(s: &str) -> String {
+pub(super) fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
@@ -79,6 +79,13 @@ impl AuthCache {
             entries.clear();
         }
         entries.insert(key, (account_sid, Instant::now()));
+    }
+
+    fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
     }
 }
 
@@ -165,6 +172,12 @@ impl Exports {
                 "account {account_sid} does not exist"
             )))
         }
+    }
+
+    /// Forgets every remembered credential: after a change of tokens, keys
+    /// or accounts (fixtures, reset), each is checked against the database again.
+    pub fn forget_credentials(&self) {
+        self.inner.auth_cache.clear();
     }
 
     pub async fn require_account(&self, account_sid: &str) -> Result<Account> {

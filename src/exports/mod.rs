@@ -7,10 +7,12 @@ mod calls;
 mod config;
 mod daily;
 mod days;
+mod fixtures;
 mod ingest;
 mod jobs;
 mod links;
 mod notifications;
+mod reset;
 mod users;
 mod worker;
 
@@ -27,6 +29,7 @@ pub use accounts::{CreatedAccount, CreatedKey};
 pub use calls::CallPage;
 pub use config::{ConfigUpdate, ExportConfig};
 pub use days::{DayView, Download, DownloadLink};
+pub use fixtures::Fixtures;
 pub use ingest::{maybe_gunzip, read_file, IngestReport, Input, Rejection};
 pub use jobs::{JobOrigin, JobRequest, JobView, StatusGroup};
 pub use links::{Cursor, Page, PageRequest, MAX_PAGE};
@@ -94,6 +97,8 @@ pub struct EngineSettings {
     pub deletion_batch_ms: i64,
     pub max_line_bytes: usize,
     pub max_ingest_bytes: u64,
+    pub fixtures: Option<std::path::PathBuf>,
+    pub journal_size: usize,
 }
 
 impl EngineSettings {
@@ -120,6 +125,8 @@ impl EngineSettings {
             deletion_batch_ms: (s.deletion_batch_secs * 1000) as i64,
             max_line_bytes: s.max_line_bytes,
             max_ingest_bytes: s.max_ingest_bytes,
+            fixtures: s.fixtures.clone(),
+            journal_size: s.journal_size,
         }
     }
 }

@@ -11,6 +11,7 @@ mod clock;
 mod daily;
 mod days;
 mod edges;
+mod fixtures;
 mod hardening;
 mod helpers;
 mod ingest;

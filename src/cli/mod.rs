@@ -22,11 +22,15 @@ macro_rules! errln {
     }};
 }
 
+mod commands;
+
 use crate::app::{self, Application};
 use crate::clock::Clock;
 use crate::config::{SettingFlags, Settings};
-use crate::domain::{Day, DeliveryStatus, ResourceType};
-use crate::exports::{Exports, IngestReport, Input};
+use crate::domain::{Day, ResourceType};
+use commands::{
+    accounts, ca, healthcheck, ingest, list_deletions, list_deliveries, migrate, users, worker,
+};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,7 +61,14 @@ enum Command {
         /// (The setting `proxy_listen`, `BULKEXPORT_PROXY_LISTEN`.)
         #[arg(long, value_name = "ADDR")]
         proxy_listen: Option<String>,
+        /// Make sure the service holds what this TOML file describes, at start
+        /// and after each reset (the setting `fixtures`, `BULKEXPORT_FIXTURES`).
+        #[arg(long, value_name = "FILE")]
+        fixtures: Option<PathBuf>,
     },
+    /// Remove every account, record, job, day, file, notification and fault,
+    /// then apply the fixtures again (as POST /admin/v1/Reset does).
+    Reset,
     /// The local CA of the proxy mode.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -254,7 +265,14 @@ pub fn describe(e: &anyhow::Error) -> String {
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    let settings = Settings::load(&cli.settings)?;
+    let mut settings = Settings::load(&cli.settings)?;
+    if let Command::Serve {
+        fixtures: Some(file),
+        ..
+    } = &cli.command
+    {
+        settings.fixtures = Some(file.clone());
+    }
     crate::telemetry::logging::init(settings.log_format);
     let clock = Clock::system();
     match cli.command {
@@ -263,6 +281,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             demo,
             clock: start,
             proxy_listen,
+            fixtures: _,
         } => {
             let clock = start.map(Clock::starting_at).unwrap_or(clock);
             let proxy_listen = proxy_listen.or_else(|| settings.proxy_listen.clone());
@@ -271,6 +290,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(command) => ca(&settings, command),
         Command::Worker => worker(&settings, clock).await,
         Command::Migrate => migrate(&settings, clock).await,
+        Command::Reset => {
+            app::open(&settings, clock).await?.reset().await?;
+            outln!("reset");
+            Ok(())
+        }
         Command::Accounts(command) => accounts(&app::open(&settings, clock).await?, command).await,
         Command::Users(command) => users(&app::open(&settings, clock).await?, command).await,
         Command::Deletions(DeletionsCommand::List { account }) => {
@@ -326,229 +350,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_json(&serde_json::json!({"loaded": report.loaded, "replaced": report.replaced}))
         }
     }
-}
-
-async fn healthcheck(settings: &Settings, url: Option<String>) -> anyhow::Result<()> {
-    let url = url.unwrap_or_else(|| {
-        let listen = settings
-            .listen
-            .replace("0.0.0.0:", "127.0.0.1:")
-            .replace("[::]:", "[::1]:");
-        format!("http://{listen}/readyz")
-    });
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(5))
-        .build()?;
-    let resp = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-    let status = resp.status();
-    let body = resp.text().await.unwrap_or_default();
-    anyhow::ensure!(
-        status.is_success(),
-        "{url} answered {status}: {}",
-        body.trim()
-    );
-    outln!("{url}: {}", body.trim());
-    Ok(())
-}
-
-fn ca(settings: &Settings, command: CaCommand) -> anyhow::Result<()> {
-    match command {
-        CaCommand::Init => {
-            let (path, created) = crate::proxy::ca::init(&settings.data_dir)?;
-            if created {
-                errln!("created the proxy CA; clients must trust:");
-            }
-            outln!("{}", path.display());
-        }
-        CaCommand::Path => {
-            outln!(
-                "{}",
-                crate::proxy::ca::existing_cert(&settings.data_dir)?.display()
-            );
-        }
-    }
-    Ok(())
-}
-
-async fn worker(settings: &Settings, clock: Clock) -> anyhow::Result<()> {
-    settings.check_for_service()?;
-    let exports = app::open(settings, clock).await?;
-    let count = settings.worker_count();
-    anyhow::ensure!(
-        count > 0,
-        "a worker process needs at least one worker (workers = 0 was given)"
-    );
-    tracing::info!(
-        workers = count,
-        database = exports.db().dialect(),
-        "bulkexport workers running"
-    );
-    app::run_workers(&exports, count, app::shutdown_on_signals()).await;
-    Ok(())
-}
-
-async fn migrate(settings: &Settings, clock: Clock) -> anyhow::Result<()> {
-    app::open(settings, clock).await?;
-    errln!(
-        "database is up to date: {}",
-        crate::config::url_without_userinfo(settings.database_url().expose())
-    );
-    Ok(())
-}
-
-async fn accounts(ex: &Exports, command: AccountsCommand) -> anyhow::Result<()> {
-    match command {
-        AccountsCommand::Create {
-            friendly_name,
-            parent,
-            editions,
-        } => {
-            let account = ex.create_account(&friendly_name, parent.as_deref()).await?;
-            if editions {
-                ex.set_editions(&account.sid, true).await?;
-            }
-            let mut shown = serde_json::to_value(&account)?;
-            shown["editions"] = serde_json::Value::Bool(editions);
-            print_json(&shown)
-        }
-        AccountsCommand::Update { account, editions } => {
-            ex.set_editions(&account, editions).await?;
-            print_json(&serde_json::json!({"sid": account, "editions": editions}))
-        }
-        AccountsCommand::List => {
-            for a in ex.db().list_accounts().await? {
-                outln!(
-                    "{}",
-                    serde_json::json!({"sid": a.sid, "friendly_name": a.friendly_name, "parent_sid": a.parent_sid, "editions": a.editions})
-                );
-            }
-            Ok(())
-        }
-    }
-}
-
-async fn users(ex: &Exports, command: UsersCommand) -> anyhow::Result<()> {
-    match command {
-        UsersCommand::Add {
-            account,
-            email,
-            role,
-        } => {
-            ex.add_user(&account, &email, &role).await?;
-            print_json(
-                &serde_json::json!({"account_sid": account, "email": email, "role": role.to_ascii_lowercase()}),
-            )
-        }
-        UsersCommand::List { account } => {
-            for u in ex.list_users(&account).await? {
-                outln!("{}", serde_json::to_string(&u)?);
-            }
-            Ok(())
-        }
-        UsersCommand::Remove { account, email } => {
-            ex.remove_user(&account, &email).await?;
-            Ok(())
-        }
-    }
-}
-
-async fn list_deletions(ex: &Exports, account: &str) -> anyhow::Result<()> {
-    for d in ex.list_deletions(account).await? {
-        let status = if d.applied_at.is_some() {
-            "applied"
-        } else {
-            "pending"
-        };
-        outln!(
-            "{}",
-            serde_json::json!({
-                "account_sid": d.account_sid, "call_sid": d.call_sid, "date": d.day, "source": d.source,
-                "status": status, "requested_at": millis(d.requested_at),
-                "applied_at": d.applied_at.and_then(millis), "outcome": d.outcome,
-            })
-        );
-    }
-    Ok(())
-}
-
-async fn list_deliveries(ex: &Exports, account: Option<&str>, limit: i64) -> anyhow::Result<()> {
-    for d in ex.db().list_deliveries(account, limit).await? {
-        let attempts: Vec<serde_json::Value> = ex
-            .db()
-            .delivery_attempts(d.id)
-            .await?
-            .into_iter()
-            .map(|a| serde_json::json!({"attempt": a.attempt, "at": millis(a.at), "outcome": a.outcome, "detail": a.detail}))
-            .collect();
-        outln!(
-            "{}",
-            serde_json::json!({
-                "id": d.id, "event": d.dedupe_key, "account_sid": d.account_sid, "channel": d.channel.as_str(),
-                "target": d.target, "method": d.method, "status": d.status.as_str(),
-                "idempotency_token": d.idempotency_token, "created_at": millis(d.created_at),
-                "next_attempt_at": (d.status == DeliveryStatus::Pending).then(|| millis(d.next_attempt_at)),
-                "last_error": d.last_error, "request_id": d.request_id, "attempts": attempts,
-            })
-        );
-    }
-    Ok(())
-}
-
-async fn ingest(
-    ex: &Exports,
-    account: &str,
-    rt: ResourceType,
-    files: &[PathBuf],
-    allow_rejects: bool,
-) -> anyhow::Result<()> {
-    let report = ingest_files(ex, account, rt, files).await?;
-    print_json(&report)?;
-    if report.rejected > 0 {
-        errln!("{} line(s) rejected; the report lists why", report.rejected);
-        anyhow::ensure!(
-            allow_rejects,
-            "{} line(s) rejected (--allow-rejects to accept a partial load)",
-            report.rejected
-        );
-    }
-    Ok(())
-}
-
-async fn ingest_files(
-    ex: &Exports,
-    account: &str,
-    rt: ResourceType,
-    files: &[PathBuf],
-) -> anyhow::Result<IngestReport> {
-    let mut report = IngestReport::default();
-    for path in files {
-        let file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?
-            .into_std()
-            .await;
-        // A FIFO or /dev/stdin may stall; only a regular file is steady input.
-        let input = match file.metadata() {
-            Ok(m) if m.is_file() => Input::Steady,
-            _ => Input::Streamed,
-        };
-        let reader = crate::exports::maybe_gunzip(crate::exports::read_file(file)).await?;
-        ex.ingest(
-            account,
-            rt,
-            &path.display().to_string(),
-            input,
-            reader,
-            &mut report,
-        )
-        .await?
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", path.display()))?;
-    }
-    Ok(report)
 }
 
 async fn serve(
