@@ -32,6 +32,9 @@ pub enum Error {
     Stopped,
     #[error("the compressor stopped unexpectedly")]
     Compressor,
+    /// A `DayError` fault's message.
+    #[error("{0}")]
+    Injected(String),
 }
 
 /// What was written.
@@ -98,6 +101,23 @@ pub async fn export_day(
             Err(Error::Stopped)
         }
     }
+}
+
+/// A day file without records (one empty gzip member) at `key`: what a
+/// `DayEmpty` fault makes of a day whatever it holds.
+pub async fn export_empty(blobs: &BlobStore, key: &str) -> Result<Exported, Error> {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::new(LEVEL));
+    gz.write_all(b"")?;
+    let bytes = gz.finish()?;
+    let mut writer = blobs.writer(key);
+    writer.write_all(&bytes).await?;
+    writer.shutdown().await?;
+    blobs.make_durable(key).await?;
+    Ok(Exported {
+        size: bytes.len() as u64,
+        records: 0,
+    })
 }
 
 /// The compressor stage: one gzip member over every chunk received,

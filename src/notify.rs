@@ -81,30 +81,82 @@ impl WebhookSender {
         auth_token: &str,
         idempotency_token: &str,
     ) -> Outcome {
+        self.send_recorded(url, method, params, auth_token, idempotency_token)
+            .await
+            .outcome
+    }
+
+    /// [`WebhookSender::send`], telling also the headers sent and the
+    /// answer's status code (for the delivery journal).
+    pub async fn send_recorded(
+        &self,
+        url: &str,
+        method: &str,
+        params: &[(String, String)],
+        auth_token: &str,
+        idempotency_token: &str,
+    ) -> Sent {
+        let mut headers = Vec::new();
+        let (outcome, status_code) = self
+            .attempt(
+                url,
+                method,
+                params,
+                auth_token,
+                idempotency_token,
+                &mut headers,
+            )
+            .await;
+        Sent {
+            outcome,
+            status_code,
+            headers,
+        }
+    }
+
+    async fn attempt(
+        &self,
+        url: &str,
+        method: &str,
+        params: &[(String, String)],
+        auth_token: &str,
+        idempotency_token: &str,
+        headers: &mut Vec<(String, String)>,
+    ) -> (Outcome, Option<u16>) {
         if self.refuse_private {
             // A literal address never reaches the resolver: judged here.
             if let Err(e) = check_literal(url) {
-                return Outcome::Fail(e);
+                return (Outcome::Fail(e), None);
             }
         }
         let request = if method.eq_ignore_ascii_case("GET") {
             let mut full = match url::Url::parse(url) {
                 Ok(u) => u,
-                Err(e) => return Outcome::Fail(format!("bad URL: {e}")),
+                Err(e) => return (Outcome::Fail(format!("bad URL: {e}")), None),
             };
             full.query_pairs_mut()
                 .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             let signature = twilio_signature(auth_token, full.as_str(), &[]);
+            headers.push(("X-Twilio-Signature".into(), signature.clone()));
             self.http
                 .get(full.as_str())
                 .header("X-Twilio-Signature", signature)
         } else {
             let signature = twilio_signature(auth_token, url, params);
+            headers.push((
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ));
+            headers.push(("X-Twilio-Signature".into(), signature.clone()));
             self.http
                 .post(url)
                 .form(params)
                 .header("X-Twilio-Signature", signature)
         };
+        headers.push((
+            "I-Twilio-Idempotency-Token".into(),
+            idempotency_token.into(),
+        ));
         let response = match request
             .header("I-Twilio-Idempotency-Token", idempotency_token)
             .send()
@@ -112,14 +164,23 @@ impl WebhookSender {
         {
             Ok(r) => r,
             Err(e) if refused_address(&e) => {
-                return Outcome::Fail(redact_error(&e));
+                return (Outcome::Fail(redact_error(&e)), None);
             }
             Err(e) if e.is_timeout() => {
-                return Outcome::Retry(format!("timed out: {}", redact_error(&e)))
+                return (
+                    Outcome::Retry(format!("timed out: {}", redact_error(&e))),
+                    None,
+                )
             }
-            Err(e) => return Outcome::Retry(format!("request failed: {}", redact_error(&e))),
+            Err(e) => {
+                return (
+                    Outcome::Retry(format!("request failed: {}", redact_error(&e))),
+                    None,
+                )
+            }
         };
         let status = response.status();
+        let code = Some(status.as_u16());
         let mut body = Vec::new();
         let mut stream = response.bytes_stream();
         while let Some(Ok(chunk)) = stream.next().await {
@@ -129,7 +190,7 @@ impl WebhookSender {
             }
         }
         let detail = format!("HTTP {}", status.as_u16());
-        if status.is_success() {
+        let outcome = if status.is_success() {
             Outcome::Delivered(detail)
         } else if status.as_u16() == 429 || status.is_server_error() {
             Outcome::Retry(detail)
@@ -142,8 +203,18 @@ impl WebhookSender {
                     .flat_map(char::escape_default)
                     .collect::<String>()
             ))
-        }
+        };
+        (outcome, code)
     }
+}
+
+/// One webhook attempt as it went: its outcome, the answer's status code
+/// (none when no answer came) and the headers sent.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub outcome: Outcome,
+    pub status_code: Option<u16>,
+    pub headers: Vec<(String, String)>,
 }
 
 /// A reqwest error as text with its causes, and the URL it names shown

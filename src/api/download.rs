@@ -82,10 +82,18 @@ pub async fn download_day(
         None => (StatusCode::OK, dl.size),
     };
     resp_headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
-    let body = if len == 0 {
-        Body::empty()
-    } else {
-        Body::from_stream(state.exports.download_body(&dl, range).await?)
+    let cut = match len {
+        0 => None,
+        _ => state.exports.download_cut(&account_sid, rt, day).await?,
+    };
+    let body = match (len, cut) {
+        (0, _) => Body::empty(),
+        (_, None) => Body::from_stream(state.exports.download_body(&dl, range).await?),
+        // The whole length announced, fewer bytes sent: a dropped connection.
+        (_, Some(keep)) => {
+            let stream = state.exports.download_body(&dl, range).await?;
+            Body::from_stream(truncated(stream, keep))
+        }
     };
     Ok((status, resp_headers, body).into_response())
 }
@@ -140,6 +148,40 @@ fn parse_range(header: &str, size: u64) -> Result<Option<std::ops::Range<u64>>, 
         return Err(ApiError::RangeNotSatisfiable(size));
     }
     Ok(Some(range))
+}
+
+/// The first `keep` bytes of `stream`, then an error that makes the server
+/// close the connection (the announced length never arrives).
+fn truncated(
+    stream: futures::stream::BoxStream<'static, std::io::Result<bytes::Bytes>>,
+    keep: u64,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
+    use futures::StreamExt;
+    let cut_off = || std::io::Error::other("a DownloadTruncate fault cut the download");
+    futures::stream::unfold(
+        (stream, keep, false),
+        move |(mut s, left, done)| async move {
+            if done {
+                return None;
+            }
+            if left == 0 {
+                return Some((Err(cut_off()), (s, 0, true)));
+            }
+            match s.next().await {
+                None => None,
+                Some(Err(e)) => Some((Err(e), (s, 0, true))),
+                Some(Ok(mut chunk)) => {
+                    if chunk.len() as u64 >= left {
+                        chunk.truncate(left as usize);
+                        Some((Ok(chunk), (s, 0, false)))
+                    } else {
+                        let rest = left - chunk.len() as u64;
+                        Some((Ok(chunk), (s, rest, false)))
+                    }
+                }
+            }
+        },
+    )
 }
 
 #[cfg(test)]

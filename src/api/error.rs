@@ -41,6 +41,13 @@ pub enum ApiError {
     NotImplemented(String),
     #[error("{0}")]
     Internal(String),
+    /// An `ApiError` fault rule's answer.
+    #[error("{message}")]
+    Injected {
+        status: u16,
+        code: u32,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -72,6 +79,10 @@ impl ApiError {
             ApiError::RangeNotSatisfiable(_) => (StatusCode::RANGE_NOT_SATISFIABLE, 20001),
             ApiError::NotImplemented(_) => (StatusCode::NOT_IMPLEMENTED, 20501),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, 20500),
+            ApiError::Injected { status, code, .. } => (
+                StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                *code,
+            ),
         }
     }
 }
@@ -132,6 +143,12 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }
+            ApiError::Injected {
+                status: 429 | 503, ..
+            } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             ApiError::RangeNotSatisfiable(size) => {
                 if let Ok(v) = HeaderValue::from_str(&format!("bytes */{size}")) {
                     resp.headers_mut().insert(header::CONTENT_RANGE, v);
@@ -161,7 +178,11 @@ mod tests {
     #[tokio::test]
     async fn a_500_names_its_request_and_other_errors_do_not() {
         let body = |e: ApiError| async move {
-            let resp = crate::telemetry::serving("RQ42".into(), async { e.into_response() }).await;
+            let resp =
+                crate::telemetry::serving(crate::telemetry::Serving::new("RQ42".into()), async {
+                    e.into_response()
+                })
+                .await;
             let bytes = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
             serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
         };

@@ -202,6 +202,28 @@ fn admin_routes() -> Router<AppState> {
         .route("/admin/v1/Queue/Drain", post(admin::drain_queue))
         .route("/admin/v1/Reset", post(control::reset))
         .route(
+            "/admin/v1/Faults",
+            get(control::list_faults)
+                .post(control::create_fault)
+                .delete(control::delete_faults),
+        )
+        .route(
+            "/admin/v1/Faults/{sid}",
+            axum::routing::delete(control::delete_fault),
+        )
+        .route(
+            "/admin/v1/Deliveries",
+            get(control::list_deliveries).delete(control::delete_deliveries),
+        )
+        .route(
+            "/admin/v1/Emails",
+            get(control::list_emails).delete(control::delete_emails),
+        )
+        .route(
+            "/admin/v1/Requests",
+            get(control::list_requests).delete(control::delete_requests),
+        )
+        .route(
             "/admin/v1/Clock",
             post(admin::set_clock).get(admin::fetch_clock),
         )

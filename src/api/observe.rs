@@ -16,18 +16,57 @@ use axum::response::Response;
 use tracing::Instrument;
 
 use super::AppState;
+use crate::domain::{operations, Day, ResourceType};
+use crate::exports::{FaultTarget, RequestEntry};
 use crate::telemetry;
+
+/// Operations the request journal leaves out: probes and scrapes, which
+/// come every few seconds and say nothing of a test's traffic.
+const UNJOURNALED: &[&str] = &["Livez", "Healthz", "Readyz", "Metrics"];
 
 pub static TWILIO_REQUEST_ID: HeaderName = HeaderName::from_static("twilio-request-id");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// What handlers learn about a request that its access-log line reports.
+/// What the middleware knows of a request before it is served (its
+/// operation and the values its path names), and what handlers learn
+/// (the account): for its access-log line, its journal entry and faults.
 #[derive(Debug, Default)]
 pub struct RequestContext {
     account_sid: OnceLock<String>,
+    pub operation: Option<&'static str>,
+    pub resource_type: Option<ResourceType>,
+    pub day: Option<Day>,
+    pub job_sid: Option<String>,
 }
 
 impl RequestContext {
+    fn new(operation: Option<&'static str>, template: &str, path: &str) -> RequestContext {
+        let mut c = RequestContext {
+            operation,
+            ..Default::default()
+        };
+        for (name, value) in template.split('/').zip(path.split('/')) {
+            match name {
+                "{ResourceType}" => c.resource_type = value.parse().ok(),
+                "{Day}" => c.day = Day::parse(value).ok(),
+                "{JobSid}" => c.job_sid = Some(value.to_string()),
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// What a fault rule of this request is matched against.
+    pub fn fault_target(&self) -> FaultTarget<'_> {
+        FaultTarget {
+            account_sid: self.account_sid.get().map(String::as_str),
+            resource_type: self.resource_type,
+            day: self.day,
+            job_sid: self.job_sid.as_deref(),
+            operation: self.operation,
+        }
+    }
+
     /// The request acts as this account (set once it is authenticated).
     pub fn set_account(&self, sid: &str) {
         let _ = self.account_sid.set(sid.to_string());
@@ -82,15 +121,19 @@ fn method_label(m: &Method) -> &'static str {
 
 pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
+    let at = state.exports.clock().now();
     let id = telemetry::new_request_id();
     let echoed = req.headers().get(&X_REQUEST_ID).cloned();
     let method = method_label(req.method());
     let route = route_template(req.extensions().get::<MatchedPath>());
-    let context = Arc::new(RequestContext::default());
+    let path = req.uri().path().to_string();
+    let operation = operations::operation_of(method, &route);
+    let context = Arc::new(RequestContext::new(operation, &route, &path));
     req.extensions_mut().insert(context.clone());
     let span = tracing::info_span!("request", request_id = %id, method = %method, route = %route,
         account_sid = tracing::field::Empty);
-    let mut resp = telemetry::serving(id.clone(), next.run(req))
+    let serving = telemetry::Serving::new(id.clone());
+    let mut resp = telemetry::serving(serving.clone(), next.run(req))
         .instrument(span.clone())
         .await;
     let took = started.elapsed();
@@ -101,10 +144,11 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
         resp.headers_mut()
             .insert(X_REQUEST_ID.clone(), echoed.unwrap_or(value));
     }
+    let account = context.account_sid.get().cloned();
+    let duration_ms = took.as_micros() as f64 / 1000.0;
     span.in_scope(|| {
-        tracing::info!(target: "bulkexport::access", status,
-            duration_ms = took.as_micros() as f64 / 1000.0,
-            account_sid = %context.account_sid.get().map(String::as_str).unwrap_or("-"),
+        tracing::info!(target: "bulkexport::access", status, duration_ms,
+            account_sid = %account.as_deref().unwrap_or("-"),
             "{method} {route} {status}");
     });
     let metrics = state.exports.metrics();
@@ -117,6 +161,19 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
             .filter(|_| method == "GET" && (status == 200 || status == 206))
             .unwrap_or(0);
         metrics.download(status, sent);
+    }
+    if !operation.is_some_and(|op| UNJOURNALED.contains(&op)) {
+        state.exports.journal_request(RequestEntry {
+            request_id: id,
+            at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            method: method.to_string(),
+            path,
+            operation,
+            status,
+            account_sid: account,
+            duration_ms,
+            fault: serving.fault(),
+        });
     }
     resp
 }

@@ -84,6 +84,29 @@ where
     Ok(ok)
 }
 
+/// The answer of an `ApiError` fault rule that matches this request and
+/// fires, instead of serving it.
+async fn injected_error(state: &AppState, context: &RequestContext) -> Result<(), ApiError> {
+    let fired = state
+        .exports
+        .fire(crate::exports::FaultKind::ApiError, context.fault_target())
+        .await?;
+    match fired {
+        None => Ok(()),
+        Some(f) => Err(ApiError::Injected {
+            status: f
+                .number("status")
+                .and_then(|s| u16::try_from(s).ok())
+                .unwrap_or(500),
+            code: f
+                .number("code")
+                .and_then(|c| u32::try_from(c).ok())
+                .unwrap_or(20500),
+            message: f.text("message").unwrap_or("Injected fault").to_string(),
+        }),
+    }
+}
+
 /// The account a request acts as, from HTTP Basic credentials.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -111,6 +134,7 @@ impl FromRequestParts<AppState> for Caller {
             Some(account_sid) => {
                 if let Some(context) = parts.extensions.get::<std::sync::Arc<RequestContext>>() {
                     context.set_account(&account_sid);
+                    injected_error(state, context).await?;
                 }
                 Ok(Caller {
                     account_sid,
@@ -149,6 +173,10 @@ impl Params {
 
     pub fn owned(&self, name: &str) -> Option<String> {
         self.0.get(name).cloned()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.0.keys().map(String::as_str)
     }
 }
 

@@ -6,6 +6,7 @@ use super::{with_pool, Db, Pool, Result};
 
 /// Tables emptied by a reset, children before parents.
 const SHARED_TABLES: &[&str] = &[
+    "faults",
     "delivery_attempts",
     "deliveries",
     "job_days",

@@ -1,5 +1,6 @@
 //! Pure domain types: resource types, SIDs, days, job statuses. No I/O here.
 
+pub mod operations;
 pub mod record;
 pub mod seed;
 
@@ -66,6 +67,10 @@ pub enum SidKind {
     MediaMessage,
     Call,
     Conference,
+    /// A fault rule of the control plane (not a Twilio resource).
+    Fault,
+    /// A stored notification, as the delivery journal names it.
+    Notification,
 }
 
 impl SidKind {
@@ -78,6 +83,8 @@ impl SidKind {
             SidKind::MediaMessage => "MM",
             SidKind::Call => "CA",
             SidKind::Conference => "CF",
+            SidKind::Fault => "FT",
+            SidKind::Notification => "NO",
         }
     }
 

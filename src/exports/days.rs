@@ -117,13 +117,25 @@ impl Exports {
             .await?
             .ok_or_else(|| not_found_day(rt, day))?;
         let ttl = self.inner.engine.download_ttl_secs;
-        if self.inner.engine.presigned_downloads && store_links {
+        let target = super::FaultTarget {
+            account_sid: Some(account_sid),
+            resource_type: Some(rt),
+            day: Some(parsed),
+            operation: Some("FetchDay"),
+            ..Default::default()
+        };
+        let expired = self
+            .fire(super::FaultKind::DownloadExpired, target)
+            .await?
+            .is_some();
+        if self.inner.engine.presigned_downloads && store_links && !expired {
             let ttl = std::time::Duration::from_secs(ttl.max(1) as u64);
             if let Some(url) = self.blobs().presigned_get(&row.blob_key, ttl).await? {
                 return Ok(DownloadLink::Store(url));
             }
         }
-        let expires = self.clock().now().timestamp() + ttl;
+        // A `DownloadExpired` fault: a link whose time ran out a second ago.
+        let expires = self.clock().now().timestamp() + if expired { -1 } else { ttl };
         let signature = self
             .inner
             .signer
@@ -187,5 +199,26 @@ impl Exports {
     ) -> Result<BoxStream<'static, std::io::Result<bytes::Bytes>>> {
         let got = self.blobs().get(&d.key, range).await?;
         Ok(got.into_stream().map_err(std::io::Error::other).boxed())
+    }
+
+    /// How many bytes a `DownloadTruncate` fault lets a download of this
+    /// day send before the connection closes, if one fires.
+    pub async fn download_cut(
+        &self,
+        account_sid: &str,
+        rt: ResourceType,
+        day: Day,
+    ) -> Result<Option<u64>> {
+        let target = super::FaultTarget {
+            account_sid: Some(account_sid),
+            resource_type: Some(rt),
+            day: Some(day),
+            operation: Some("DownloadDay"),
+            ..Default::default()
+        };
+        Ok(self
+            .fire(super::FaultKind::DownloadTruncate, target)
+            .await?
+            .map(|f| f.number("bytes").unwrap_or(0).max(0) as u64))
     }
 }

@@ -302,6 +302,7 @@ impl Exports {
             );
             let cause = Cause {
                 account_sid: &job.account_sid,
+                job_sid: Some(&job.sid),
                 request_id: job.request_id.as_deref(),
             };
             self.enqueue_email(key, cause, &user.email, &subject, &body, now)

@@ -7,9 +7,11 @@ mod calls;
 mod config;
 mod daily;
 mod days;
+mod faults;
 mod fixtures;
 mod ingest;
 mod jobs;
+mod journal;
 mod links;
 mod notifications;
 mod reset;
@@ -29,9 +31,11 @@ pub use accounts::{CreatedAccount, CreatedKey};
 pub use calls::CallPage;
 pub use config::{ConfigUpdate, ExportConfig};
 pub use days::{DayView, Download, DownloadLink};
+pub use faults::{FaultKind, FaultRequest, FaultTarget, Fired};
 pub use fixtures::Fixtures;
 pub use ingest::{maybe_gunzip, read_file, IngestReport, Input, Rejection};
 pub use jobs::{JobOrigin, JobRequest, JobView, StatusGroup};
+pub use journal::{delivery_id, delivery_sid, RequestEntry, RequestFilter};
 pub use links::{Cursor, Page, PageRequest, MAX_PAGE};
 pub use notifications::Deliverer;
 pub use worker::Workers;
@@ -140,6 +144,8 @@ pub struct Exports {
 #[derive(Debug)]
 struct Inner {
     metrics: crate::telemetry::Metrics,
+    faults: faults::FaultCache,
+    requests: journal::RequestJournal,
     db: Db,
     blobs: BlobStore,
     clock: Clock,
@@ -183,6 +189,8 @@ impl Exports {
         Ok(Exports {
             inner: Arc::new(Inner {
                 metrics,
+                faults: Default::default(),
+                requests: Default::default(),
                 db,
                 blobs,
                 clock,

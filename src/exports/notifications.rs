@@ -11,7 +11,8 @@ use tracing::Instrument;
 
 use super::jobs::{group_details, StatusGroup};
 use super::{Exports, Result};
-use crate::db::{DeliveryRow, JobKind, JobRow, NewDelivery};
+use super::{FaultKind, FaultTarget};
+use crate::db::{AttemptRecord, DeliveryRow, JobKind, JobRow, NewDelivery};
 use crate::domain::{AttemptOutcome, Channel, DayStatus, DeliveryStatus};
 use crate::notify::Outcome;
 
@@ -52,20 +53,25 @@ pub(crate) struct Notice<'a> {
     pub params: String,
     /// The API request behind it (else the one being served, if any).
     pub request_id: Option<&'a str>,
+    /// The job it announces, if any.
+    pub job_sid: Option<&'a str>,
 }
 
-/// Whose notification it is, and the API request behind it.
+/// Whose notification it is, the job it announces and the API request
+/// behind it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Cause<'a> {
     pub account_sid: &'a str,
+    pub job_sid: Option<&'a str>,
     pub request_id: Option<&'a str>,
 }
 
 impl<'a> Cause<'a> {
-    /// The job's account and the request that created the job.
+    /// The job's account, the job, and the request that created the job.
     pub fn of(job: &'a JobRow) -> Cause<'a> {
         Cause {
             account_sid: &job.account_sid,
+            job_sid: Some(&job.sid),
             request_id: job.request_id.as_deref(),
         }
     }
@@ -79,7 +85,7 @@ pub(crate) fn webhook_params(pairs: &[(&str, String)]) -> String {
     .to_string()
 }
 
-fn parse_params(s: &str) -> Vec<(String, String)> {
+pub(super) fn parse_params(s: &str) -> Vec<(String, String)> {
     serde_json::from_str::<Vec<(String, String)>>(s).unwrap_or_default()
 }
 
@@ -270,6 +276,7 @@ impl Exports {
             method,
             params,
             request_id: cause.request_id,
+            job_sid: cause.job_sid,
         };
         self.enqueue(notice, now).await
     }
@@ -294,6 +301,7 @@ impl Exports {
             method: "SMTP",
             params,
             request_id: cause.request_id,
+            job_sid: cause.job_sid,
         };
         self.enqueue(notice, now).await
     }
@@ -308,8 +316,26 @@ impl Exports {
             method,
             params,
             request_id,
+            job_sid,
         } = notice;
         let token = hex::encode(rand::thread_rng().gen::<[u8; 16]>());
+        let delay = match channel {
+            Channel::Webhook => {
+                let target = FaultTarget {
+                    account_sid: Some(account_sid),
+                    job_sid,
+                    ..Default::default()
+                };
+                self.fire(FaultKind::WebhookDelay, target).await?
+            }
+            Channel::Email => None,
+        };
+        let next_attempt_at = now
+            + delay
+                .as_ref()
+                .and_then(|f| f.number("seconds"))
+                .unwrap_or(0)
+                * 1000;
         let delivery = NewDelivery {
             dedupe_key,
             account_sid: account_sid.to_string(),
@@ -319,7 +345,10 @@ impl Exports {
             params,
             idempotency_token: token,
             created_at: now,
-            give_up_at: now + self.inner.engine.delivery_retry_ms,
+            next_attempt_at,
+            give_up_at: next_attempt_at + self.inner.engine.delivery_retry_ms,
+            job_sid: job_sid.map(str::to_string),
+            fault: delay.map(|f| f.sid),
             request_id: request_id
                 .map(str::to_string)
                 .or_else(crate::telemetry::request_id),
@@ -408,7 +437,8 @@ impl Exports {
 
     /// One attempt at a claimed delivery, recorded with its consequence.
     async fn attempt_and_settle(&self, d: &DeliveryRow, worker: &str) -> Result<()> {
-        let outcome = self.attempt(d).await;
+        let sent = self.attempt(d).await;
+        let outcome = sent.outcome;
         let now = self.clock().now_ms();
         let backoff = self
             .inner
@@ -446,27 +476,78 @@ impl Exports {
         }
         self.metrics()
             .notification_attempt(d.channel.as_str(), label.as_str());
+        let attempt = AttemptRecord {
+            outcome: label,
+            detail,
+            status_code: sent.status_code,
+            headers: (!sent.headers.is_empty())
+                .then(|| serde_json::to_string(&sent.headers).unwrap_or_default()),
+            // The first attempt also names a fault that delayed the delivery.
+            fault: sent
+                .fault
+                .or_else(|| (d.attempts == 1).then(|| d.fault.clone()).flatten()),
+        };
         Ok(self
             .db()
-            .settle_delivery(d, worker, now, label, &detail, status, next)
+            .settle_delivery(d, worker, now, &attempt, status, next)
             .await?)
     }
 
-    async fn attempt(&self, d: &DeliveryRow) -> Outcome {
+    /// Sends a claimed delivery once (or, when a `WebhookDuplicate` fault
+    /// fires, that many times, each signed, with the same idempotency token).
+    async fn attempt(&self, d: &DeliveryRow) -> Attempted {
         let params = parse_params(&d.params);
+        let plain = |outcome| Attempted {
+            outcome,
+            status_code: None,
+            headers: Vec::new(),
+            fault: None,
+        };
         match d.channel {
             Channel::Webhook => {
                 let token = match self.db().find_account(&d.account_sid).await {
                     Ok(Some(a)) => a.auth_token,
                     Ok(None) => {
-                        return Outcome::Fail(format!("account {} no longer exists", d.account_sid))
+                        return plain(Outcome::Fail(format!(
+                            "account {} no longer exists",
+                            d.account_sid
+                        )))
                     }
-                    Err(e) => return Outcome::Retry(format!("database: {e}")),
+                    Err(e) => return plain(Outcome::Retry(format!("database: {e}"))),
                 };
-                self.inner
-                    .webhooks
-                    .send(&d.target, &d.method, &params, &token, &d.idempotency_token)
-                    .await
+                let target = FaultTarget {
+                    account_sid: Some(&d.account_sid),
+                    job_sid: d.job_sid.as_deref(),
+                    ..Default::default()
+                };
+                let duplicate = match self.fire(FaultKind::WebhookDuplicate, target).await {
+                    Ok(fired) => fired,
+                    Err(e) => return plain(Outcome::Retry(format!("database: {e}"))),
+                };
+                let copies = duplicate
+                    .as_ref()
+                    .and_then(|f| f.number("copies"))
+                    .unwrap_or(1);
+                let mut sent = None;
+                for _ in 0..copies.max(1) {
+                    let s = self
+                        .inner
+                        .webhooks
+                        .send_recorded(&d.target, &d.method, &params, &token, &d.idempotency_token)
+                        .await;
+                    let failed = !matches!(s.outcome, Outcome::Delivered(_));
+                    sent = Some(s);
+                    if failed {
+                        break;
+                    }
+                }
+                let sent = sent.expect("at least one copy is sent");
+                Attempted {
+                    outcome: sent.outcome,
+                    status_code: sent.status_code,
+                    headers: sent.headers,
+                    fault: duplicate.map(|f| f.sid),
+                }
             }
             Channel::Email => {
                 let field = |name: &str| {
@@ -476,10 +557,12 @@ impl Exports {
                         .map(|(_, v)| v.as_str())
                         .unwrap_or("")
                 };
-                self.inner
-                    .emails
-                    .send(&d.target, field("Subject"), field("Body"))
-                    .await
+                plain(
+                    self.inner
+                        .emails
+                        .send(&d.target, field("Subject"), field("Body"))
+                        .await,
+                )
             }
         }
     }
@@ -493,4 +576,13 @@ impl Exports {
         }
         Ok(())
     }
+}
+
+/// One attempt at a delivery as it went (see `Exports::attempt`).
+struct Attempted {
+    outcome: Outcome,
+    status_code: Option<u16>,
+    headers: Vec<(String, String)>,
+    /// A `WebhookDuplicate` fault that fired for it.
+    fault: Option<String>,
 }

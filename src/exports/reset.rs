@@ -12,6 +12,8 @@ impl Exports {
         self.db().remove_line_segments().await?;
         let files = self.blobs().delete_everything().await?;
         self.forget_credentials();
+        self.inner.faults.forget();
+        self.clear_request_journal();
         tracing::info!(files, "reset: every account and what belongs to it removed");
         self.apply_configured_fixtures().await
     }

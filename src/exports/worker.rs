@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{Exports, Result};
+use super::{FaultKind, FaultTarget};
 use crate::db::{Claimed, Finish};
 use crate::domain::DayStatus;
 use crate::export::{self, export_day};
@@ -200,16 +201,23 @@ impl Exports {
                 error: e.to_string(),
             };
         }
-        let result = export_day(
-            self.db(),
-            self.blobs(),
-            &key,
-            &c.account_sid,
-            rt,
-            day,
-            &stop,
-        )
-        .await;
+        let result = match self.day_faults(c, &stop).await {
+            DayFault::None => {
+                export_day(
+                    self.db(),
+                    self.blobs(),
+                    &key,
+                    &c.account_sid,
+                    rt,
+                    day,
+                    &stop,
+                )
+                .await
+            }
+            DayFault::Empty => export::export_empty(self.blobs(), &key).await,
+            DayFault::Error(message) => Err(export::Error::Injected(message)),
+            DayFault::Stopped => Err(export::Error::Stopped),
+        };
         heartbeat.abort();
         let now = self.clock().now_ms();
         match result {
@@ -244,6 +252,52 @@ impl Exports {
                 }
             }
         }
+    }
+
+    /// The faults of a claimed day: a `DayDelay` is waited out here (on the
+    /// service clock, the lease renewed meanwhile), then a `DayError` or a
+    /// `DayEmpty` says how the export goes.
+    async fn day_faults(&self, c: &Claimed, stop: &CancellationToken) -> DayFault {
+        let target = FaultTarget {
+            account_sid: Some(&c.account_sid),
+            resource_type: Some(c.resource_type),
+            day: Some(c.day),
+            job_sid: Some(&c.job_sid),
+            operation: None,
+        };
+        let fire = |kind| async move {
+            match self.fire(kind, target).await {
+                Ok(fired) => fired,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the fault rules; none applied");
+                    None
+                }
+            }
+        };
+        if let Some(delay) = fire(FaultKind::DayDelay).await {
+            let until = self.clock().now_ms() + delay.number("seconds").unwrap_or(0) * 1000;
+            while self.clock().now_ms() < until {
+                let woken = self.inner.work_submitted.notified();
+                let left =
+                    Duration::from_millis((until - self.clock().now_ms()).clamp(1, 1000) as u64);
+                tokio::select! {
+                    _ = woken => {}
+                    _ = tokio::time::sleep(left) => {}
+                    _ = stop.cancelled() => return DayFault::Stopped,
+                }
+            }
+        }
+        if let Some(error) = fire(FaultKind::DayError).await {
+            let message = error
+                .text("message")
+                .unwrap_or("injected fault")
+                .to_string();
+            return DayFault::Error(format!("{message} (fault {})", error.sid));
+        }
+        if fire(FaultKind::DayEmpty).await.is_some() {
+            return DayFault::Empty;
+        }
+        DayFault::None
     }
 
     /// Renews the lease every third of its length; cancels `stop` when the
@@ -349,6 +403,14 @@ impl Exports {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// How the faults of a claimed day say its export goes.
+enum DayFault {
+    None,
+    Empty,
+    Error(String),
+    Stopped,
 }
 
 /// Counts one running garbage collection for as long as it lives.

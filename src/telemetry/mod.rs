@@ -6,13 +6,47 @@ pub mod logging;
 mod metrics;
 
 use std::future::Future;
+use std::sync::{Arc, Mutex};
 
 use rand::Rng;
 
 pub use metrics::{BuildInfo, ExportOutcome, Metrics, StateGauges, DURATION_BUCKETS};
 
 tokio::task_local! {
-    static REQUEST_ID: String;
+    static REQUEST: Arc<Serving>;
+}
+
+/// The request a task serves: its id, and the fault rule that fired while
+/// serving it, if one did.
+#[derive(Debug)]
+pub struct Serving {
+    id: String,
+    fault: Mutex<Option<String>>,
+}
+
+impl Serving {
+    pub fn new(id: String) -> Arc<Serving> {
+        Arc::new(Serving {
+            id,
+            fault: Mutex::new(None),
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The fault rule that fired while serving the request.
+    pub fn fault(&self) -> Option<String> {
+        self.fault.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+/// Notes that fault rule `sid` fired for the request being served, if any.
+pub fn note_fault(sid: &str) {
+    let _ = REQUEST.try_with(|r| {
+        *r.fault.lock().unwrap_or_else(|e| e.into_inner()) = Some(sid.to_string());
+    });
 }
 
 /// A new request id in Twilio's shape: `RQ` and 32 lowercase hex digits.
@@ -20,14 +54,14 @@ pub fn new_request_id() -> String {
     format!("RQ{}", hex::encode(rand::thread_rng().gen::<[u8; 16]>()))
 }
 
-/// Runs `f` as the serving of request `id`: [`request_id`] answers it inside.
-pub async fn serving<F: Future>(id: String, f: F) -> F::Output {
-    REQUEST_ID.scope(id, f).await
+/// Runs `f` as the serving of `request`: [`request_id`] answers its id inside.
+pub async fn serving<F: Future>(request: Arc<Serving>, f: F) -> F::Output {
+    REQUEST.scope(request, f).await
 }
 
 /// The id of the request this task is serving, if it serves one.
 pub fn request_id() -> Option<String> {
-    REQUEST_ID.try_with(|id| id.clone()).ok()
+    REQUEST.try_with(|r| r.id.clone()).ok()
 }
 
 /// An error and each of its causes, joined by `: ` (a cause whose text the
@@ -64,7 +98,14 @@ mod tests {
     #[tokio::test]
     async fn the_request_id_is_known_only_while_serving() {
         assert_eq!(request_id(), None);
-        let seen = serving("RQ1".into(), async { request_id() }).await;
+        let request = Serving::new("RQ1".into());
+        let seen = serving(request.clone(), async {
+            note_fault("FT1");
+            request_id()
+        })
+        .await;
         assert_eq!(seen.as_deref(), Some("RQ1"));
+        assert_eq!(request.fault().as_deref(), Some("FT1"));
+        note_fault("FT2");
     }
 }
