@@ -189,7 +189,10 @@ impl Db {
     /// Renews the lease. False when the lease is lost or the job's deletion was
     /// requested: the worker must stop.
     pub async fn heartbeat(&self, id: i64, worker: &str, now: i64) -> Result<bool> {
-        let sql = "UPDATE job_days SET heartbeat_at = $1 WHERE id = $2 AND locked_by = $3 AND status = $4";
+        // Never backwards: a delayed day (a `DayDelay` fault) holds its lease
+        // until the end of the delay, whatever the heartbeats in between say.
+        let sql = "UPDATE job_days SET heartbeat_at = CASE WHEN heartbeat_at > $1 THEN heartbeat_at ELSE $1 END \
+                   WHERE id = $2 AND locked_by = $3 AND status = $4";
         let _turn = self.write_turn().await;
         let n = with_pool!(self, |pool| sqlx::query(sql)
             .bind(now)

@@ -201,7 +201,7 @@ impl Exports {
                 error: e.to_string(),
             };
         }
-        let result = match self.day_faults(c, &stop).await {
+        let result = match self.day_faults(c, worker, &stop).await {
             DayFault::None => {
                 export_day(
                     self.db(),
@@ -257,7 +257,7 @@ impl Exports {
     /// The faults of a claimed day: a `DayDelay` is waited out here (on the
     /// service clock, the lease renewed meanwhile), then a `DayError` or a
     /// `DayEmpty` says how the export goes.
-    async fn day_faults(&self, c: &Claimed, stop: &CancellationToken) -> DayFault {
+    async fn day_faults(&self, c: &Claimed, worker: &str, stop: &CancellationToken) -> DayFault {
         let target = FaultTarget {
             account_sid: Some(&c.account_sid),
             resource_type: Some(c.resource_type),
@@ -276,6 +276,11 @@ impl Exports {
         };
         if let Some(delay) = fire(FaultKind::DayDelay).await {
             let until = self.clock().now_ms() + delay.number("seconds").unwrap_or(0) * 1000;
+            // The lease lasts the delay: no worker takes the day over while
+            // the clock is moved through it.
+            if let Err(e) = self.db().heartbeat(c.id, worker, until).await {
+                tracing::warn!(error = %e, "could not extend the lease of a delayed day");
+            }
             while self.clock().now_ms() < until {
                 let woken = self.inner.work_submitted.notified();
                 let left =
