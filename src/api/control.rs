@@ -263,3 +263,12 @@ pub async fn delete_requests(
     state.exports.clear_request_journal();
     Ok(StatusCode::NO_CONTENT.into_response())
 }
+
+/// The OpenAPI document of the admin API.
+pub async fn admin_openapi(_: Admin) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("../../openapi/admin.json"),
+    )
+        .into_response()
+}

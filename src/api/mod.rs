@@ -145,6 +145,26 @@ pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
     ("/unsubscribe", &["GET"]),
 ];
 
+/// Every admin route and its methods, as `openapi/admin.json` describes them
+/// (a test holds the two and the router to each other).
+pub const ADMIN_ROUTES: &[(&str, &[&str])] = &[
+    ("/admin/v1/Accounts", &["POST"]),
+    ("/admin/v1/Accounts/{account_sid}/Keys", &["POST"]),
+    (
+        "/admin/v1/Accounts/{account_sid}/Records/{resource_type}",
+        &["POST"],
+    ),
+    ("/admin/v1/Queue/Drain", &["POST"]),
+    ("/admin/v1/Clock", &["GET", "POST"]),
+    ("/admin/v1/Reset", &["POST"]),
+    ("/admin/v1/Faults", &["GET", "POST", "DELETE"]),
+    ("/admin/v1/Faults/{sid}", &["DELETE"]),
+    ("/admin/v1/Deliveries", &["GET", "DELETE"]),
+    ("/admin/v1/Emails", &["GET", "DELETE"]),
+    ("/admin/v1/Requests", &["GET", "DELETE"]),
+    ("/admin/v1/openapi.json", &["GET"]),
+];
+
 fn public_routes() -> Router<AppState> {
     Router::new()
         .route("/livez", get(health::livez))
@@ -223,6 +243,7 @@ fn admin_routes() -> Router<AppState> {
             "/admin/v1/Requests",
             get(control::list_requests).delete(control::delete_requests),
         )
+        .route("/admin/v1/openapi.json", get(control::admin_openapi))
         .route(
             "/admin/v1/Clock",
             post(admin::set_clock).get(admin::fetch_clock),
