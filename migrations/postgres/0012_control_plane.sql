@@ -5,7 +5,7 @@ ALTER TABLE deliveries ADD COLUMN job_sid TEXT;
 ALTER TABLE deliveries ADD COLUMN headers TEXT;
 -- A WebhookDelay fault that held the delivery back.
 ALTER TABLE deliveries ADD COLUMN fault TEXT;
-ALTER TABLE delivery_attempts ADD COLUMN status_code INTEGER;
+ALTER TABLE delivery_attempts ADD COLUMN status_code BIGINT;
 ALTER TABLE delivery_attempts ADD COLUMN fault TEXT;
 
 CREATE TABLE faults (

@@ -165,6 +165,9 @@ fn truncated(
                 return None;
             }
             if left == 0 {
+                // While the body waits, the server flushes the head and the
+                // bytes kept; an error at once could close the connection first.
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 return Some((Err(cut_off()), (s, 0, true)));
             }
             match s.next().await {
