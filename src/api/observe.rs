@@ -21,7 +21,8 @@ use crate::exports::{FaultTarget, RequestEntry};
 use crate::telemetry;
 
 /// Operations the request journal leaves out: probes and scrapes, which
-/// come every few seconds and say nothing of a test's traffic.
+/// come every few seconds and say nothing of a test's traffic (the admin
+/// API's own calls are left out too).
 const UNJOURNALED: &[&str] = &["Livez", "Healthz", "Readyz", "Metrics"];
 
 pub static TWILIO_REQUEST_ID: HeaderName = HeaderName::from_static("twilio-request-id");
@@ -162,7 +163,7 @@ pub async fn observe(State(state): State<AppState>, mut req: Request, next: Next
             .unwrap_or(0);
         metrics.download(status, sent);
     }
-    if !operation.is_some_and(|op| UNJOURNALED.contains(&op)) {
+    if !operation.is_some_and(|op| UNJOURNALED.contains(&op)) && !route.starts_with("/admin/") {
         state.exports.journal_request(RequestEntry {
             request_id: id,
             at: at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),

@@ -34,14 +34,14 @@ function ownDatabase(env) {
 }
 
 class Server {
-  static async start() {
+  static async start(args = []) {
     const s = new Server();
     s.dir = fs.mkdtempSync(path.join(os.tmpdir(), "bulkexport-node-"));
     s.port = await freePort();
     s.base = `http://127.0.0.1:${s.port}`;
     s.env = ownDatabase({ ...process.env, BULKEXPORT_ADMIN_TOKEN: ADMIN, RUST_LOG: "warn" });
     const log = fs.openSync(path.join(s.dir, "server.log"), "w");
-    s.proc = spawn(BIN, ["serve", "--data-dir", s.dir, "--listen", `127.0.0.1:${s.port}`], {
+    s.proc = spawn(BIN, ["serve", "--data-dir", s.dir, "--listen", `127.0.0.1:${s.port}`, ...args], {
       env: s.env,
       stdio: ["ignore", log, log],
     });
@@ -82,6 +82,19 @@ class Server {
     });
     const body = await r.json();
     if (!body.idle) throw new Error("queue did not drain");
+  }
+
+  // A call of the admin API (form body for POST, query otherwise); its JSON.
+  async admin(method, p, form = {}) {
+    const qs = new URLSearchParams(form).toString();
+    const post = method === "POST";
+    const r = await fetch(`${this.base}${p}${!post && qs ? "?" + qs : ""}`, {
+      method,
+      headers: { Authorization: `Bearer ${ADMIN}`, "Content-Type": "application/x-www-form-urlencoded" },
+      body: post ? qs : undefined,
+    });
+    if (!r.ok) throw new Error(`${method} ${p}: ${r.status} ${await r.text()}`);
+    return r.status === 204 ? null : r.json();
   }
 
   stop() {
