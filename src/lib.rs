@@ -16,12 +16,17 @@
 //! The modules:
 //!
 //! - [`api`]: the HTTP API (routes, extractors, wire shapes, Twilio errors,
-//!   downloads with ranges, the admin API, throttling of failed
-//!   authentications, the HTTP/1.1 listener with its timeouts).
+//!   downloads with ranges, the admin API and its control plane (`api::control`:
+//!   reset, faults, journals), throttling of failed authentications, request
+//!   ids and access logs (`api::observe`), probes and `/metrics`
+//!   (`api::health`), the HTTP/1.1 listener with its timeouts).
 //! - [`proxy`]: the proxy mode for unmodified clients (CONNECT, a local CA).
-//! - [`cli`]: the command line, one function per subcommand.
+//! - [`cli`]: the command line; `serve` in `cli`, the other subcommands in
+//!   `cli::commands`.
 //! - [`app`]: wiring: build the service from settings and run it.
-//! - [`exports`]: the use cases, called by the API and the CLI.
+//! - [`exports`]: the use cases, called by the API and the CLI; for test
+//!   suites also fixtures (`exports::fixtures`), reset, fault rules
+//!   (`exports::faults`) and journals (`exports::journal`).
 //! - [`db`]: every SQL statement, over SQLite or PostgreSQL; the record
 //!   engine (`db::records`), the line segments of SQLite (`db::lines`) and
 //!   the group commit of new jobs (`db::intake`).
@@ -33,7 +38,8 @@
 //! - [`notify`]: webhooks with Twilio's signature and the internal-address filter,
 //!   and email over SMTP.
 //! - [`domain`]: closed sets as enums, parsed values, record shapes and their
-//!   normalisation (`domain::record`), seeding. No I/O.
+//!   normalisation (`domain::record`), seeding, the API's operation ids
+//!   (`domain::operations`). No I/O.
 //! - [`telemetry`]: metrics (one Prometheus recorder per service), the log
 //!   format, the id of the request being served.
 //! - [`clock`]: the one source of time, settable for tests.
