@@ -67,8 +67,13 @@ enum Command {
         fixtures: Option<PathBuf>,
     },
     /// Remove every account, record, job, day, file, notification and fault,
-    /// then apply the fixtures again (as POST /admin/v1/Reset does).
-    Reset,
+    /// then apply the fixtures again (as POST /admin/v1/Reset does; while a
+    /// server runs, prefer that: it also forgets what the server remembers).
+    Reset {
+        /// The fixtures to apply (else the setting `fixtures`).
+        #[arg(long, value_name = "FILE")]
+        fixtures: Option<PathBuf>,
+    },
     /// The local CA of the proxy mode.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -269,6 +274,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Serve {
         fixtures: Some(file),
         ..
+    }
+    | Command::Reset {
+        fixtures: Some(file),
     } = &cli.command
     {
         settings.fixtures = Some(file.clone());
@@ -290,7 +298,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Ca(command) => ca(&settings, command),
         Command::Worker => worker(&settings, clock).await,
         Command::Migrate => migrate(&settings, clock).await,
-        Command::Reset => {
+        Command::Reset { .. } => {
             app::open(&settings, clock).await?.reset().await?;
             outln!("reset");
             Ok(())
