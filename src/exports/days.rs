@@ -128,7 +128,18 @@ impl Exports {
             .fire(super::FaultKind::DownloadExpired, target)
             .await?
             .is_some();
-        if self.inner.engine.presigned_downloads && store_links && !expired {
+        // A download a `DownloadTruncate` rule may cut goes through the
+        // service, which applies it, not straight to the bucket.
+        let cut = self
+            .may_fire(
+                super::FaultKind::DownloadTruncate,
+                super::FaultTarget {
+                    operation: Some("DownloadDay"),
+                    ..target
+                },
+            )
+            .await?;
+        if self.inner.engine.presigned_downloads && store_links && !expired && !cut {
             let ttl = std::time::Duration::from_secs(ttl.max(1) as u64);
             if let Some(url) = self.blobs().presigned_get(&row.blob_key, ttl).await? {
                 return Ok(DownloadLink::Store(url));

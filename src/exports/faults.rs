@@ -324,17 +324,29 @@ impl Exports {
         Ok(sid.is_none() || n == 1)
     }
 
-    /// The first rule of `kind` that matches `target` and fires now (its
-    /// probability drawn, its `Times` not used up), counted as fired.
-    pub async fn fire(&self, kind: FaultKind, target: FaultTarget<'_>) -> Result<Option<Fired>> {
-        let rules = match self.inner.faults.fresh() {
+    async fn rules(&self) -> Result<Arc<Vec<FaultRow>>> {
+        Ok(match self.inner.faults.fresh() {
             Some(rules) => rules,
             None => {
                 let rules = Arc::new(self.db().list_faults().await?);
                 self.inner.faults.keep(rules.clone());
                 rules
             }
-        };
+        })
+    }
+
+    /// True when a rule of `kind` that may still fire matches `target`
+    /// (nothing is counted).
+    pub async fn may_fire(&self, kind: FaultKind, target: FaultTarget<'_>) -> Result<bool> {
+        Ok(self.rules().await?.iter().any(|r| {
+            r.kind == kind.as_str() && matches(r, &target) && r.times.is_none_or(|t| r.fired < t)
+        }))
+    }
+
+    /// The first rule of `kind` that matches `target` and fires now (its
+    /// probability drawn, its `Times` not used up), counted as fired.
+    pub async fn fire(&self, kind: FaultKind, target: FaultTarget<'_>) -> Result<Option<Fired>> {
+        let rules = self.rules().await?;
         for rule in rules
             .iter()
             .filter(|r| r.kind == kind.as_str() && matches(r, &target))
