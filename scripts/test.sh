@@ -34,6 +34,25 @@ echo "== SQLite and local files: cargo test, twilio-python, twilio-node, twilio-
 cargo test --locked
 client_suites
 
+echo "== the wheel and the npm package, each installed where no Rust toolchain is on PATH"
+bash packaging/build.sh
+bare_path=/usr/local/bin:/usr/bin:/bin
+python=$(python3 -c 'import sys; print(sys.executable)')
+if env PATH="$bare_path" sh -c 'command -v cargo' >/dev/null; then
+  echo "cargo is on $bare_path: the package tests would not show a machine without Rust" >&2
+  exit 1
+fi
+rm -rf target/consumer-venv target/consumer-node
+env PATH="$bare_path" "$python" -m venv target/consumer-venv
+env PATH="$bare_path" target/consumer-venv/bin/pip install --quiet --disable-pip-version-check \
+  dist/bulkexport-*.whl twilio==9.13.0 pytest==8.3.4
+(cd tests/packages/python && env -u BULKEXPORT_BIN PATH="$bare_path" \
+  "$root/target/consumer-venv/bin/python" -m pytest -q -p no:cacheprovider)
+mkdir -p target/consumer-node
+cp tests/packages/node/* target/consumer-node/
+(cd target/consumer-node && env -u BULKEXPORT_BIN -u NODE_PATH PATH="$bare_path" sh -c \
+  'npm init -y >/dev/null && npm install --no-audit --no-fund --loglevel=error "$0"/dist/bulkexport-*.tgz twilio@6.2.0 && node --test consumer.test.js' "$root")
+
 echo "== PostgreSQL and S3: starting the servers"
 start_postgres
 start_s3

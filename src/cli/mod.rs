@@ -65,6 +65,11 @@ enum Command {
         /// and after each reset (the setting `fixtures`, `BULKEXPORT_FIXTURES`).
         #[arg(long, value_name = "FILE")]
         fixtures: Option<PathBuf>,
+        /// Once it accepts connections, write one JSON object here: `url`,
+        /// `pid`, `proxy_url`, and the demo or first fixture account's
+        /// `account_sid` and `auth_token` (for test harnesses; works with port 0).
+        #[arg(long, value_name = "PATH")]
+        ready_file: Option<PathBuf>,
     },
     /// Remove every account, record, job, day, file, notification and fault,
     /// then apply the fixtures again (as POST /admin/v1/Reset does; while a
@@ -290,10 +295,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             clock: start,
             proxy_listen,
             fixtures: _,
+            ready_file,
         } => {
             let clock = start.map(Clock::starting_at).unwrap_or(clock);
-            let proxy_listen = proxy_listen.or_else(|| settings.proxy_listen.clone());
-            serve(&settings, clock, start.is_some(), demo, proxy_listen).await
+            let options = ServeOptions {
+                settable_clock: start.is_some(),
+                demo,
+                proxy_listen: proxy_listen.or_else(|| settings.proxy_listen.clone()),
+                ready_file,
+            };
+            serve(&settings, clock, options).await
         }
         Command::Ca(command) => ca(&settings, command),
         Command::Worker => worker(&settings, clock).await,
@@ -360,16 +371,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(
-    settings: &Settings,
-    clock: Clock,
+/// What `serve` was asked beyond the settings.
+struct ServeOptions {
     settable_clock: bool,
     demo: bool,
     proxy_listen: Option<String>,
-) -> anyhow::Result<()> {
+    ready_file: Option<PathBuf>,
+}
+
+async fn serve(settings: &Settings, clock: Clock, options: ServeOptions) -> anyhow::Result<()> {
+    let ServeOptions {
+        settable_clock,
+        demo,
+        proxy_listen,
+        ready_file,
+    } = options;
     let mut app = Application::build(settings, clock).await?;
+    let mut proxy_url = None;
     if let Some(addr) = proxy_listen {
         let bound = app.enable_proxy(&addr, &settings.data_dir).await?;
+        proxy_url = Some(format!("http://{bound}"));
         tracing::info!(proxy = %bound, ca = %crate::proxy::ca::cert_path(&settings.data_dir).display(),
             "also listening as an HTTPS proxy for the Twilio API hosts");
     }
@@ -382,13 +403,38 @@ async fn serve(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{addr}"));
+    let mut credentials = None;
     if demo {
         let (account, token) = crate::demo::ensure_demo(app.exports()).await?;
         outln!(
             "{}",
             crate::demo::instructions(&base, &account, &token, app.exports().clock().today())
         );
+        credentials = Some((account, token));
+    } else if let Some(file) = &settings.fixtures {
+        credentials = crate::exports::Fixtures::load(file)
+            .map_err(|e| anyhow::anyhow!(e))?
+            .first_account();
+    }
+    if let Some(path) = &ready_file {
+        let ready = serde_json::json!({
+            "url": base, "pid": std::process::id(), "proxy_url": proxy_url,
+            "account_sid": credentials.as_ref().map(|c| &c.0),
+            "auth_token": credentials.as_ref().map(|c| &c.1),
+        });
+        write_ready_file(path, &ready)?;
     }
     tracing::info!(%addr, data_dir = %settings.data_dir.display(), "bulkexport listening");
     app.run_until_stopped(app::shutdown_on_signals()).await
+}
+
+/// Writes `ready` to `path` whole or not at all (a reader polling for the
+/// file never sees half of it); private, as it may hold a token.
+fn write_ready_file(path: &std::path::Path, ready: &serde_json::Value) -> anyhow::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, format!("{ready}\n"))
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| anyhow::anyhow!("cannot write the ready file {}: {e}", path.display()))
 }

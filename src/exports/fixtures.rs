@@ -117,6 +117,16 @@ impl Fixtures {
         Ok(fixtures)
     }
 
+    /// The SID and auth token of the file's first account, if it has one.
+    pub fn first_account(&self) -> Option<(String, String)> {
+        self.file.accounts.first().map(|a| {
+            (
+                a.sid.get_ref().clone(),
+                a.auth_token.get_ref().to_ascii_lowercase(),
+            )
+        })
+    }
+
     /// `what` at the line of `span` in the file.
     fn at<T>(&self, value: &Spanned<T>, what: String) -> String {
         let line = self.text[..value.span().start.min(self.text.len())]
