@@ -21,6 +21,8 @@
 //!   ids and access logs (`api::observe`), probes and `/metrics`
 //!   (`api::health`), the HTTP/1.1 listener with its timeouts).
 //! - [`proxy`]: the proxy mode for unmodified clients (CONNECT, a local CA).
+//! - [`pull`]: `bulkexport pull`, a client of the BulkExport API (Twilio's
+//!   or a bulkexport's) that brings a range of days into files.
 //! - [`cli`]: the command line; `serve` in `cli`, the other subcommands in
 //!   `cli::commands`.
 //! - [`app`]: wiring: build the service from settings and run it.
@@ -68,4 +70,5 @@ pub mod net;
 pub mod notify;
 pub mod private_files;
 pub mod proxy;
+pub mod pull;
 pub mod telemetry;

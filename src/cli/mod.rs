@@ -23,6 +23,7 @@ macro_rules! errln {
 }
 
 mod commands;
+mod pull;
 
 use crate::app::{self, Application};
 use crate::clock::Clock;
@@ -79,6 +80,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         fixtures: Option<PathBuf>,
     },
+    /// Bring a range of days into files, from Twilio or from a bulkexport:
+    /// jobs reused or created, days polled, downloaded with resume, checked,
+    /// and kept beside a manifest (docs/pull.md).
+    Pull(pull::PullArgs),
     /// The local CA of the proxy mode.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -306,6 +311,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             serve(&settings, clock, options).await
         }
+        Command::Pull(args) => pull::pull(args).await,
         Command::Ca(command) => ca(&settings, command),
         Command::Worker => worker(&settings, clock).await,
         Command::Migrate => migrate(&settings, clock).await,

@@ -25,5 +25,6 @@ mod openapi;
 mod postgres;
 mod process;
 mod proxy;
+mod pull;
 mod quota;
 mod retention;

@@ -1,0 +1,104 @@
+//! `bulkexport pull`: its arguments, credentials from flags or the usual
+//! environment, and its exit status (0 all obtained, 2 some not, 1 errors).
+
+use std::path::PathBuf;
+
+use super::{parse_day, parse_resource_type, print_json};
+use crate::clock::Clock;
+use crate::domain::{Day, ResourceType};
+
+#[derive(clap::Args, Debug)]
+pub(super) struct PullArgs {
+    /// Messages, Calls, Conferences or Participants; repeatable.
+    #[arg(long = "resource-type", value_name = "TYPE", required = true, value_parser = parse_resource_type)]
+    resource_types: Vec<ResourceType>,
+    /// First UTC day, yyyy-mm-dd.
+    #[arg(long, value_name = "DAY", value_parser = parse_day)]
+    start_day: Day,
+    /// Last UTC day (default: two days before today, the last Twilio accepts).
+    #[arg(long, value_name = "DAY", value_parser = parse_day)]
+    end_day: Option<Day>,
+    /// Where files go: DIR/<AccountSid>/<ResourceType>/<day>.json.gz and manifest.json.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// The API: Twilio's, or a bulkexport's URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        default_value = "https://bulkexports.twilio.com"
+    )]
+    api_url: String,
+    /// The account (else TWILIO_ACCOUNT_SID).
+    #[arg(long, value_name = "ACSID", env = "TWILIO_ACCOUNT_SID")]
+    account_sid: Option<String>,
+    /// Its auth token (else TWILIO_AUTH_TOKEN, or TWILIO_API_KEY with TWILIO_API_SECRET).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "TWILIO_AUTH_TOKEN",
+        hide_env_values = true
+    )]
+    auth_token: Option<crate::config::Secret>,
+    /// Seconds between polls of unfinished jobs.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    poll_secs: u64,
+    /// No progress on stderr.
+    #[arg(long)]
+    quiet: bool,
+    /// Print a summary object on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(super) async fn pull(a: PullArgs) -> anyhow::Result<()> {
+    let account_sid = a
+        .account_sid
+        .ok_or_else(|| anyhow::anyhow!("pull needs --account-sid (or TWILIO_ACCOUNT_SID)"))?;
+    let (user, secret) = match (a.auth_token, std::env::var("TWILIO_API_KEY"), std::env::var("TWILIO_API_SECRET")) {
+        (Some(token), _, _) => (account_sid.clone(), token.expose().to_string()),
+        (None, Ok(key), Ok(secret)) => (key, secret),
+        _ => anyhow::bail!(
+            "pull needs --auth-token (or TWILIO_AUTH_TOKEN), or TWILIO_API_KEY with TWILIO_API_SECRET"
+        ),
+    };
+    let end = a
+        .end_day
+        .unwrap_or_else(|| Clock::system().today().minus_days(2));
+    let options = crate::pull::PullOptions {
+        resource_types: a.resource_types,
+        start: a.start_day,
+        end,
+        out: a.out,
+        api_url: a.api_url,
+        user,
+        secret,
+        account_sid,
+        poll: std::time::Duration::from_secs(a.poll_secs.max(1)),
+        quiet: a.quiet,
+    };
+    let summary = crate::pull::run(&options).await?;
+    if a.json {
+        print_json(&summary)?;
+    }
+    if !summary.missing.is_empty() {
+        for m in &summary.missing {
+            errln!("not obtained: {} {}: {}", m.resource_type, m.day, m.reason);
+        }
+        errln!(
+            "{} of {} days not obtained",
+            summary.missing.len(),
+            summary.days_total
+        );
+        std::process::exit(2);
+    }
+    if !a.quiet {
+        errln!(
+            "{} days present ({} downloaded, {} bytes; {} jobs created)",
+            summary.days_obtained,
+            summary.days_downloaded,
+            summary.bytes_downloaded,
+            summary.jobs_created.len()
+        );
+    }
+    Ok(())
+}
