@@ -137,6 +137,7 @@ pub const PUBLIC_ROUTES: &[(&str, &[&str])] = &[
         &["GET"],
     ),
     ("/v1/Archives/{date}/Calls/{sid}", &["DELETE"]),
+    ("/2010-04-01/Accounts.json", &["GET"]),
     ("/2010-04-01/Accounts/{account_sid}/Calls.json", &["GET"]),
     (
         "/2010-04-01/Accounts/{account_sid}/Calls/{file}",
@@ -197,6 +198,7 @@ fn public_routes() -> Router<AppState> {
             "/v1/Archives/{date}/Calls/{sid}",
             axum::routing::delete(calls::delete_archived_call),
         )
+        .route("/2010-04-01/Accounts.json", get(calls::list_accounts))
         .route(
             "/2010-04-01/Accounts/{account_sid}/Calls.json",
             get(calls::list_calls),

@@ -39,6 +39,14 @@ pub(super) struct PullArgs {
         hide_env_values = true
     )]
     auth_token: Option<crate::config::Secret>,
+    /// Also every subaccount of the account (listed with the 2010 API's
+    /// Accounts list), each into its own folder.
+    #[arg(long)]
+    subaccounts: bool,
+    /// Where the 2010 API's Accounts list is (default: api.twilio.com for
+    /// Twilio, else the --api-url).
+    #[arg(long, value_name = "URL")]
+    accounts_api_url: Option<String>,
     /// Seconds between polls of unfinished jobs.
     #[arg(long, value_name = "N", default_value_t = 5)]
     poll_secs: u64,
@@ -69,12 +77,20 @@ pub(super) async fn pull(a: PullArgs) -> anyhow::Result<()> {
         start: a.start_day,
         end,
         out: a.out,
-        api_url: a.api_url,
+        api_url: a.api_url.clone(),
         user,
         secret,
         account_sid,
         poll: std::time::Duration::from_secs(a.poll_secs.max(1)),
         quiet: a.quiet,
+        subaccounts: a.subaccounts,
+        accounts_api: a.accounts_api_url.unwrap_or_else(|| {
+            if a.api_url.trim_end_matches('/') == "https://bulkexports.twilio.com" {
+                "https://api.twilio.com".into()
+            } else {
+                a.api_url.clone()
+            }
+        }),
     };
     let summary = crate::pull::run(&options).await?;
     if a.json {
@@ -82,7 +98,13 @@ pub(super) async fn pull(a: PullArgs) -> anyhow::Result<()> {
     }
     if !summary.missing.is_empty() {
         for m in &summary.missing {
-            errln!("not obtained: {} {}: {}", m.resource_type, m.day, m.reason);
+            errln!(
+                "not obtained: {} {} {}: {}",
+                m.account_sid,
+                m.resource_type,
+                m.day,
+                m.reason
+            );
         }
         errln!(
             "{} of {} days not obtained",

@@ -85,6 +85,21 @@ impl Db {
             .await)?)
     }
 
+    /// Account `sid` and, when it is a parent, its subaccounts: a page of
+    /// them in creation order.
+    pub async fn account_family(&self, sid: &str, offset: i64, limit: i64) -> Result<Vec<Account>> {
+        let sql = format!(
+            "SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE sid = $1 OR parent_sid = $1 \
+             ORDER BY parent_sid IS NOT NULL, created_at, sid LIMIT $2 OFFSET $3"
+        );
+        Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
+            .bind(sid)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(pool)
+            .await)?)
+    }
+
     pub async fn list_accounts(&self) -> Result<Vec<Account>> {
         let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM accounts ORDER BY created_at, sid");
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)

@@ -44,6 +44,7 @@ pub const OPERATIONS: &[(&str, &str, &str)] = &[
         "/v1/Archives/{Date}/Calls/{Sid}",
         "DeleteArchivedCall",
     ),
+    ("GET", "/2010-04-01/Accounts.json", "ListAccount"),
     (
         "GET",
         "/2010-04-01/Accounts/{AccountSid}/Calls.json",

@@ -214,6 +214,34 @@ impl Client {
         serde_json::from_value(body).map_err(|e| CallError::Shape(e.to_string()))
     }
 
+    /// The subaccounts the credentials' account owns, with their tokens
+    /// (the 2010 API's Account list at `accounts_api`).
+    pub async fn subaccounts(
+        &self,
+        accounts_api: &str,
+        owner: &str,
+    ) -> Result<Vec<(String, String)>, CallError> {
+        let base = accounts_api.trim_end_matches('/');
+        let mut next = Some(format!("{base}/2010-04-01/Accounts.json?PageSize=1000"));
+        let mut out = Vec::new();
+        while let Some(page) = next {
+            let (_, body) = self.call(reqwest::Method::GET, &page, &[]).await?;
+            let accounts = body["accounts"]
+                .as_array()
+                .ok_or_else(|| CallError::Shape("no accounts list".into()))?;
+            for a in accounts {
+                let (Some(sid), Some(token)) = (a["sid"].as_str(), a["auth_token"].as_str()) else {
+                    continue;
+                };
+                if sid != owner && a["owner_account_sid"].as_str() == Some(owner) {
+                    out.push((sid.to_string(), token.to_string()));
+                }
+            }
+            next = body["next_page_uri"].as_str().map(|u| format!("{base}{u}"));
+        }
+        Ok(out)
+    }
+
     /// FetchDay's download link.
     pub async fn day_link(&self, rt: ResourceType, day: &str) -> Result<String, CallError> {
         let (_, body) = self

@@ -43,11 +43,16 @@ pub struct PullOptions {
     /// How often unfinished jobs are polled.
     pub poll: Duration,
     pub quiet: bool,
+    /// Also every subaccount of the account, listed at `accounts_api`
+    /// (Twilio's `https://api.twilio.com`, or the bulkexport itself).
+    pub subaccounts: bool,
+    pub accounts_api: String,
 }
 
 /// A day not obtained, and why.
 #[derive(Debug, Clone, Serialize)]
 pub struct Missing {
+    pub account_sid: String,
     pub resource_type: String,
     pub day: String,
     pub reason: String,
@@ -57,6 +62,8 @@ pub struct Missing {
 #[derive(Debug, Default, Serialize)]
 pub struct Summary {
     pub account_sid: String,
+    /// The subaccounts pulled too (`--subaccounts`).
+    pub subaccounts: Vec<String>,
     pub days_total: usize,
     /// Days present and whole after the run (fetched now or before).
     pub days_obtained: usize,
@@ -70,10 +77,26 @@ pub struct Summary {
 pub async fn run(o: &PullOptions) -> anyhow::Result<Summary> {
     anyhow::ensure!(o.start <= o.end, "--start-day is after --end-day");
     let client = Client::new(&o.api_url, &o.user, &o.secret)?;
+    let mut accounts = vec![(o.account_sid.clone(), client)];
+    if o.subaccounts {
+        for (sid, token) in accounts[0]
+            .1
+            .subaccounts(&o.accounts_api, &o.account_sid)
+            .await?
+        {
+            let sub = Client::new(&o.api_url, &sid, &token)?;
+            accounts.push((sid, sub));
+        }
+    }
     let days: Vec<String> = o.start.through(o.end).map(|d| d.to_string()).collect();
     let mut summary = Summary {
         account_sid: o.account_sid.clone(),
-        days_total: days.len() * o.resource_types.len(),
+        days_total: days.len() * o.resource_types.len() * accounts.len(),
+        subaccounts: accounts
+            .iter()
+            .skip(1)
+            .map(|(sid, _)| sid.clone())
+            .collect(),
         ..Default::default()
     };
     let bar = if o.quiet {
@@ -88,10 +111,12 @@ pub async fn run(o: &PullOptions) -> anyhow::Result<Summary> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} days final · {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    for &rt in &o.resource_types {
-        let folder = o.out.join(&o.account_sid).join(rt.as_str());
-        std::fs::create_dir_all(&folder)?;
-        pull_type(&client, o, rt, &folder, &days, &mut summary, &bar).await?;
+    for (account, client) in &accounts {
+        for &rt in &o.resource_types {
+            let folder = o.out.join(account).join(rt.as_str());
+            std::fs::create_dir_all(&folder)?;
+            pull_type(client, o, rt, &folder, &days, &mut summary, &bar).await?;
+        }
     }
     bar.finish_and_clear();
     Ok(summary)
@@ -182,6 +207,7 @@ async fn pull_type(
             .unwrap_or("Completed");
         if status == "Failed" {
             summary.missing.push(Missing {
+                account_sid: account_of(folder),
                 resource_type: rt.as_str().into(),
                 day: day.clone(),
                 reason: format!("the day Failed in job {}", job_of[day]),
@@ -215,6 +241,7 @@ async fn pull_type(
                 manifest.save(folder)?;
             }
             Err(reason) => summary.missing.push(Missing {
+                account_sid: account_of(folder),
                 resource_type: rt.as_str().into(),
                 day: day.clone(),
                 reason,
@@ -223,6 +250,15 @@ async fn pull_type(
         bar.inc(1);
     }
     Ok(())
+}
+
+/// The account a folder `DIR/<AccountSid>/<ResourceType>` belongs to.
+fn account_of(folder: &Path) -> String {
+    folder
+        .parent()
+        .and_then(|p| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Runs of consecutive days, each at most [`MAX_DAYS_PER_JOB`] long.

@@ -26,6 +26,8 @@ fn options(
         account_sid: a.sid.clone(),
         poll: Duration::from_millis(50),
         quiet: true,
+        subaccounts: false,
+        accounts_api: app.base.clone(),
     }
 }
 
@@ -166,4 +168,64 @@ async fn a_day_that_fails_is_named_and_the_others_are_obtained() {
         "{:?}",
         summary.missing
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subaccounts_are_pulled_each_into_its_folder() {
+    let app = TestApp::spawn().await;
+    let parent = app.account().await;
+    let child = app
+        .exports
+        .create_account("child", Some(&parent.sid))
+        .await
+        .unwrap();
+    app.seed(
+        &parent,
+        ResourceType::Messages,
+        "2024-06-01",
+        "2024-06-01",
+        5,
+    )
+    .await;
+    let child_account = Account {
+        sid: child.sid.clone(),
+        token: child.auth_token.clone(),
+    };
+    app.seed(
+        &child_account,
+        ResourceType::Messages,
+        "2024-06-01",
+        "2024-06-01",
+        7,
+    )
+    .await;
+    let (status, list) = app.get(&parent, "/2010-04-01/Accounts.json").await;
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list["accounts"].as_array().unwrap().len(), 2, "{list}");
+    assert_eq!(
+        list["accounts"][1]["owner_account_sid"],
+        parent.sid.as_str()
+    );
+    let (_, own) = app.get(&child_account, "/2010-04-01/Accounts.json").await;
+    assert_eq!(
+        own["accounts"].as_array().unwrap().len(),
+        1,
+        "a subaccount sees itself only"
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let mut o = options(&app, &parent, out.path(), "2024-06-01", "2024-06-01");
+    o.subaccounts = true;
+    let summary = pull(&o).await;
+    assert!(summary.missing.is_empty(), "{:?}", summary.missing);
+    assert_eq!(summary.subaccounts, vec![child.sid.clone()]);
+    for (sid, records) in [(&parent.sid, 5), (&child.sid, 7)] {
+        let file = out
+            .path()
+            .join(sid)
+            .join("Messages")
+            .join("2024-06-01.json.gz");
+        let text = crate::helpers::gunzip(&std::fs::read(&file).unwrap());
+        assert_eq!(text.lines().count(), records, "{sid}");
+    }
 }
