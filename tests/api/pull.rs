@@ -229,3 +229,130 @@ async fn subaccounts_are_pulled_each_into_its_folder() {
         assert_eq!(text.lines().count(), records, "{sid}");
     }
 }
+
+/// `bulkexport pull` as a process with `env`; its exit code, stdout and stderr.
+async fn pull_process(args: &[&str], env: &[(&str, String)]) -> (i32, String, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bulkexport"));
+    command
+        .arg("pull")
+        .args(args)
+        .args(["--poll-secs", "1", "--json", "--quiet"])
+        .env_remove("HTTPS_PROXY")
+        .env_remove("HTTP_PROXY")
+        .env_remove("SSL_CERT_FILE")
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .env_remove("TWILIO_ACCOUNT_SID");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().await.unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_works_through_the_proxy_mode_as_against_twilio() {
+    let app = TestApp::spawn_proxied().await;
+    let a = app.account().await;
+    app.seed(&a, ResourceType::Calls, "2024-06-02", "2024-06-03", 12)
+        .await;
+    let out = tempfile::tempdir().unwrap();
+    let ca = bulkexport::proxy::ca::cert_path(app.place.dir.path());
+    let env = [
+        ("HTTPS_PROXY", format!("http://{}", app.proxy.unwrap())),
+        ("SSL_CERT_FILE", ca.display().to_string()),
+        ("TWILIO_ACCOUNT_SID", a.sid.clone()),
+        ("TWILIO_AUTH_TOKEN", a.token.clone()),
+    ];
+    let dir = out.path().display().to_string();
+    let args = [
+        "--resource-type",
+        "Calls",
+        "--start-day",
+        "2024-06-02",
+        "--end-day",
+        "2024-06-04",
+        "--out",
+        &dir,
+    ];
+    let (code, stdout, stderr) = pull_process(&args, &env).await;
+    assert_eq!(code, 0, "{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["days_downloaded"], 3, "{summary}");
+    let file = out
+        .path()
+        .join(&a.sid)
+        .join("Calls")
+        .join("2024-06-03.json.gz");
+    assert_eq!(
+        crate::helpers::gunzip(&std::fs::read(file).unwrap())
+            .lines()
+            .count(),
+        12
+    );
+    let (code, stdout, _) = pull_process(&args, &env).await;
+    assert_eq!(code, 0);
+    let again: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        (
+            again["days_downloaded"].as_i64(),
+            again["jobs_created"].as_array().map(Vec::len)
+        ),
+        (Some(0), Some(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_exits_2_naming_a_failed_day_and_1_without_credentials() {
+    let place = crate::helpers::Place::new().await;
+    let mut settings = crate::helpers::settings_for(&place, 2);
+    settings.max_attempts = 1;
+    let app = TestApp::spawn_with(
+        place,
+        settings,
+        bulkexport::clock::Clock::starting_at(crate::helpers::start_time()),
+    )
+    .await;
+    let a = app.account().await;
+    fault(
+        &app,
+        &[
+            ("Kind", "DayError"),
+            ("Day", "2024-06-02"),
+            ("Message", "disk on fire"),
+        ],
+    )
+    .await;
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().display().to_string();
+    let args = [
+        "--api-url",
+        &app.base,
+        "--resource-type",
+        "Messages",
+        "--start-day",
+        "2024-06-01",
+        "--end-day",
+        "2024-06-02",
+        "--out",
+        &dir,
+    ];
+    let creds = [
+        ("TWILIO_ACCOUNT_SID", a.sid.clone()),
+        ("TWILIO_AUTH_TOKEN", a.token.clone()),
+    ];
+    let (code, stdout, stderr) = pull_process(&args, &creds).await;
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("Messages 2024-06-02") && stderr.contains("Failed"),
+        "{stderr}"
+    );
+    let summary: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(summary["days_obtained"], 1);
+    let (code, _, stderr) = pull_process(&args, &[]).await;
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("--account-sid"), "{stderr}");
+}
