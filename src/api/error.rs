@@ -24,6 +24,10 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     TooManyRequests(String),
+    /// The daily allowance is used up: the message, and `Retry-After` (the
+    /// seconds until it resets).
+    #[error("{0}")]
+    QuotaExceeded(String, u64),
     /// Too many failed authentications: wait this many seconds.
     #[error("Too many failed authentication attempts; try again in {0} seconds")]
     Throttled(u64),
@@ -68,7 +72,7 @@ impl ApiError {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, 20003),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, 20403),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, 20404),
-            ApiError::TooManyRequests(_) | ApiError::Throttled(_) => {
+            ApiError::TooManyRequests(_) | ApiError::Throttled(_) | ApiError::QuotaExceeded(..) => {
                 (StatusCode::TOO_MANY_REQUESTS, 20429)
             }
             ApiError::PageSizeTooLarge(_) => (StatusCode::BAD_REQUEST, 20007),
@@ -93,7 +97,7 @@ impl From<exports::Error> for ApiError {
             exports::Error::Invalid(m) => ApiError::BadRequest(m),
             exports::Error::NotFound(path) => ApiError::NotFound(path),
             exports::Error::Forbidden(m) => ApiError::Forbidden(m.to_string()),
-            exports::Error::QuotaExceeded(m) => ApiError::TooManyRequests(m),
+            exports::Error::QuotaExceeded(m, wait) => ApiError::QuotaExceeded(m, wait),
             exports::Error::PageSizeTooLarge(m) => ApiError::PageSizeTooLarge(m),
             exports::Error::StorageFull(m) => {
                 tracing::error!(error = %m, "out of disk space");
@@ -139,7 +143,7 @@ impl IntoResponse for ApiError {
                     HeaderValue::from_static("Basic realm=\"Twilio API\""),
                 );
             }
-            ApiError::Throttled(secs) => {
+            ApiError::Throttled(secs) | ApiError::QuotaExceeded(_, secs) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
             }

@@ -84,6 +84,9 @@ enum Command {
     /// jobs reused or created, days polled, downloaded with resume, checked,
     /// and kept beside a manifest (docs/pull.md).
     Pull(pull::PullArgs),
+    /// Print the day-file schema of a resource type: JSON Schema, or a table
+    /// for PostgreSQL, DuckDB (a view over pulled files) or BigQuery.
+    Schema(pull::SchemaArgs),
     /// The local CA of the proxy mode.
     #[command(subcommand)]
     Ca(CaCommand),
@@ -312,6 +315,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             serve(&settings, clock, options).await
         }
         Command::Pull(args) => pull::pull(args).await,
+        Command::Schema(args) => pull::schema(&args),
         Command::Ca(command) => ca(&settings, command),
         Command::Worker => worker(&settings, clock).await,
         Command::Migrate => migrate(&settings, clock).await,

@@ -47,6 +47,16 @@ pub(super) struct PullArgs {
     /// Twilio, else the --api-url).
     #[arg(long, value_name = "URL")]
     accounts_api_url: Option<String>,
+    /// Also upsert every record of the pulled days into this PostgreSQL
+    /// database (`postgres://…`), a typed table per resource type.
+    #[arg(long, value_name = "URL")]
+    load: Option<crate::config::Secret>,
+    /// The schema of --load's tables.
+    #[arg(long, value_name = "NAME", default_value = "public")]
+    load_schema: String,
+    /// The longest one wait for a quota reset lasts before asking again.
+    #[arg(long, value_name = "N", default_value_t = 3600)]
+    max_wait_secs: u64,
     /// Seconds between polls of unfinished jobs.
     #[arg(long, value_name = "N", default_value_t = 5)]
     poll_secs: u64,
@@ -84,6 +94,10 @@ pub(super) async fn pull(a: PullArgs) -> anyhow::Result<()> {
         poll: std::time::Duration::from_secs(a.poll_secs.max(1)),
         quiet: a.quiet,
         subaccounts: a.subaccounts,
+        max_wait: std::time::Duration::from_secs(a.max_wait_secs.max(1)),
+        load: a
+            .load
+            .map(|url| (url.expose().to_string(), a.load_schema.clone())),
         accounts_api: a.accounts_api_url.unwrap_or_else(|| {
             if a.api_url.trim_end_matches('/') == "https://bulkexports.twilio.com" {
                 "https://api.twilio.com".into()
@@ -123,4 +137,46 @@ pub(super) async fn pull(a: PullArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub(super) enum SchemaFormat {
+    JsonSchema,
+    Postgres,
+    Duckdb,
+    Bigquery,
+}
+
+#[derive(clap::Args, Debug)]
+pub(super) struct SchemaArgs {
+    /// Messages, Calls, Conferences or Participants.
+    #[arg(long, value_name = "TYPE", value_parser = parse_resource_type)]
+    resource_type: ResourceType,
+    #[arg(long, value_enum, default_value = "json-schema")]
+    format: SchemaFormat,
+    /// DuckDB: the folder `pull --out` wrote.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    dir: String,
+    /// PostgreSQL: the schema of the table.
+    #[arg(long, value_name = "NAME", default_value = "public")]
+    load_schema: String,
+}
+
+pub(super) fn schema(a: &SchemaArgs) -> anyhow::Result<()> {
+    use crate::pull::schema;
+    match a.format {
+        SchemaFormat::JsonSchema => print_json(&schema::json_schema(a.resource_type)),
+        SchemaFormat::Bigquery => print_json(&schema::bigquery(a.resource_type)),
+        SchemaFormat::Postgres => {
+            outln!(
+                "{}",
+                schema::postgres_table(a.resource_type, &a.load_schema)
+            );
+            Ok(())
+        }
+        SchemaFormat::Duckdb => {
+            outln!("{}", schema::duckdb_view(a.resource_type, &a.dir));
+            Ok(())
+        }
+    }
 }

@@ -217,13 +217,17 @@ impl Exports {
                 let resets = chrono::DateTime::from_timestamp_millis(quota.day_end)
                     .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
                     .unwrap_or_default();
-                return Err(Error::QuotaExceeded(format!(
-                "This job requests {} days, but only {left} of the {} days allowed per UTC day remain today for \
-                 {} and its subaccounts; the allowance resets at {resets}",
-                job.days.len(),
-                quota.limit,
-                quota.root_sid
-            )));
+                let wait = ((quota.day_end - self.clock().now_ms()) / 1000).max(1) as u64;
+                return Err(Error::QuotaExceeded(
+                    format!(
+                        "This job requests {} days, but only {left} of the {} days allowed per UTC day remain today for \
+                         {} and its subaccounts; the allowance resets at {resets}",
+                        job.days.len(),
+                        quota.limit,
+                        quota.root_sid
+                    ),
+                    wait,
+                ));
             }
         };
         self.inner.work_submitted.notify_waiters();

@@ -59,7 +59,8 @@ pub enum Error {
     Unavailable(String),
     /// The account family's requested-days allowance for today is used up.
     #[error("{0}")]
-    QuotaExceeded(String),
+    /// The message, and the seconds until the allowance resets.
+    QuotaExceeded(String, u64),
     /// A download link that was tampered with or has expired.
     #[error("{0}")]
     Forbidden(&'static str),

@@ -7,7 +7,9 @@
 //! only what is missing or corrupt.
 
 mod client;
+mod load;
 mod manifest;
+pub mod schema;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -47,6 +49,10 @@ pub struct PullOptions {
     /// (Twilio's `https://api.twilio.com`, or the bulkexport itself).
     pub subaccounts: bool,
     pub accounts_api: String,
+    /// Also upsert the records into this PostgreSQL database, in this schema.
+    pub load: Option<(String, String)>,
+    /// The longest one wait for a quota reset lasts before asking again.
+    pub max_wait: Duration,
 }
 
 /// A day not obtained, and why.
@@ -71,6 +77,8 @@ pub struct Summary {
     pub bytes_downloaded: u64,
     pub jobs_created: Vec<String>,
     pub missing: Vec<Missing>,
+    /// Records upserted into the database of `--load`.
+    pub records_loaded: u64,
 }
 
 /// Runs a pull; the summary says what was obtained and what was not.
@@ -111,11 +119,18 @@ pub async fn run(o: &PullOptions) -> anyhow::Result<Summary> {
         ProgressStyle::with_template("{bar:30} {pos}/{len} days final · {msg}")
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
+    let loader = match &o.load {
+        Some((url, schema)) => Some(load::Loader::connect(url, schema).await?),
+        None => None,
+    };
     for (account, client) in &accounts {
         for &rt in &o.resource_types {
             let folder = o.out.join(account).join(rt.as_str());
             std::fs::create_dir_all(&folder)?;
             pull_type(client, o, rt, &folder, &days, &mut summary, &bar).await?;
+            if let Some(loader) = &loader {
+                summary.records_loaded += loader.load(rt, account, &folder, &days).await?;
+            }
         }
     }
     bar.finish_and_clear();
@@ -171,10 +186,9 @@ async fn pull_type(
                 None => create.push(Day::parse(day).map_err(|e| anyhow::anyhow!("{e}"))?),
             }
         }
-        for (start, end) in runs(&create) {
-            let job = create_waiting(client, rt, start, end, o.quiet).await?;
+        for job in create_jobs(client, o, rt, runs(&create)).await? {
             summary.jobs_created.push(job.job_sid.clone());
-            for day in start.through(end) {
+            for day in job.covers() {
                 job_of.insert(day.to_string(), job.job_sid.clone());
             }
         }
@@ -278,33 +292,65 @@ fn runs(days: &[Day]) -> Vec<(Day, Day)> {
     out
 }
 
-/// CreateExportCustomJob, waiting out a 429 (the quota) as it announces.
-async fn create_waiting(
-    client: &Client,
-    rt: ResourceType,
+/// A job created for the days from `start` to `end`.
+struct Created {
+    job_sid: String,
     start: Day,
     end: Day,
-    quiet: bool,
-) -> anyhow::Result<client::JobState> {
-    loop {
+}
+
+impl Created {
+    fn covers(&self) -> impl Iterator<Item = Day> {
+        self.start.through(self.end)
+    }
+}
+
+/// Creates a job for each run. A run refused by the quota (429) is split in
+/// halves, so that what the allowance still takes today is asked for now;
+/// a single day refused waits for the reset the answer announces
+/// (`Retry-After`, at most `max_wait` at a time), saying so.
+async fn create_jobs(
+    client: &Client,
+    o: &PullOptions,
+    rt: ResourceType,
+    runs: Vec<(Day, Day)>,
+) -> anyhow::Result<Vec<Created>> {
+    let mut pending: Vec<(Day, Day)> = runs.into_iter().rev().collect();
+    let mut created = Vec::new();
+    while let Some((start, end)) = pending.pop() {
         match client.create_job(rt, start, end).await {
+            Ok(job) => created.push(Created {
+                job_sid: job.job_sid,
+                start,
+                end,
+            }),
             Err(CallError::Api {
                 status: 429,
                 message,
                 retry_after,
                 ..
             }) => {
-                let wait = retry_after.unwrap_or(60).clamp(1, 3600);
-                if !quiet {
+                if start < end {
+                    let half = (end.date() - start.date()).num_days() / 2;
+                    let mid = start.through(end).nth(half as usize).unwrap_or(start);
+                    pending.push((mid.succ(), end));
+                    pending.push((start, mid));
+                    continue;
+                }
+                let wait = Duration::from_secs(retry_after.unwrap_or(60).max(1)).min(o.max_wait);
+                if !o.quiet {
                     eprintln!(
-                        "{rt} {start}..{end}: {message}; waiting {wait} s as the answer asks"
+                        "{rt} {start}: {message}; waiting {} s for the allowance to reset",
+                        wait.as_secs().max(1)
                     );
                 }
-                tokio::time::sleep(Duration::from_secs(wait)).await;
+                tokio::time::sleep(wait).await;
+                pending.push((start, end));
             }
-            other => return Ok(other?),
+            Err(e) => return Err(e.into()),
         }
     }
+    Ok(created)
 }
 
 /// Downloads a day with resume, checks it, and writes it atomically. Its

@@ -28,6 +28,8 @@ fn options(
         quiet: true,
         subaccounts: false,
         accounts_api: app.base.clone(),
+        load: None,
+        max_wait: Duration::from_millis(200),
     }
 }
 
@@ -355,4 +357,100 @@ async fn the_command_exits_2_naming_a_failed_day_and_1_without_credentials() {
     let (code, _, stderr) = pull_process(&args, &[]).await;
     assert_eq!(code, 1, "{stderr}");
     assert!(stderr.contains("--account-sid"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_upserts_typed_rows_into_postgres_and_a_rerun_duplicates_nothing() {
+    let Ok(admin_url) = std::env::var("BULKEXPORT_TEST_POSTGRES_URL") else {
+        return; // PostgreSQL's run of the test command covers this
+    };
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    for rt in ResourceType::ALL {
+        app.seed(&a, rt, "2024-06-01", "2024-06-02", 15).await;
+    }
+    // A database of its own for the loaded tables.
+    use sqlx::Connection;
+    let name = format!("load{}", hex::encode(rand::random::<[u8; 6]>()));
+    let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap();
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+    let out = tempfile::tempdir().unwrap();
+    let mut o = options(&app, &a, out.path(), "2024-06-01", "2024-06-03");
+    o.resource_types = ResourceType::ALL.to_vec();
+    o.load = Some((url.clone(), "exports".into()));
+    let first = pull(&o).await;
+    assert!(first.missing.is_empty(), "{:?}", first.missing);
+    assert_eq!(first.records_loaded, 4 * 2 * 15);
+    let second = pull(&o).await;
+    assert_eq!(second.days_downloaded, 0);
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for table in ["messages", "calls", "conferences", "participants"] {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM exports.{table}"))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 30, "{table}");
+    }
+    // Typed columns: the casts below fail on text columns.
+    let (created, segments, price): (String, Option<i64>, Option<String>) = sqlx::query_as(
+        "SELECT to_char(date_created AT TIME ZONE 'UTC', 'YYYY-MM'), num_segments + 0, (price + 0)::text \
+         FROM exports.messages ORDER BY sid LIMIT 1",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(created, "2024-06");
+    assert!(segments.is_some());
+    assert!(price.is_none_or(|p| p.parse::<f64>().is_ok()));
+    let muted: Option<bool> = sqlx::query_scalar("SELECT muted FROM exports.participants LIMIT 1")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert!(muted.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_range_longer_than_the_quota_is_split_and_the_rest_waits_for_the_reset() {
+    let place = crate::helpers::Place::new().await;
+    let mut settings = crate::helpers::settings_for(&place, 2);
+    settings.requested_days_per_day = 3;
+    let app = TestApp::spawn_with(
+        place,
+        settings,
+        bulkexport::clock::Clock::starting_at(crate::helpers::start_time()),
+    )
+    .await;
+    let a = app.account().await;
+    app.seed(&a, ResourceType::Messages, "2024-06-01", "2024-06-05", 4)
+        .await;
+    let out = tempfile::tempdir().unwrap();
+    let o = options(&app, &a, out.path(), "2024-06-01", "2024-06-05");
+    let pulling = tokio::spawn(async move { run(&o).await.unwrap() });
+    // The service clock runs on to the next UTC day while the pull waits.
+    while !pulling.is_finished() {
+        app.drain().await;
+        app.exports
+            .move_clock(app.clock.now() + chrono::Duration::hours(1))
+            .unwrap();
+        tokio::task::yield_now().await;
+    }
+    let summary = pulling.await.unwrap();
+    assert!(summary.missing.is_empty(), "{:?}", summary.missing);
+    assert_eq!(summary.days_obtained, 5);
+    assert!(
+        summary.jobs_created.len() >= 2,
+        "{:?}",
+        summary.jobs_created
+    );
+    let quota_refusals = app
+        .exports
+        .journal_requests(&Default::default(), 1000)
+        .iter()
+        .filter(|r| r.operation == Some("CreateExportCustomJob") && r.status == 429)
+        .count();
+    assert!(quota_refusals >= 1);
 }
