@@ -178,6 +178,16 @@ pub async fn delete_deliveries(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// The email journal's filters: `AccountSid`, `JobSid` (emails only).
+fn email_filter(params: &Params) -> DeliveryFilter {
+    DeliveryFilter {
+        account_sid: params.owned("AccountSid"),
+        job_sid: params.owned("JobSid"),
+        channel: Some(Channel::Email),
+        status: None,
+    }
+}
+
 pub async fn list_emails(
     State(state): State<AppState>,
     _: Admin,
@@ -192,12 +202,7 @@ pub async fn list_emails(
             )));
         }
     }
-    let filter = DeliveryFilter {
-        account_sid: params.owned("AccountSid"),
-        job_sid: params.owned("JobSid"),
-        channel: Some(Channel::Email),
-        status: None,
-    };
+    let filter = email_filter(&params);
     let mut emails = state
         .exports
         .journal_emails(&filter, kind, page_size(&params)?)
@@ -214,12 +219,7 @@ pub async fn delete_emails(
     params: Params,
 ) -> Result<Response, ApiError> {
     only(&params, &["AccountSid", "JobSid"])?;
-    let filter = DeliveryFilter {
-        account_sid: params.owned("AccountSid"),
-        job_sid: params.owned("JobSid"),
-        channel: Some(Channel::Email),
-        status: None,
-    };
+    let filter = email_filter(&params);
     state
         .exports
         .db()

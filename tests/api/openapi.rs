@@ -25,6 +25,28 @@ fn template(path: &str) -> String {
     out
 }
 
+/// The router answers 405 to exactly the methods `routes` does not list.
+async fn serves_exactly(app: &TestApp, routes: &[(&str, &[&str])]) {
+    for (path, methods) in routes {
+        let concrete = template(path).replace("{}", "x");
+        for method in ["GET", "POST", "DELETE", "PUT", "PATCH"] {
+            let r = app
+                .http
+                .request(method.parse().unwrap(), app.url(&concrete))
+                .send()
+                .await
+                .unwrap();
+            let listed = methods.contains(&method);
+            assert_eq!(
+                r.status() == 405,
+                !listed,
+                "{method} {path}: {} (listed: {listed})",
+                r.status()
+            );
+        }
+    }
+}
+
 /// Every (path shape, method) a document describes.
 fn documented(doc: &serde_json::Value) -> BTreeSet<(String, String)> {
     doc["paths"]
@@ -102,24 +124,7 @@ async fn the_admin_document_is_served_and_the_router_serves_exactly_its_methods(
     assert_eq!(r.status(), 200);
     let served: serde_json::Value = r.json().await.unwrap();
     assert_eq!(served, admin_doc());
-    for (path, methods) in ADMIN_ROUTES {
-        let concrete = template(path).replace("{}", "x");
-        for method in ["GET", "POST", "DELETE", "PUT", "PATCH"] {
-            let r = app
-                .http
-                .request(method.parse().unwrap(), app.url(&concrete))
-                .send()
-                .await
-                .unwrap();
-            let listed = methods.contains(&method);
-            assert_eq!(
-                r.status() == 405,
-                !listed,
-                "{method} {path}: {} (listed: {listed})",
-                r.status()
-            );
-        }
-    }
+    serves_exactly(&app, ADMIN_ROUTES).await;
 }
 
 #[test]
@@ -152,22 +157,5 @@ fn the_document_lists_every_public_route_and_method() {
 #[tokio::test]
 async fn the_router_serves_exactly_the_listed_methods() {
     let app = TestApp::spawn().await;
-    for (path, methods) in PUBLIC_ROUTES {
-        let concrete = template(path).replace("{}", "x");
-        for method in ["GET", "POST", "DELETE", "PUT", "PATCH"] {
-            let r = app
-                .http
-                .request(method.parse().unwrap(), app.url(&concrete))
-                .send()
-                .await
-                .unwrap();
-            let listed = methods.contains(&method);
-            assert_eq!(
-                r.status() == 405,
-                !listed,
-                "{method} {path}: {} (listed: {listed})",
-                r.status()
-            );
-        }
-    }
+    serves_exactly(&app, PUBLIC_ROUTES).await;
 }

@@ -55,6 +55,22 @@ async fn pull(o: &PullOptions) -> Summary {
     run(o).await.unwrap()
 }
 
+/// A pull, while the service clock moves on by `step` whenever the queue is
+/// idle: retries and quota resets come due without anybody sleeping.
+async fn pull_while_the_clock_moves(
+    app: &TestApp,
+    o: PullOptions,
+    step: chrono::Duration,
+) -> Summary {
+    let pulling = tokio::spawn(async move { run(&o).await.unwrap() });
+    while !pulling.is_finished() {
+        app.drain().await;
+        app.exports.move_clock(app.clock.now() + step).unwrap();
+        tokio::task::yield_now().await;
+    }
+    pulling.await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_range_with_empty_days_lands_in_files_and_a_rerun_fetches_nothing() {
     let app = TestApp::spawn().await;
@@ -153,15 +169,7 @@ async fn a_day_that_fails_is_named_and_the_others_are_obtained() {
     let out = tempfile::tempdir().unwrap();
     let o = options(&app, &a, out.path(), "2024-06-01", "2024-06-03");
     // The failing day is retried on the service clock: move it along while pulling.
-    let pulling = tokio::spawn(async move { run(&o).await.unwrap() });
-    while !pulling.is_finished() {
-        app.drain().await;
-        app.exports
-            .move_clock(app.clock.now() + chrono::Duration::minutes(10))
-            .unwrap();
-        tokio::task::yield_now().await;
-    }
-    let summary = pulling.await.unwrap();
+    let summary = pull_while_the_clock_moves(&app, o, chrono::Duration::minutes(10)).await;
     assert_eq!(summary.days_obtained, 2);
     assert_eq!(summary.missing.len(), 1);
     assert_eq!(summary.missing[0].day, "2024-06-02");
@@ -429,16 +437,7 @@ async fn a_range_longer_than_the_quota_is_split_and_the_rest_waits_for_the_reset
         .await;
     let out = tempfile::tempdir().unwrap();
     let o = options(&app, &a, out.path(), "2024-06-01", "2024-06-05");
-    let pulling = tokio::spawn(async move { run(&o).await.unwrap() });
-    // The service clock runs on to the next UTC day while the pull waits.
-    while !pulling.is_finished() {
-        app.drain().await;
-        app.exports
-            .move_clock(app.clock.now() + chrono::Duration::hours(1))
-            .unwrap();
-        tokio::task::yield_now().await;
-    }
-    let summary = pulling.await.unwrap();
+    let summary = pull_while_the_clock_moves(&app, o, chrono::Duration::hours(1)).await;
     assert!(summary.missing.is_empty(), "{:?}", summary.missing);
     assert_eq!(summary.days_obtained, 5);
     assert!(
