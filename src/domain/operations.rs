@@ -106,12 +106,20 @@ pub fn shape(template: &str) -> String {
     out
 }
 
+/// [`OPERATIONS`] with each template's shape, made once.
+static SHAPED: std::sync::LazyLock<Vec<(&str, String, &str)>> = std::sync::LazyLock::new(|| {
+    OPERATIONS
+        .iter()
+        .map(|(m, t, id)| (*m, shape(t), *id))
+        .collect()
+});
+
 /// The operation id of a request by its method and route template.
 pub fn operation_of(method: &str, template: &str) -> Option<&'static str> {
     let wanted = shape(template);
-    OPERATIONS
+    SHAPED
         .iter()
-        .find(|(m, t, _)| *m == method && shape(t) == wanted)
+        .find(|(m, t, _)| *m == method && *t == wanted)
         .map(|(_, _, id)| *id)
 }
 
