@@ -73,8 +73,8 @@ pub(super) async fn pull(a: PullArgs) -> anyhow::Result<()> {
         .account_sid
         .ok_or_else(|| anyhow::anyhow!("pull needs --account-sid (or TWILIO_ACCOUNT_SID)"))?;
     let (user, secret) = match (a.auth_token, std::env::var("TWILIO_API_KEY"), std::env::var("TWILIO_API_SECRET")) {
-        (Some(token), _, _) => (account_sid.clone(), token.expose().to_string()),
-        (None, Ok(key), Ok(secret)) => (key, secret),
+        (Some(token), _, _) => (account_sid.clone(), token),
+        (None, Ok(key), Ok(secret)) => (key, crate::config::Secret::new(secret)),
         _ => anyhow::bail!(
             "pull needs --auth-token (or TWILIO_AUTH_TOKEN), or TWILIO_API_KEY with TWILIO_API_SECRET"
         ),
@@ -95,9 +95,7 @@ pub(super) async fn pull(a: PullArgs) -> anyhow::Result<()> {
         quiet: a.quiet,
         subaccounts: a.subaccounts,
         max_wait: std::time::Duration::from_secs(a.max_wait_secs.max(1)),
-        load: a
-            .load
-            .map(|url| (url.expose().to_string(), a.load_schema.clone())),
+        load: a.load.map(|url| (url, a.load_schema.clone())),
         accounts_api: a.accounts_api_url.unwrap_or_else(|| {
             if a.api_url.trim_end_matches('/') == "https://bulkexports.twilio.com" {
                 "https://api.twilio.com".into()

@@ -188,7 +188,8 @@ impl Db {
     pub async fn due_deliveries(&self, now: i64) -> Result<i64> {
         // The status is a literal, as in the claim: a generic plan of a
         // prepared statement still sees which part of the index to read.
-        let sql = "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1";
+        let sql =
+            "SELECT COUNT(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at <= $1";
         Ok(with_pool!(self, |pool| sqlx::query_scalar(sql)
             .bind(now)
             .fetch_one(pool)

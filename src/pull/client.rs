@@ -70,7 +70,7 @@ pub struct Client {
     http: reqwest::Client,
     base: String,
     user: String,
-    secret: String,
+    secret: crate::config::Secret,
 }
 
 impl Client {
@@ -98,7 +98,7 @@ impl Client {
             http: builder.build()?,
             base: base.trim_end_matches('/').to_string(),
             user: user.to_string(),
-            secret: secret.to_string(),
+            secret: crate::config::Secret::new(secret),
         })
     }
 
@@ -119,7 +119,7 @@ impl Client {
         let mut request = self
             .http
             .request(method.clone(), self.url(path))
-            .basic_auth(&self.user, Some(&self.secret));
+            .basic_auth(&self.user, Some(self.secret.expose()));
         if method == reqwest::Method::POST {
             request = request.form(form);
         }

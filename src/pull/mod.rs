@@ -22,6 +22,7 @@ use serde::Serialize;
 pub use client::{CallError, Client};
 use manifest::{day_file, sha256_hex, Entry, Manifest};
 
+use crate::config::Secret;
 use crate::domain::{Day, ResourceType};
 
 /// Days one created job covers at most (Twilio's allowance per UTC day).
@@ -39,7 +40,7 @@ pub struct PullOptions {
     pub api_url: String,
     /// The credential: an account SID and token, or an API key and secret.
     pub user: String,
-    pub secret: String,
+    pub secret: Secret,
     /// The account whose days these are (the folder's name).
     pub account_sid: String,
     /// How often unfinished jobs are polled.
@@ -50,7 +51,7 @@ pub struct PullOptions {
     pub subaccounts: bool,
     pub accounts_api: String,
     /// Also upsert the records into this PostgreSQL database, in this schema.
-    pub load: Option<(String, String)>,
+    pub load: Option<(Secret, String)>,
     /// The longest one wait for a quota reset lasts before asking again.
     pub max_wait: Duration,
 }
@@ -84,7 +85,7 @@ pub struct Summary {
 /// Runs a pull; the summary says what was obtained and what was not.
 pub async fn run(o: &PullOptions) -> anyhow::Result<Summary> {
     anyhow::ensure!(o.start <= o.end, "--start-day is after --end-day");
-    let client = Client::new(&o.api_url, &o.user, &o.secret)?;
+    let client = Client::new(&o.api_url, &o.user, o.secret.expose())?;
     let mut accounts = vec![(o.account_sid.clone(), client)];
     if o.subaccounts {
         for (sid, token) in accounts[0]
@@ -120,7 +121,7 @@ pub async fn run(o: &PullOptions) -> anyhow::Result<Summary> {
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let loader = match &o.load {
-        Some((url, schema)) => Some(load::Loader::connect(url, schema).await?),
+        Some((url, schema)) => Some(load::Loader::connect(url.expose(), schema).await?),
         None => None,
     };
     for (account, client) in &accounts {

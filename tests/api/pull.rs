@@ -22,7 +22,7 @@ fn options(
         out: out.to_path_buf(),
         api_url: app.base.clone(),
         user: a.sid.clone(),
-        secret: a.token.clone(),
+        secret: bulkexport::config::Secret::new(a.token.clone()),
         account_sid: a.sid.clone(),
         poll: Duration::from_millis(50),
         quiet: true,
@@ -389,7 +389,10 @@ async fn load_upserts_typed_rows_into_postgres_and_a_rerun_duplicates_nothing() 
     let out = tempfile::tempdir().unwrap();
     let mut o = options(&app, &a, out.path(), "2024-06-01", "2024-06-03");
     o.resource_types = ResourceType::ALL.to_vec();
-    o.load = Some((url.clone(), "exports".into()));
+    o.load = Some((
+        bulkexport::config::Secret::new(url.clone()),
+        "exports".into(),
+    ));
     let first = pull(&o).await;
     assert!(first.missing.is_empty(), "{:?}", first.missing);
     assert_eq!(first.records_loaded, 4 * 2 * 15);
