@@ -138,9 +138,12 @@ pub async fn run(o: &PullOptions) -> anyhow::Result<Summary> {
     Ok(summary)
 }
 
-/// The statuses that end a job day.
+/// The statuses that end a job day (a deleted job's days end too).
 fn is_final(status: &str) -> bool {
-    matches!(status, "Completed" | "CompletedEmptyRecords" | "Failed")
+    matches!(
+        status,
+        "Completed" | "CompletedEmptyRecords" | "Failed" | "DeletedByUserRequest"
+    )
 }
 
 async fn pull_type(
@@ -220,12 +223,12 @@ async fn pull_type(
             .get(day)
             .map(String::as_str)
             .unwrap_or("Completed");
-        if status == "Failed" {
+        if matches!(status, "Failed" | "DeletedByUserRequest") {
             summary.missing.push(Missing {
                 account_sid: account_of(folder),
                 resource_type: rt.as_str().into(),
                 day: day.clone(),
-                reason: format!("the day Failed in job {}", job_of[day]),
+                reason: format!("the day ended {status} in job {}", job_of[day]),
             });
             bar.inc(1);
             continue;
