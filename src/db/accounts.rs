@@ -26,51 +26,34 @@ const ACCOUNT_COLUMNS: &str = "sid, friendly_name, auth_token, parent_sid, creat
 
 impl Db {
     pub async fn insert_account(&self, a: &Account) -> Result<()> {
-        let sql = "INSERT INTO accounts (sid, friendly_name, auth_token, parent_sid, created_at, editions) VALUES ($1, $2, $3, $4, $5, $6)";
-        with_pool!(self, |pool| sqlx::query(sql)
-            .bind(&a.sid)
-            .bind(&a.friendly_name)
-            .bind(&a.auth_token)
-            .bind(&a.parent_sid)
-            .bind(a.created_at)
-            .bind(a.editions)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        Ok(())
+        self.store_account(a, "").await
     }
 
     /// Stores `a` as it is: created when missing, else its name, token,
     /// parent and plan set (its creation time kept).
     pub async fn upsert_account(&self, a: &Account) -> Result<()> {
-        let sql = "INSERT INTO accounts (sid, friendly_name, auth_token, parent_sid, created_at, editions) \
-                   VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (sid) DO UPDATE SET friendly_name = excluded.friendly_name, \
-                   auth_token = excluded.auth_token, parent_sid = excluded.parent_sid, editions = excluded.editions";
-        with_pool!(self, |pool| sqlx::query(sql)
+        self.store_account(
+            a,
+            " ON CONFLICT (sid) DO UPDATE SET friendly_name = excluded.friendly_name, \
+             auth_token = excluded.auth_token, parent_sid = excluded.parent_sid, editions = excluded.editions",
+        )
+        .await?;
+        self.config_changed();
+        Ok(())
+    }
+
+    /// One INSERT of `a`, followed by `on_conflict`.
+    async fn store_account(&self, a: &Account, on_conflict: &str) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6){on_conflict}"
+        );
+        with_pool!(self, |pool| sqlx::query(&sql)
             .bind(&a.sid)
             .bind(&a.friendly_name)
             .bind(&a.auth_token)
             .bind(&a.parent_sid)
             .bind(a.created_at)
             .bind(a.editions)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        self.config_changed();
-        Ok(())
-    }
-
-    /// Stores `k` as it is: created when missing, else its account, name and secret set.
-    pub async fn upsert_api_key(&self, k: &ApiKey) -> Result<()> {
-        let sql = "INSERT INTO api_keys (sid, account_sid, friendly_name, secret_sha256, created_at) VALUES ($1, $2, $3, $4, $5) \
-                   ON CONFLICT (sid) DO UPDATE SET account_sid = excluded.account_sid, friendly_name = excluded.friendly_name, \
-                   secret_sha256 = excluded.secret_sha256";
-        with_pool!(self, |pool| sqlx::query(sql)
-            .bind(&k.sid)
-            .bind(&k.account_sid)
-            .bind(&k.friendly_name)
-            .bind(&k.secret_sha256)
-            .bind(k.created_at)
             .execute(pool)
             .await
             .map(|_| ()))?;
@@ -108,8 +91,26 @@ impl Db {
     }
 
     pub async fn insert_api_key(&self, k: &ApiKey) -> Result<()> {
-        let sql = "INSERT INTO api_keys (sid, account_sid, friendly_name, secret_sha256, created_at) VALUES ($1, $2, $3, $4, $5)";
-        with_pool!(self, |pool| sqlx::query(sql)
+        self.store_api_key(k, "").await
+    }
+
+    /// Stores `k` as it is: created when missing, else its account, name and secret set.
+    pub async fn upsert_api_key(&self, k: &ApiKey) -> Result<()> {
+        self.store_api_key(
+            k,
+            " ON CONFLICT (sid) DO UPDATE SET account_sid = excluded.account_sid, \
+             friendly_name = excluded.friendly_name, secret_sha256 = excluded.secret_sha256",
+        )
+        .await
+    }
+
+    /// One INSERT of `k`, followed by `on_conflict`.
+    async fn store_api_key(&self, k: &ApiKey, on_conflict: &str) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO api_keys (sid, account_sid, friendly_name, secret_sha256, created_at) \
+             VALUES ($1, $2, $3, $4, $5){on_conflict}"
+        );
+        with_pool!(self, |pool| sqlx::query(&sql)
             .bind(&k.sid)
             .bind(&k.account_sid)
             .bind(&k.friendly_name)
