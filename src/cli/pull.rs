@@ -96,6 +96,7 @@ pub(super) async fn pull(a: PullArgs) -> anyhow::Result<()> {
         subaccounts: a.subaccounts,
         max_wait: std::time::Duration::from_secs(a.max_wait_secs.max(1)),
         load: a.load.map(|url| (url, a.load_schema.clone())),
+        wait: crate::pull::Wait::default(),
         accounts_api: a.accounts_api_url.unwrap_or_else(|| {
             if a.api_url.trim_end_matches('/') == "https://bulkexports.twilio.com" {
                 "https://api.twilio.com".into()

@@ -14,7 +14,10 @@ pub mod schema;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use futures::future::BoxFuture;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -54,6 +57,40 @@ pub struct PullOptions {
     pub load: Option<(Secret, String)>,
     /// The longest one wait for a quota reset lasts before asking again.
     pub max_wait: Duration,
+    /// How the waits between polls and before a quota reset are spent.
+    pub wait: Wait,
+}
+
+/// A wait of the pull: a real sleep, or any other way of letting that much
+/// time pass (a test moves the clock of the service it pulls from, so that
+/// the pull's time and the service's agree without anybody sleeping).
+#[derive(Clone, Default)]
+pub struct Wait(Option<WaitFn>);
+
+type WaitFn = Arc<dyn Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync>;
+
+impl Wait {
+    /// Waits spent by `f` instead of a sleep.
+    pub fn with(f: impl Fn(Duration) -> BoxFuture<'static, ()> + Send + Sync + 'static) -> Self {
+        Self(Some(Arc::new(f)))
+    }
+
+    async fn wait(&self, d: Duration) {
+        match &self.0 {
+            Some(f) => f(d).await,
+            None => tokio::time::sleep(d).await,
+        }
+    }
+}
+
+impl std::fmt::Debug for Wait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Wait(custom)"
+        } else {
+            "Wait(sleep)"
+        })
+    }
 }
 
 /// A day not obtained, and why.
@@ -216,7 +253,7 @@ async fn pull_type(
             break;
         }
         bar.set_message(format!("{} {pending} days under way", rt.as_str()));
-        tokio::time::sleep(o.poll).await;
+        o.wait.wait(o.poll).await;
     }
     for day in todo {
         let status = status_of
@@ -348,7 +385,7 @@ async fn create_jobs(
                         wait.as_secs().max(1)
                     );
                 }
-                tokio::time::sleep(wait).await;
+                o.wait.wait(wait).await;
                 pending.push((start, end));
             }
             Err(e) => return Err(e.into()),

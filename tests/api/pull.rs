@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bulkexport::domain::{Day, ResourceType};
-use bulkexport::pull::{run, PullOptions, Summary};
+use bulkexport::pull::{run, PullOptions, Summary, Wait};
 
 use crate::helpers::{read, Account, TestApp, ADMIN};
 
@@ -30,7 +30,23 @@ fn options(
         accounts_api: app.base.clone(),
         load: None,
         max_wait: Duration::from_millis(200),
+        wait: clock_moving_wait(app),
     }
+}
+
+/// The pull's waits are spent by letting the service finish what is due and
+/// moving its clock on by as long: retries and quota resets come due when
+/// the pull waits for them, and never between a link and its download.
+fn clock_moving_wait(app: &TestApp) -> Wait {
+    let (exports, clock) = (app.exports.clone(), app.clock.clone());
+    Wait::with(move |d| {
+        let (exports, clock) = (exports.clone(), clock.clone());
+        Box::pin(async move {
+            assert!(exports.wait_idle(Duration::from_secs(60)).await.unwrap());
+            let step = chrono::Duration::from_std(d).unwrap();
+            exports.move_clock(clock.now() + step).unwrap();
+        })
+    })
 }
 
 async fn fault(app: &TestApp, form: &[(&str, &str)]) {
@@ -53,22 +69,6 @@ fn manifest(out: &std::path::Path, a: &Account) -> serde_json::Value {
 
 async fn pull(o: &PullOptions) -> Summary {
     run(o).await.unwrap()
-}
-
-/// A pull, while the service clock moves on by `step` whenever the queue is
-/// idle: retries and quota resets come due without anybody sleeping.
-async fn pull_while_the_clock_moves(
-    app: &TestApp,
-    o: PullOptions,
-    step: chrono::Duration,
-) -> Summary {
-    let pulling = tokio::spawn(async move { run(&o).await.unwrap() });
-    while !pulling.is_finished() {
-        app.drain().await;
-        app.exports.move_clock(app.clock.now() + step).unwrap();
-        tokio::task::yield_now().await;
-    }
-    pulling.await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,9 +167,10 @@ async fn a_day_that_fails_is_named_and_the_others_are_obtained() {
     let a = app.account().await;
     fault(&app, &[("Kind", "DayError"), ("Day", "2024-06-02")]).await;
     let out = tempfile::tempdir().unwrap();
-    let o = options(&app, &a, out.path(), "2024-06-01", "2024-06-03");
-    // The failing day is retried on the service clock: move it along while pulling.
-    let summary = pull_while_the_clock_moves(&app, o, chrono::Duration::minutes(10)).await;
+    let mut o = options(&app, &a, out.path(), "2024-06-01", "2024-06-03");
+    // The failing day is retried on the service clock: each poll moves it on.
+    o.poll = Duration::from_secs(600);
+    let summary = pull(&o).await;
     assert_eq!(summary.days_obtained, 2);
     assert_eq!(summary.missing.len(), 1);
     assert_eq!(summary.missing[0].day, "2024-06-02");
@@ -439,8 +440,10 @@ async fn a_range_longer_than_the_quota_is_split_and_the_rest_waits_for_the_reset
     app.seed(&a, ResourceType::Messages, "2024-06-01", "2024-06-05", 4)
         .await;
     let out = tempfile::tempdir().unwrap();
-    let o = options(&app, &a, out.path(), "2024-06-01", "2024-06-05");
-    let summary = pull_while_the_clock_moves(&app, o, chrono::Duration::hours(1)).await;
+    let mut o = options(&app, &a, out.path(), "2024-06-01", "2024-06-05");
+    // A refused day waits for the reset the 429 announces: the next midnight.
+    o.max_wait = Duration::from_secs(86_400);
+    let summary = pull(&o).await;
     assert!(summary.missing.is_empty(), "{:?}", summary.missing);
     assert_eq!(summary.days_obtained, 5);
     assert!(
