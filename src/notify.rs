@@ -30,6 +30,30 @@ pub fn twilio_signature(auth_token: &str, url: &str, post_params: &[(String, Str
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
+/// The URL a GET webhook is sent to: the parameters in its query.
+fn get_url(url: &str, params: &[(String, String)]) -> Result<url::Url, url::ParseError> {
+    let mut full = url::Url::parse(url)?;
+    full.query_pairs_mut()
+        .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    Ok(full)
+}
+
+/// The `X-Twilio-Signature` a webhook of `method` to `url` with `params`
+/// carries when signed with `auth_token`: what a receiver checks.
+pub fn expected_signature(
+    auth_token: &str,
+    url: &str,
+    method: &str,
+    params: &[(String, String)],
+) -> Option<String> {
+    if method.eq_ignore_ascii_case("GET") {
+        let full = get_url(url, params).ok()?;
+        Some(twilio_signature(auth_token, full.as_str(), &[]))
+    } else {
+        Some(twilio_signature(auth_token, url, params))
+    }
+}
+
 /// What one attempt came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -130,12 +154,10 @@ impl WebhookSender {
             }
         }
         let request = if method.eq_ignore_ascii_case("GET") {
-            let mut full = match url::Url::parse(url) {
+            let full = match get_url(url, params) {
                 Ok(u) => u,
                 Err(e) => return (Outcome::Fail(format!("bad URL: {e}")), None),
             };
-            full.query_pairs_mut()
-                .extend_pairs(params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
             let signature = twilio_signature(auth_token, full.as_str(), &[]);
             headers.push(("X-Twilio-Signature".into(), signature.clone()));
             self.http

@@ -130,6 +130,29 @@ impl Db {
             .await)?)
     }
 
+    /// The API keys of an account, oldest first.
+    pub async fn list_api_keys(&self, account_sid: &str) -> Result<Vec<ApiKey>> {
+        let sql =
+            "SELECT sid, account_sid, friendly_name, secret_sha256, created_at FROM api_keys \
+                   WHERE account_sid = $1 ORDER BY created_at, sid";
+        Ok(with_pool!(self, |pool| sqlx::query_as(sql)
+            .bind(account_sid)
+            .fetch_all(pool)
+            .await)?)
+    }
+
+    /// Days a family (by its root account) requested in the UTC day that
+    /// starts at `day_start` (ms).
+    pub async fn quota_used(&self, root_sid: &str, day_start: i64) -> Result<i64> {
+        let sql = "SELECT days FROM quota_usage WHERE root_sid = $1 AND day_start = $2";
+        let used: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(sql)
+            .bind(root_sid)
+            .bind(day_start)
+            .fetch_optional(pool)
+            .await)?;
+        Ok(used.unwrap_or(0))
+    }
+
     /// Puts an account on, or takes it off, an Editions plan. False when unknown.
     pub async fn set_editions(&self, sid: &str, editions: bool) -> Result<bool> {
         let n = with_pool!(self, |pool| sqlx::query(

@@ -15,6 +15,8 @@ pub struct DayView {
     pub create_date: String,
     pub friendly_name: String,
     pub resource_type: String,
+    /// Records in the day file.
+    pub records: i64,
 }
 
 impl From<DayRow> for DayView {
@@ -23,6 +25,7 @@ impl From<DayRow> for DayView {
             day: r.day.to_string(),
             size: r.size,
             create_date: r.create_date,
+            records: r.record_count,
             friendly_name: r.friendly_name,
             resource_type: r.resource_type.to_string(),
         }
@@ -41,7 +44,7 @@ pub enum DownloadLink {
 /// A day file ready to be served.
 #[derive(Debug, Clone)]
 pub struct Download {
-    key: String,
+    pub(super) key: String,
     pub size: u64,
     pub etag: String,
 }

@@ -317,7 +317,7 @@ impl Exports {
 
     /// The quota of the account's family (its parent and the parent's
     /// subaccounts) for the current UTC day of the service clock.
-    fn day_quota(&self, account: &Account) -> DayQuota {
+    pub(super) fn day_quota(&self, account: &Account) -> DayQuota {
         let today = self.clock().today().date();
         let start = today
             .and_time(chrono::NaiveTime::MIN)
