@@ -66,6 +66,11 @@ impl ApiError {
         ApiError::NotFound(shown.to_string())
     }
 
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        self.status_and_code().0
+    }
+
     fn status_and_code(&self) -> (StatusCode, u32) {
         match self {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, 20001),

@@ -3,6 +3,7 @@
 
 mod admin;
 mod calls;
+mod console;
 mod control;
 mod download;
 mod error;
@@ -78,8 +79,10 @@ impl AppState {
 /// API (no CORS: a browser page of another origin gets nothing from it).
 pub fn router(state: AppState) -> Router {
     let admin = admin_routes().method_not_allowed_fallback(method_not_allowed);
+    let console = console::routes(state.clone()).with_state(state.clone());
     public(state.clone())
         .merge(admin.with_state(state.clone()))
+        .merge(console)
         .layer(axum::middleware::from_fn_with_state(
             state,
             observe::observe,
