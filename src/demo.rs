@@ -1,5 +1,6 @@
-//! `serve --demo`: a demo account with a week of seeded records, created once,
-//! and a ready-to-paste example for the official Python client.
+//! `serve --demo`: a demo account with a week of seeded records and a job
+//! exporting its Messages, created once; how to open it in the console, and
+//! a ready-to-paste example for the official Python client.
 
 use crate::domain::{Day, ResourceType};
 use crate::exports::Exports;
@@ -22,8 +23,9 @@ fn demo_days(today: Day) -> (Day, Day) {
     (end.minus_days(6), end)
 }
 
-/// Creates the demo account and its records on first use; returns its SID and token.
-pub async fn ensure_demo(ex: &Exports) -> anyhow::Result<(String, String)> {
+/// Creates the demo account, its records and a job exporting its Messages
+/// on first use; returns its SID and token.
+pub async fn ensure_demo(ex: &Exports, base: &str) -> anyhow::Result<(String, String)> {
     if let Some(sid) = ex.db().marker(MARKER).await? {
         if let Some(account) = ex.db().find_account(&sid).await? {
             return Ok((account.sid, account.auth_token));
@@ -35,6 +37,19 @@ pub async fn ensure_demo(ex: &Exports) -> anyhow::Result<(String, String)> {
         ex.seed(&account.sid, rt, start, end, per_day(rt), SEED)
             .await?;
     }
+    // A job to find in the console: the week of Messages, exported at once.
+    let job = crate::exports::JobRequest {
+        start_day: Some(start.to_string()),
+        end_day: Some(end.to_string()),
+        friendly_name: Some("demo".into()),
+        ..Default::default()
+    };
+    let origin = crate::exports::JobOrigin {
+        initiated_by: "the demo".into(),
+        base_url: base.to_string(),
+    };
+    ex.create_job(&account.sid, ResourceType::Messages, &job, &origin)
+        .await?;
     ex.db().set_marker(MARKER, &account.sid).await?;
     Ok((account.sid, account.auth_token))
 }
@@ -46,6 +61,9 @@ pub fn instructions(base: &str, sid: &str, token: &str, today: Day) -> String {
 Demo account (records for every resource type, {start} to {end}):
   account_sid = {sid}
   auth_token  = {token}
+
+See it in the browser: open {base}/console and sign in with the two values
+above. The job "demo" exports the week of Messages: its Days hold the records.
 
 Try it with the official Python client (pip install twilio==9.13.0), pasted into a shell:
 

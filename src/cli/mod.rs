@@ -415,7 +415,7 @@ async fn serve(settings: &Settings, clock: Clock, options: ServeOptions) -> anyh
         .unwrap_or_else(|| format!("http://{addr}"));
     let mut credentials = None;
     if demo {
-        let (account, token) = crate::demo::ensure_demo(app.exports()).await?;
+        let (account, token) = crate::demo::ensure_demo(app.exports(), &base).await?;
         outln!(
             "{}",
             crate::demo::instructions(&base, &account, &token, app.exports().clock().today())
