@@ -28,6 +28,15 @@ need_prometheus() {
   echo "$(prometheus --version 2>&1 | head -n 1)"
 }
 
+need_chromium() {
+  if ! command -v chromium >/dev/null; then
+    echo "installing Chromium from Debian's packages"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
+  echo "$(chromium --version 2>&1 | head -n 1)"
+}
+
 start_postgres() {
   local pgbin dir port run=()
   pgbin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)

@@ -3,8 +3,8 @@
 # whole integration suite and the official-client conformance suites twice — on
 # SQLite with local files, and on PostgreSQL with S3 — then the multi-node test.
 # It installs what it needs: the official clients at pinned versions (PyPI, npm),
-# PostgreSQL and Prometheus from Debian's packages if missing, and moto's S3
-# server from PyPI.
+# PostgreSQL, Prometheus and Chromium from Debian's packages if missing, and
+# moto's S3 server and Playwright from PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -24,6 +24,7 @@ python3 -m venv .venv
 (cd tests/clients/cli && npm ci --no-audit --no-fund --loglevel=error)  # the stock twilio-cli, for the proxy mode
 export NODE_PATH="$root/tests/clients/node/node_modules"
 need_prometheus  # tests/clients/test_prometheus.py scrapes /metrics with it
+need_chromium    # tests/clients/test_console.py drives the console in it (Playwright)
 
 client_suites() {
   .venv/bin/python -m pytest -q tests/clients

@@ -8,6 +8,7 @@
 mod auth;
 mod calls;
 mod clock;
+mod console;
 mod control;
 mod daily;
 mod days;
