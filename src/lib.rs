@@ -19,7 +19,9 @@
 //!   downloads with ranges, the admin API and its control plane (`api::control`:
 //!   reset, faults, journals), throttling of failed authentications, request
 //!   ids and access logs (`api::observe`), probes and `/metrics`
-//!   (`api::health`), the HTTP/1.1 listener with its timeouts).
+//!   (`api::health`), the HTTP/1.1 listener with its timeouts), and the web
+//!   console (`api::console`: pages rendered with maud, signed-cookie
+//!   sessions with CSRF tokens, a strict CSP).
 //! - [`proxy`]: the proxy mode for unmodified clients (CONNECT, a local CA).
 //! - [`pull`]: `bulkexport pull`, a client of the BulkExport API (Twilio's
 //!   or a bulkexport's) that brings a range of days into files.
@@ -28,7 +30,8 @@
 //! - [`app`]: wiring: build the service from settings and run it.
 //! - [`exports`]: the use cases, called by the API and the CLI; for test
 //!   suites also fixtures (`exports::fixtures`), reset, fault rules
-//!   (`exports::faults`) and journals (`exports::journal`).
+//!   (`exports::faults`) and journals (`exports::journal`); for the console,
+//!   day previews, quota and signature checks (`exports::console`).
 //! - [`db`]: every SQL statement, over SQLite or PostgreSQL; the record
 //!   engine (`db::records`), the line segments of SQLite (`db::lines`) and
 //!   the group commit of new jobs (`db::intake`).
@@ -49,7 +52,7 @@
 //!   secrets that never print.
 //! - [`net`]: CIDR ranges and the special-purpose address ranges.
 //! - [`private_files`]: the umask and the permissions of the data directory.
-//! - [`demo`]: the demo account of `serve --demo`.
+//! - [`demo`]: the demo account and job of `serve --demo`.
 //!
 //! ARCHITECTURE.md says where each step of a job happens.
 

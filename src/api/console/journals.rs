@@ -70,18 +70,18 @@ pub async fn faults(State(state): St, Operator(s): Operator) -> Result<Response,
 
 /// The filters and values a rule may have, as the form names them.
 const FIELDS: [(&str, &str, &str); 12] = [
-    ("Operation", "operation", "CreateExportCustomJob"),
-    ("Account SID", "account_sid", "AC…"),
-    ("Day", "day", "YYYY-MM-DD"),
-    ("Job SID", "job_sid", "JS…"),
-    ("Times", "times", "1"),
-    ("Probability", "probability", "0.5"),
-    ("Status", "status", "503"),
-    ("Code", "code", "20503"),
+    ("Operation", "operation", "e.g. CreateExportCustomJob"),
+    ("Account SID", "account_sid", "any account"),
+    ("Day", "day", "any day (YYYY-MM-DD)"),
+    ("Job SID", "job_sid", "any job"),
+    ("Times", "times", "every time"),
+    ("Probability", "probability", "e.g. 0.5"),
+    ("Status", "status", "e.g. 503"),
+    ("Code", "code", "e.g. 20503"),
     ("Message", "message", "Injected fault"),
-    ("Seconds", "seconds", "60"),
-    ("Copies", "copies", "3"),
-    ("Bytes", "bytes", "1000"),
+    ("Seconds", "seconds", "e.g. 60"),
+    ("Copies", "copies", "e.g. 3"),
+    ("Bytes", "bytes", "e.g. 1000"),
 ];
 
 async fn faults_page(
