@@ -212,11 +212,16 @@ impl BlobStore {
     /// behind: a local store's staging files (`<key>#<n>`), an S3 bucket's
     /// incomplete multipart uploads of that key. A missing one is not an error.
     pub async fn delete(&self, key: &str) -> Result<(), Error> {
-        match self.store.delete(&self.path(key)).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+        let completed = match self.store.delete(&self.path(key)).await {
+            Ok(()) => true,
+            Err(object_store::Error::NotFound { .. }) => false,
             Err(e) => return Err(e.into()),
-        }
-        if let Some(file) = self.local_file(key) {
+        };
+        // Each key is written once (a day's file is named by its claim), so
+        // a key whose file was complete has no interrupted write to clean
+        // up; only a missing file sends us looking through its directory,
+        // which holds every earlier file of the same day until collected.
+        if let Some(file) = self.local_file(key).filter(|_| !completed) {
             on_disk(move || remove_staged_files(&file))
                 .await
                 .map_err(|e| Error::Leftovers(e.to_string()))?;
@@ -307,30 +312,21 @@ mod tests {
                 .await,
             Err(Error::Sync { .. })
         ));
-        // What a killed writer leaves, and a file that only looks alike.
+        // What a killed writer of another key leaves, and a file that only
+        // looks alike; the file of the complete key is removed on its own.
         let day_dir = dir.path().join("AC1/Messages/2024-06-01");
-        std::fs::write(day_dir.join("1-1.json.gz#1"), b"partial").unwrap();
-        std::fs::write(day_dir.join("1-1.json.gz#2"), b"partial").unwrap();
-        std::fs::write(day_dir.join("1-1.json.gz#x"), b"other").unwrap();
-        assert_eq!(
-            store
-                .leftovers("AC1/Messages/2024-06-01/1-1.json.gz")
-                .await
-                .unwrap(),
-            2
-        );
+        let killed = "AC1/Messages/2024-06-01/1-2.json.gz";
+        std::fs::write(day_dir.join("1-2.json.gz#1"), b"partial").unwrap();
+        std::fs::write(day_dir.join("1-2.json.gz#2"), b"partial").unwrap();
+        std::fs::write(day_dir.join("1-2.json.gz#x"), b"other").unwrap();
+        assert_eq!(store.leftovers(killed).await.unwrap(), 2);
+        store.delete(killed).await.unwrap();
+        assert_eq!(store.leftovers(killed).await.unwrap(), 0);
+        assert!(day_dir.join("1-2.json.gz#x").exists());
         store
             .delete("AC1/Messages/2024-06-01/1-1.json.gz")
             .await
             .unwrap();
-        assert_eq!(
-            store
-                .leftovers("AC1/Messages/2024-06-01/1-1.json.gz")
-                .await
-                .unwrap(),
-            0
-        );
-        assert!(day_dir.join("1-1.json.gz#x").exists());
         assert!(!day_dir.join("1-1.json.gz").exists());
     }
 }
