@@ -33,6 +33,19 @@ impl Claimed {
     pub fn claim_number(&self) -> i64 {
         self.attempts + self.takeovers
     }
+
+    /// Where this claim writes the day's file: a new key at every claim, so
+    /// each key is written once.
+    pub fn blob_key(&self) -> String {
+        format!(
+            "{}/{}/{}/{}-{}.json.gz",
+            self.account_sid,
+            self.resource_type,
+            self.day,
+            self.id,
+            self.claim_number()
+        )
+    }
 }
 
 /// How a claimed day ends.
@@ -110,12 +123,16 @@ pub(super) const ADD_GARBAGE: &str =
 
 impl Db {
     /// Claims the next runnable day (queue order: job, then day), or a day whose
-    /// lease expired before `stale_before`.
+    /// lease expired before `stale_before`. The claim's file key is put on the
+    /// garbage list (due at `orphan_after`) in the same transaction, before
+    /// anything is written under it: a file whose writer dies before
+    /// publishing it is removed later instead of lying unreferenced.
     pub async fn claim(
         &self,
         worker: &str,
         now: i64,
         stale_before: i64,
+        orphan_after: i64,
     ) -> Result<Option<Claimed>> {
         let sql = format!(
             "UPDATE job_days SET status = {running}, locked_by = $1, heartbeat_at = $2, started_at = $2, \
@@ -126,22 +143,32 @@ impl Db {
             claimable(self.skip_locked()),
             running = lit(DayStatus::Running),
         );
-        let turn = self.write_turn().await;
-        let claimed: Option<i64> = with_pool!(self, |pool| sqlx::query_scalar(&sql)
-            .bind(worker)
-            .bind(now)
-            .bind(now)
-            .bind(stale_before)
-            .fetch_optional(pool)
-            .await)?;
-        drop(turn);
-        let Some(id) = claimed else { return Ok(None) };
-        Ok(Some(with_pool!(self, |pool| sqlx::query_as(
-            CLAIMED_COLUMNS
-        )
-        .bind(id)
-        .fetch_one(pool)
-        .await)?))
+        let _turn = self.write_turn().await;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let claimed: Option<i64> = sqlx::query_scalar(&sql)
+                .bind(worker)
+                .bind(now)
+                .bind(now)
+                .bind(stale_before)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let Some(id) = claimed else {
+                tx.rollback().await?;
+                return Ok(None);
+            };
+            let claimed: Claimed = sqlx::query_as(CLAIMED_COLUMNS)
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+            sqlx::query(ADD_GARBAGE)
+                .bind(claimed.blob_key())
+                .bind(orphan_after)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(claimed))
+        })
     }
 
     /// Ends days whose deletion was requested while a node that since died ran them.

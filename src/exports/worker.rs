@@ -90,7 +90,12 @@ impl Exports {
         self.collect_garbage(now)
             .instrument(tracing::info_span!("periodic", task = "garbage"))
             .await?;
-        let Some(claimed) = self.db().claim(worker, now, stale_before).await? else {
+        let orphan_after = now + ORPHAN_GRACE_MS;
+        let Some(claimed) = self
+            .db()
+            .claim(worker, now, stale_before, orphan_after)
+            .await?
+        else {
             return Ok(false);
         };
         let span = tracing::info_span!("export_day", job = %claimed.job_sid, day = %claimed.day,
@@ -165,14 +170,8 @@ impl Exports {
         let (rt, day) = (c.resource_type, c.day);
         let stop = shutdown.child_token();
         let heartbeat = self.spawn_heartbeat(c.id, worker.to_string(), stop.clone());
-        let key = format!(
-            "{}/{}/{}/{}-{}.json.gz",
-            c.account_sid,
-            rt,
-            day,
-            c.id,
-            c.claim_number()
-        );
+        // On the garbage list since the claim: publishing takes it off.
+        let key = c.blob_key();
         let version = match self
             .db()
             .day_version(&c.account_sid, rt.as_str(), &day.to_string())
@@ -187,20 +186,6 @@ impl Exports {
                 };
             }
         };
-        // Recorded before the upload: if this process dies after the file is
-        // complete but before it is published, the file is removed later
-        // instead of lying unreferenced. Publishing takes the key off the list.
-        if let Err(e) = self
-            .db()
-            .add_garbage(&key, self.clock().now_ms() + ORPHAN_GRACE_MS)
-            .await
-        {
-            heartbeat.abort();
-            return Finish::Retry {
-                run_after: self.clock().now_ms() + engine.retry_base_ms,
-                error: e.to_string(),
-            };
-        }
         let result = match self.day_faults(c, worker, &stop).await {
             DayFault::None => {
                 export_day(

@@ -263,7 +263,11 @@ async fn a_deletion_racing_an_export_of_the_same_day_is_not_lost() {
     let db = app.exports.db();
     let now = app.clock.now_ms();
     // An export is under way: it read the records before the deletion was applied.
-    let claimed = db.claim("w1", now, now - 5_000).await.unwrap().unwrap();
+    let claimed = db
+        .claim("w1", now, now - 5_000, now + 86_400_000)
+        .await
+        .unwrap()
+        .unwrap();
     let version = db.day_version(&a.sid, "Calls", "2024-06-05").await.unwrap();
     let key = "racing/2024-06-05.json.gz";
     let stop = tokio_util::sync::CancellationToken::new();

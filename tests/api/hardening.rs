@@ -273,7 +273,7 @@ async fn takeovers_count_apart_from_attempts_up_to_max_takeovers() {
             let c = app
                 .exports
                 .db()
-                .claim(&format!("dead-{n}"), now, now - lease)
+                .claim(&format!("dead-{n}"), now, now - lease, now + 86_400_000)
                 .await
                 .unwrap()
                 .unwrap();

@@ -57,7 +57,7 @@ async fn a_day_claimed_by_a_dead_worker_is_taken_over_after_its_lease() {
     let claimed = app
         .exports
         .db()
-        .claim("killed-node", now, now - 5_000)
+        .claim("killed-node", now, now - 5_000, now + 86_400_000)
         .await
         .unwrap()
         .expect("claimed");
@@ -90,7 +90,7 @@ async fn deleting_a_job_while_a_day_runs_marks_it_running_to_be_deleted_then_del
     let now = app.clock.now_ms();
     let db = app.exports.db();
     let claimed = db
-        .claim("w1", now, now - 5_000)
+        .claim("w1", now, now - 5_000, now + 86_400_000)
         .await
         .unwrap()
         .expect("claimed");
