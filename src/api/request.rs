@@ -175,6 +175,14 @@ impl Params {
         self.0.get(name).cloned()
     }
 
+    /// The value trimmed, or None when absent or blank (a form's empty field).
+    pub fn filled(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    }
+
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }

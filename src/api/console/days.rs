@@ -9,7 +9,7 @@ use maud::html;
 use super::jobs::TypeQuery;
 use super::layout::{cell, csrf, error_box, field, human_bytes, page, type_tabs, Place, TYPES};
 use super::session::Form;
-use super::{chosen_type, ConsoleError, St, Viewer};
+use super::{chosen_type, refusal, ConsoleError, St, Viewer};
 use crate::api::request::Params;
 use crate::domain::ResourceType;
 use crate::exports::{ConfigUpdate, DownloadLink, Exports};
@@ -163,9 +163,8 @@ pub async fn update_configuration(
         ))
         .into_response()),
         Err(e) => {
-            let e = crate::api::ApiError::from(e);
-            let failed = (rt, e.to_string(), form);
-            render_configuration(&state.exports, &v, Some(failed), e.status()).await
+            let (status, why) = refusal(e);
+            render_configuration(&state.exports, &v, Some((rt, why, form)), status).await
         }
     }
 }

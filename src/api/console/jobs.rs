@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::layout::{badge, csrf, error_box, field, page, type_tabs, Place, TYPES};
 use super::session::{Form, Session, Who};
-use super::{chosen_type, ConsoleError, St, Viewer};
+use super::{chosen_type, refusal, ConsoleError, St, Viewer};
 use crate::api::request::{BaseUrl, Params};
 use crate::domain::ResourceType;
 use crate::exports::{Exports, JobOrigin, JobRequest, JobView};
@@ -66,12 +66,7 @@ pub async fn create(
         Ok(rt) => rt,
         Err(_) => ResourceType::Messages,
     };
-    let text = |name: &str| {
-        form.get(name)
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-    };
+    let text = |name: &str| form.filled(name);
     let req = JobRequest {
         start_day: text("start_day"),
         end_day: text("end_day"),
@@ -102,9 +97,8 @@ pub async fn create(
         ))
         .into_response()),
         Err(e) => {
-            let e = crate::api::ApiError::from(e);
-            let status = e.status();
-            render(&state.exports, &v, rt, &form, Some(&e.to_string()), status).await
+            let (status, why) = refusal(e);
+            render(&state.exports, &v, rt, &form, Some(&why), status).await
         }
     }
 }

@@ -9,7 +9,7 @@ use maud::html;
 use super::layout::{badge, cell, csrf, error_box, field, page, Place, TYPES};
 use super::operator::Operator;
 use super::session::{Form, Session};
-use super::{ConsoleError, St};
+use super::{refusal, ConsoleError, St};
 use crate::api::AppState;
 use crate::db::DeliveryFilter;
 use crate::exports::{FaultKind, FaultRequest};
@@ -134,12 +134,7 @@ pub async fn create_fault(
     Operator(s): Operator,
     Form(_, form): Form,
 ) -> Result<Response, ConsoleError> {
-    let p = |n: &str| {
-        form.get(n)
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-            .map(str::to_string)
-    };
+    let p = |n: &str| form.filled(n);
     let request = FaultRequest {
         kind: p("kind"),
         account_sid: p("account_sid"),
@@ -159,8 +154,8 @@ pub async fn create_fault(
     match state.exports.create_fault(&request).await {
         Ok(_) => Ok(Redirect::to("/console/admin/faults").into_response()),
         Err(e) => {
-            let e = crate::api::ApiError::from(e);
-            faults_page(&state, &s, Some(&e.to_string()), e.status()).await
+            let (status, why) = refusal(e);
+            faults_page(&state, &s, Some(&why), status).await
         }
     }
 }

@@ -91,6 +91,13 @@ impl From<crate::exports::Error> for ConsoleError {
     }
 }
 
+/// What a form refused by the service shows in place: the status and
+/// message the API would have answered.
+pub fn refusal(e: crate::exports::Error) -> (StatusCode, String) {
+    let e = ApiError::from(e);
+    (e.status(), e.to_string())
+}
+
 impl From<ApiError> for ConsoleError {
     fn from(e: ApiError) -> Self {
         ConsoleError::Status(e.status(), e.to_string())

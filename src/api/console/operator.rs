@@ -9,7 +9,7 @@ use maud::html;
 
 use super::layout::{badge, csrf, error_box, field, page, Place};
 use super::session::{Form, Session, Who};
-use super::{ConsoleError, St};
+use super::{refusal, ConsoleError, St};
 use crate::api::AppState;
 
 /// The signed-in operator, or a redirect to sign in.
@@ -185,20 +185,15 @@ async fn accounts_page(
     Ok((status, page("Accounts", s, &place("accounts"), body)).into_response())
 }
 
-fn filled(form: &crate::api::request::Params, name: &str) -> Option<String> {
-    form.get(name)
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
-}
-
 pub async fn create_account(
     State(state): St,
     Operator(s): Operator,
     Form(_, form): Form,
 ) -> Result<Response, ConsoleError> {
-    let name = filled(&form, "friendly_name").unwrap_or_else(|| "account".into());
-    let parent = filled(&form, "parent_sid");
+    let name = form
+        .filled("friendly_name")
+        .unwrap_or_else(|| "account".into());
+    let parent = form.filled("parent_sid");
     let made = match state.exports.create_account(&name, parent.as_deref()).await {
         Ok(a) => a,
         Err(e) => return failed(&state, &s, "account", e).await,
@@ -220,8 +215,8 @@ pub async fn create_key(
     Operator(s): Operator,
     Form(_, form): Form,
 ) -> Result<Response, ConsoleError> {
-    let account = filled(&form, "account_sid").unwrap_or_default();
-    let name = filled(&form, "friendly_name").unwrap_or_else(|| "key".into());
+    let account = form.filled("account_sid").unwrap_or_default();
+    let name = form.filled("friendly_name").unwrap_or_else(|| "key".into());
     match state.exports.create_api_key(&account, &name).await {
         Ok(k) => {
             let made = Made {
@@ -242,7 +237,6 @@ async fn failed(
     form: &str,
     e: crate::exports::Error,
 ) -> Result<Response, ConsoleError> {
-    let e = crate::api::ApiError::from(e);
-    let why = (form, e.to_string());
-    accounts_page(state, s, None, Some(why), e.status()).await
+    let (status, why) = refusal(e);
+    accounts_page(state, s, None, Some((form, why)), status).await
 }
