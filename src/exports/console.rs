@@ -131,35 +131,6 @@ impl Exports {
         })
     }
 
-    /// Whether a journal entry's webhook carries the `X-Twilio-Signature`
-    /// its account's token makes; `None` for an email or an unsent one.
-    pub async fn signature_verifies(&self, delivery: &Value) -> Result<Option<bool>> {
-        let Some(sent) = delivery["headers"]["X-Twilio-Signature"].as_str() else {
-            return Ok(None);
-        };
-        let Some(account_sid) = delivery["account_sid"].as_str() else {
-            return Ok(None);
-        };
-        let Some(account) = self.db().find_account(account_sid).await? else {
-            return Ok(Some(false));
-        };
-        let params: Vec<(String, String)> = delivery["params"]
-            .as_object()
-            .map(|m| {
-                m.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let expected = crate::notify::expected_signature(
-            &account.auth_token,
-            delivery["target"].as_str().unwrap_or_default(),
-            delivery["method"].as_str().unwrap_or("POST"),
-            &params,
-        );
-        Ok(Some(expected.as_deref() == Some(sent)))
-    }
-
     /// Every account with its users and API keys, in creation order.
     pub async fn account_summaries(&self) -> Result<Vec<AccountSummary>> {
         let mut out = Vec::new();
@@ -182,4 +153,25 @@ impl Exports {
     pub async fn queue_state(&self) -> Result<crate::telemetry::StateGauges> {
         Ok(self.db().state_gauges(self.clock().now_ms()).await?)
     }
+}
+
+/// Whether a journal entry's webhook carries the `X-Twilio-Signature` that
+/// `auth_token` makes; `None` for an email or an unsent webhook.
+pub fn signature_verifies(delivery: &Value, auth_token: &str) -> Option<bool> {
+    let sent = delivery["headers"]["X-Twilio-Signature"].as_str()?;
+    let params: Vec<(String, String)> = delivery["params"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let expected = crate::notify::expected_signature(
+        auth_token,
+        delivery["target"].as_str().unwrap_or_default(),
+        delivery["method"].as_str().unwrap_or("POST"),
+        &params,
+    );
+    Some(expected.as_deref() == Some(sent))
 }

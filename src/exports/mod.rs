@@ -31,7 +31,7 @@ use crate::db::Db;
 pub use accounts::{CreatedAccount, CreatedKey};
 pub use calls::CallPage;
 pub use config::{ConfigUpdate, ExportConfig};
-pub use console::{AccountSummary, DayPreview, QuotaStatus};
+pub use console::{signature_verifies, AccountSummary, DayPreview, QuotaStatus};
 pub use days::{DayView, Download, DownloadLink};
 pub use faults::{FaultKind, FaultRequest, FaultTarget, Fired};
 pub use fixtures::Fixtures;

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::layout::{badge, cell, page, Place};
 use super::{ConsoleError, St, Viewer};
 use crate::db::DeliveryFilter;
-use crate::exports::Exports;
+use crate::exports::{signature_verifies, Exports};
 
 /// Notifications a page shows at most (the newest).
 const SHOWN: i64 = 100;
@@ -22,11 +22,12 @@ pub async fn page_of(exports: &Exports, v: &Viewer) -> Result<Markup, ConsoleErr
         ..Default::default()
     };
     let notes = exports.journal_deliveries(&filter, SHOWN).await?;
-    let mut cards = Vec::new();
-    for n in &notes {
-        let verified = exports.signature_verifies(n).await?;
-        cards.push(card(n, verified));
-    }
+    // Every notification on the page is the account's: its token, read once.
+    let token = exports.require_account(&v.account_sid).await?.auth_token;
+    let cards: Vec<Markup> = notes
+        .iter()
+        .map(|n| card(n, signature_verifies(n, &token)))
+        .collect();
     Ok(html! {
         @if notes.is_empty() {
             p.empty { "No notifications yet: a job with a Webhook URL or an Email makes them." }
