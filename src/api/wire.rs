@@ -58,7 +58,7 @@ impl JobWire {
             job_queue_position: v.queue_position.map(|p| p.to_string()),
             estimated_completion_time: v
                 .estimated_completion
-                .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()),
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
         }
     }
 }

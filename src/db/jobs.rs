@@ -2,8 +2,10 @@
 
 use std::sync::LazyLock;
 
+use super::job_rows::{group_job_rows, JobWithDay, JOB_COLUMNS, JOB_COLUMNS_OF_J};
+pub use super::job_rows::{JobDayRow, JobRow};
 use super::{with_pool, Db, Result};
-use crate::domain::{Day, DayStatus, ResourceType};
+use crate::domain::DayStatus;
 
 #[derive(Debug, Clone)]
 pub struct NewJob {
@@ -42,19 +44,14 @@ impl JobKind {
     }
 }
 
-impl TryFrom<String> for JobKind {
-    type Error = String;
-    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
+impl std::str::FromStr for JobKind {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         [JobKind::Custom, JobKind::Daily, JobKind::Rewrite]
             .into_iter()
             .find(|k| k.as_str() == s)
             .ok_or_else(|| format!("unknown job kind {s:?}"))
     }
-}
-
-/// A row that does not decode: the database holds what no migration wrote.
-fn corrupt(what: String) -> super::Error {
-    super::Error::Sqlx(sqlx::Error::Decode(what.into()))
 }
 
 /// What must hold for a job to be stored.
@@ -64,82 +61,6 @@ pub enum Admission {
     Quota(DayQuota),
     /// Nothing to check.
     Always,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct JobRow {
-    pub seq: i64,
-    pub sid: String,
-    pub account_sid: String,
-    #[sqlx(try_from = "String")]
-    pub resource_type: ResourceType,
-    pub friendly_name: String,
-    #[sqlx(try_from = "String")]
-    pub start_day: Day,
-    #[sqlx(try_from = "String")]
-    pub end_day: Day,
-    pub webhook_url: Option<String>,
-    pub webhook_method: Option<String>,
-    pub email: Option<String>,
-    pub created_at: i64,
-    pub deleted_at: Option<i64>,
-    pub finished_at: Option<i64>,
-    #[sqlx(try_from = "String")]
-    pub kind: JobKind,
-    pub request_id: Option<String>,
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct JobDayRow {
-    pub job_sid: String,
-    #[sqlx(try_from = "String")]
-    pub day: Day,
-    #[sqlx(try_from = "String")]
-    pub status: DayStatus,
-}
-
-#[derive(sqlx::FromRow)]
-struct JobWithDay {
-    #[sqlx(flatten)]
-    job: JobRow,
-    job_day: Option<String>,
-    job_day_status: Option<String>,
-}
-
-const JOB_COLUMNS: &str =
-    "seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
-                           webhook_method, email, created_at, deleted_at, finished_at, kind, request_id";
-
-/// `JOB_COLUMNS` of the relation `j`.
-static JOB_COLUMNS_OF_J: LazyLock<String> = LazyLock::new(|| {
-    let columns: Vec<String> = JOB_COLUMNS
-        .split(',')
-        .map(|c| format!("j.{}", c.trim()))
-        .collect();
-    columns.join(", ")
-});
-
-/// Jobs joined with their days (rows of one job adjacent), as each job
-/// with its days, in the order read.
-fn group_job_rows(rows: Vec<JobWithDay>) -> Result<Vec<(JobRow, Vec<JobDayRow>)>> {
-    let mut jobs: Vec<(JobRow, Vec<JobDayRow>)> = Vec::new();
-    for row in rows {
-        if jobs.last().is_none_or(|(job, _)| job.sid != row.job.sid) {
-            jobs.push((row.job.clone(), Vec::new()));
-        }
-        if let (Some(day), Some(status), Some((_, days))) =
-            (row.job_day, row.job_day_status, jobs.last_mut())
-        {
-            days.push(JobDayRow {
-                job_sid: row.job.sid,
-                day: Day::parse(&day).map_err(|e| corrupt(e.to_string()))?,
-                status: status
-                    .parse()
-                    .map_err(|e: crate::domain::UnknownDayStatus| corrupt(e.to_string()))?,
-            });
-        }
-    }
-    Ok(jobs)
 }
 
 /// The requested-days quota of one account family for one UTC day.
@@ -235,7 +156,7 @@ impl Db {
             .bind(finished_since)
             .fetch_all(pool)
             .await)?;
-        Ok(group_job_rows(rows)?.pop())
+        Ok(group_job_rows(rows).pop())
     }
 
     /// One page of an account's jobs of one resource type with their days
@@ -270,7 +191,7 @@ impl Db {
             .bind(finished_since)
             .fetch_all(pool)
             .await)?;
-        let mut jobs = group_job_rows(rows)?;
+        let mut jobs = group_job_rows(rows);
         if before.is_some() {
             jobs.reverse();
         }

@@ -11,6 +11,7 @@ mod deletions;
 mod deliveries;
 mod faults;
 mod intake;
+mod job_rows;
 mod jobs;
 mod lines;
 mod queue;

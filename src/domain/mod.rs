@@ -133,9 +133,16 @@ impl Day {
         if !ok_shape {
             return Err(BadDay(s.to_string()));
         }
-        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        // The digits read directly: `parse_from_str` re-reads its pattern on
+        // every call (once per job day of every listed job).
+        let number = |range: std::ops::Range<usize>| {
+            s.as_bytes()[range]
+                .iter()
+                .fold(0_u32, |n, b| n * 10 + u32::from(b - b'0'))
+        };
+        NaiveDate::from_ymd_opt(number(0..4) as i32, number(5..7), number(8..10))
             .map(Day)
-            .map_err(|_| BadDay(s.to_string()))
+            .ok_or_else(|| BadDay(s.to_string()))
     }
 
     pub fn from_date(d: NaiveDate) -> Day {
@@ -162,6 +169,13 @@ impl Day {
             next = (d < end).then(|| d.succ());
             Some(d)
         })
+    }
+}
+
+impl FromStr for Day {
+    type Err = BadDay;
+    fn from_str(s: &str) -> Result<Day, BadDay> {
+        Day::parse(s)
     }
 }
 
@@ -428,6 +442,9 @@ mod tests {
     fn day_parsing_requires_real_dates() {
         assert!(Day::parse("2024-02-29").is_ok());
         assert!(Day::parse("2023-02-29").is_err());
+        assert!(Day::parse("2023-13-01").is_err());
+        assert!(Day::parse("2023-00-10").is_err());
+        assert_eq!(Day::parse("1999-12-31").unwrap().to_string(), "1999-12-31");
         assert!(Day::parse("2023-2-01").is_err());
         assert!(Day::parse("20230201").is_err());
         assert!(Day::parse("2023-02-01T00").is_err());

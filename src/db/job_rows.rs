@@ -1,0 +1,163 @@
+//! The rows of jobs and job days as read, decoded by position: a page of
+//! ListExportCustomJob decodes 50 jobs of 17 columns, and decoding each
+//! column by name (a lookup per column, a type check, an owned `String` per
+//! enum) cost a fifth of the service's time in that call. The columns are
+//! this module's own `JOB_COLUMNS`; a value of another type still fails to
+//! decode.
+
+use std::sync::LazyLock;
+
+use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
+
+use super::jobs::JobKind;
+use crate::domain::{Day, DayStatus, ResourceType};
+
+#[derive(Debug, Clone)]
+pub struct JobRow {
+    pub seq: i64,
+    pub sid: String,
+    pub account_sid: String,
+    pub resource_type: ResourceType,
+    pub friendly_name: String,
+    pub start_day: Day,
+    pub end_day: Day,
+    pub webhook_url: Option<String>,
+    pub webhook_method: Option<String>,
+    pub email: Option<String>,
+    pub created_at: i64,
+    pub deleted_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub kind: JobKind,
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct JobDayRow {
+    pub job_sid: String,
+    pub day: Day,
+    pub status: DayStatus,
+}
+
+/// A job and one of its days (none for a job without days), as a join reads them.
+pub(super) struct JobWithDay {
+    job: JobRow,
+    day: Option<(Day, DayStatus)>,
+}
+
+/// The columns a `JobRow` is decoded from, in this order.
+pub(super) const JOB_COLUMNS: &str =
+    "seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
+     webhook_method, email, created_at, deleted_at, finished_at, kind, request_id";
+
+/// `JOB_COLUMNS` of the relation `j`.
+pub(super) static JOB_COLUMNS_OF_J: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = JOB_COLUMNS
+        .split(',')
+        .map(|c| format!("j.{}", c.trim()))
+        .collect();
+    columns.join(", ")
+});
+
+/// Column `index` read as text and parsed into `T`.
+fn parsed<'r, R, T>(row: &'r R, index: usize) -> sqlx::Result<T>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    let text: &str = row.try_get_unchecked(index)?;
+    text.parse().map_err(|e: T::Err| sqlx::Error::ColumnDecode {
+        index: index.to_string(),
+        source: e.to_string().into(),
+    })
+}
+
+impl<'r, R> FromRow<'r, R> for JobRow
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        let text = |i: usize| row.try_get_unchecked::<&str, _>(i).map(str::to_owned);
+        let maybe = |i: usize| {
+            row.try_get_unchecked::<Option<&str>, _>(i)
+                .map(|s| s.map(str::to_owned))
+        };
+        Ok(JobRow {
+            seq: row.try_get_unchecked(0)?,
+            sid: text(1)?,
+            account_sid: text(2)?,
+            resource_type: parsed(row, 3)?,
+            friendly_name: text(4)?,
+            start_day: parsed(row, 5)?,
+            end_day: parsed(row, 6)?,
+            webhook_url: maybe(7)?,
+            webhook_method: maybe(8)?,
+            email: maybe(9)?,
+            created_at: row.try_get_unchecked(10)?,
+            deleted_at: row.try_get_unchecked(11)?,
+            finished_at: row.try_get_unchecked(12)?,
+            kind: parsed(row, 13)?,
+            request_id: maybe(14)?,
+        })
+    }
+}
+
+impl<'r, R> FromRow<'r, R> for JobWithDay
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    /// `JOB_COLUMNS`, then the day and its status (both NULL for no day).
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        let day = match row.try_get_unchecked::<Option<&str>, _>(15)? {
+            Some(_) => Some((parsed(row, 15)?, parsed(row, 16)?)),
+            None => None,
+        };
+        Ok(JobWithDay {
+            job: JobRow::from_row(row)?,
+            day,
+        })
+    }
+}
+
+impl<'r, R> FromRow<'r, R> for JobDayRow
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+{
+    /// The job's SID, the day, its status.
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(JobDayRow {
+            job_sid: row.try_get_unchecked::<&str, _>(0)?.to_owned(),
+            day: parsed(row, 1)?,
+            status: parsed(row, 2)?,
+        })
+    }
+}
+
+/// Jobs joined with their days (rows of one job adjacent), as each job
+/// with its days, in the order read.
+pub(super) fn group_job_rows(rows: Vec<JobWithDay>) -> Vec<(JobRow, Vec<JobDayRow>)> {
+    let mut jobs: Vec<(JobRow, Vec<JobDayRow>)> = Vec::new();
+    for JobWithDay { job, day } in rows {
+        if jobs.last().is_none_or(|(last, _)| last.sid != job.sid) {
+            jobs.push((job, Vec::new()));
+        }
+        if let (Some((day, status)), Some((job, days))) = (day, jobs.last_mut()) {
+            days.push(JobDayRow {
+                job_sid: job.sid.clone(),
+                day,
+                status,
+            });
+        }
+    }
+    jobs
+}
