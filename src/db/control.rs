@@ -55,6 +55,14 @@ impl Db {
             sqlx::query("DELETE FROM accounts")
                 .execute(&mut *tx)
                 .await?;
+            // No job is left unfinished, no day open (see `jobs::COUNT_UP`).
+            sqlx::query(
+                "UPDATE service_counters SET value = (SELECT s.value FROM service_counters s \
+                 WHERE s.name = CASE service_counters.name WHEN 'jobs_finished' THEN 'job_seq' ELSE 'job_days_stored' END) \
+                 WHERE name IN ('jobs_finished', 'job_days_closed')",
+            )
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await
         })?;
         self.config_changed();

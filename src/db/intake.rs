@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::jobs::{Admission, NewJob, OPEN_STATUSES, RECENT_DAY_MS};
+use super::jobs::{Admission, NewJob, RECENT_DAY_MS};
 use super::{placeholders, with_pool, Db, Pool, Result};
 use crate::domain::DayStatus;
 
@@ -120,23 +120,33 @@ impl Db {
 
 /// Numbers `$jobs` (consecutive values of `job_seq`, in order) and stores
 /// them with their days, in the transaction `$tx`; evaluates to the first
-/// seq. A macro rather than a function: the transaction's type differs per
-/// driver (see `with_pool!`).
+/// seq and the job days stored before them (`job_days_stored`). A macro
+/// rather than a function: the transaction's type differs per driver (see
+/// `with_pool!`).
 macro_rules! store_jobs {
     ($tx:ident, $jobs:expr) => {{
         let jobs: &[&NewJob] = $jobs;
         let mut first = 0_i64;
+        let mut days_before = 0_i64;
         if !jobs.is_empty() {
-            // One step of the counter for them all: its row lock orders
+            // One step of each counter for them all: the row locks order
             // concurrent takers, so values follow commit order.
-            let last: i64 = sqlx::query_scalar(
-                "UPDATE service_counters SET value = value + $2 WHERE name = $1 RETURNING value",
+            let day_count: usize = jobs.iter().map(|j| j.days.len()).sum();
+            let counters: Vec<(String, i64)> = sqlx::query_as(
+                "UPDATE service_counters SET value = value + CASE name WHEN 'job_seq' THEN $1 ELSE $2 END \
+                 WHERE name IN ('job_seq', 'job_days_stored') RETURNING name, value",
             )
-            .bind("job_seq")
             .bind(jobs.len() as i64)
-            .fetch_one(&mut *$tx)
+            .bind(day_count as i64)
+            .fetch_all(&mut *$tx)
             .await?;
-            first = last - jobs.len() as i64 + 1;
+            for (name, value) in counters {
+                if name == "job_seq" {
+                    first = value - jobs.len() as i64 + 1;
+                } else {
+                    days_before = value - day_count as i64;
+                }
+            }
             for (chunk_index, chunk) in jobs.chunks(JOB_ROWS).enumerate() {
                 let sql = format!(
                     "INSERT INTO jobs (seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
@@ -186,18 +196,18 @@ macro_rules! store_jobs {
                 query.execute(&mut *$tx).await?;
             }
         }
-        first
+        (first, days_before)
     }};
 }
 use store_jobs;
 
-/// The unfinished jobs and their open days before seq `$1`, and the
-/// recent pace of days (for the estimates).
-static QUEUED_BEFORE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+/// The jobs finished and the job days closed so far (see `QueueCounters`),
+/// and the recent pace of days (for the estimates).
+static FINISHED_SO_FAR: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND seq < $1), \
-         (SELECT COUNT(*) FROM job_days WHERE status IN {} AND job_seq < $1), ({})",
-        *OPEN_STATUSES, *RECENT_DAY_MS
+        "SELECT (SELECT value FROM service_counters WHERE name = 'jobs_finished'), \
+         (SELECT value FROM service_counters WHERE name = 'job_days_closed'), ({})",
+        *RECENT_DAY_MS
     )
 });
 
@@ -294,18 +304,19 @@ impl Store {
                     .await?;
                 }
             }
-            let first = store_jobs!(tx, &admitted);
-            // What is queued before the first of them, counted once for all
-            // (the unfinished part of the indexes only: the queue, not the table).
-            let (jobs_before, days_before, recent_day_ms): (i64, i64, Option<f64>) =
-                if admitted.is_empty() {
-                    (0, 0, None)
-                } else {
-                    sqlx::query_as(QUEUED_BEFORE.as_str())
-                        .bind(first)
+            let (first, stored_before) = store_jobs!(tx, &admitted);
+            // What is queued before the first of them: every unfinished job
+            // and open day, as they are all older. From the counters, not
+            // counted: the queue may hold a midnight's 40,000 daily days.
+            let (jobs_before, days_before, recent_day_ms) = if admitted.is_empty() {
+                (0, 0, None)
+            } else {
+                let (finished, closed, recent): (i64, i64, Option<f64>) =
+                    sqlx::query_as(FINISHED_SO_FAR.as_str())
                         .fetch_one(&mut *tx)
-                        .await?
-                };
+                        .await?;
+                (first - 1 - finished, stored_before - closed, recent)
+            };
             tx.commit().await?;
             let mut days_ahead = days_before;
             let placed: Vec<Placed> = admitted

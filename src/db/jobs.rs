@@ -131,6 +131,14 @@ pub(super) static RECENT_DAY_MS: LazyLock<String> = LazyLock::new(|| {
 pub(super) const NEXT_COUNTER: &str =
     "UPDATE service_counters SET value = value + 1 WHERE name = $1 RETURNING value";
 
+/// Adds `$2` to the counter `$1`, in the transaction that made the change
+/// it counts. The queue counters place a new job without counting the
+/// queue: every job before a new one is older, so the unfinished ones are
+/// `job_seq - jobs_finished` and their open days `job_days_stored -
+/// job_days_closed`. `jobs_finished` counts jobs whose end was recorded,
+/// `job_days_closed` days that went from an open status to a final one.
+pub(super) const COUNT_UP: &str = "UPDATE service_counters SET value = value + $2 WHERE name = $1";
+
 impl Db {
     /// A custom job with its days (in day order) in one statement: FetchJob is
     /// the most frequent call, and on SQLite each statement is a round trip to
@@ -240,6 +248,29 @@ impl Db {
             .await)?)
     }
 
+    /// The unfinished jobs and open job days, counted and as the queue
+    /// counters have them (`COUNT_UP`): for checks that the two agree.
+    pub async fn queue_tallies(&self) -> Result<[(i64, i64); 2]> {
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let counter =
+                |name: &str| format!("(SELECT value FROM service_counters WHERE name = '{name}')");
+            format!(
+                "SELECT (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL), \
+                 (SELECT COUNT(*) FROM job_days WHERE status IN {}), {} - {}, {} - {}",
+                *OPEN_STATUSES,
+                counter("job_seq"),
+                counter("jobs_finished"),
+                counter("job_days_stored"),
+                counter("job_days_closed")
+            )
+        });
+        let (a, b, c, d): (i64, i64, i64, i64) =
+            with_pool!(self, |pool| sqlx::query_as(SQL.as_str())
+                .fetch_one(pool)
+                .await)?;
+        Ok([(a, b), (c, d)])
+    }
+
     /// Mean milliseconds one day took, over the completed ones among the
     /// 100 most recently finished days: read backwards along
     /// `job_days_finished`, never through every completed day.
@@ -265,7 +296,7 @@ impl Db {
                 .rows_affected()
                 == 1;
             if found {
-                sqlx::query(
+                let closed = sqlx::query(
                     "UPDATE job_days SET status = $3, finished_at = $1, locked_by = NULL \
                      WHERE job_sid = $2 AND status IN ($4, $5)",
                 )
@@ -275,7 +306,15 @@ impl Db {
                 .bind(DayStatus::Submitted.as_str())
                 .bind(DayStatus::ErrorDuringRun.as_str())
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if closed > 0 {
+                    sqlx::query(COUNT_UP)
+                        .bind("job_days_closed")
+                        .bind(closed as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query("UPDATE job_days SET status = $2 WHERE job_sid = $1 AND status = $3")
                     .bind(sid)
                     .bind(DayStatus::RunningToBeDeleted.as_str())
@@ -335,13 +374,25 @@ impl Db {
             *OPEN_STATUSES
         );
         let _turn = self.write_turn().await;
-        let done = with_pool!(self, |pool| sqlx::query(&sql)
-            .bind(now)
-            .bind(sid)
-            .execute(pool)
-            .await
-            .map(|r| r.rows_affected()))?;
-        Ok(done == 1)
+        Ok(with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let done = sqlx::query(&sql)
+                .bind(now)
+                .bind(sid)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+            if done {
+                sqlx::query(COUNT_UP)
+                    .bind("jobs_finished")
+                    .bind(1_i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok::<bool, super::Error>(done)
+        })?)
     }
 
     /// Removes jobs (and their days) that finished before `finished_before`,

@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use super::jobs::lit;
-use super::jobs::NEXT_COUNTER;
+use super::jobs::{COUNT_UP, NEXT_COUNTER, OPEN_STATUSES};
 use super::{with_pool, Db, Result};
 use crate::domain::{Day, DayStatus, ResourceType};
 
@@ -103,9 +103,11 @@ fn claimable(lock: &str) -> String {
     )
 }
 
+/// What the claim returns (the job's name from its row: SQLite's RETURNING
+/// takes no joined table, but a subquery).
 const CLAIMED_COLUMNS: &str =
-    "SELECT d.id, d.job_sid, d.account_sid, d.resource_type, d.day, d.attempts, d.takeovers, d.claim_took_over, j.friendly_name \
-    FROM job_days d JOIN jobs j ON j.sid = d.job_sid WHERE d.id = $1";
+    "id, job_sid, account_sid, resource_type, day, attempts, takeovers, claim_took_over, \
+    (SELECT friendly_name FROM jobs WHERE jobs.sid = job_days.job_sid) AS friendly_name";
 
 const PUBLISH_DAY: &str = "INSERT INTO days (account_sid, resource_type, day, size, record_count, create_date, \
     friendly_name, job_sid, blob_key, generation, created_at, content_version) \
@@ -117,6 +119,27 @@ const PUBLISH_DAY: &str = "INSERT INTO days (account_sid, resource_type, day, si
 
 pub(super) const TOUCH_VERSION: &str = "INSERT INTO day_versions (account_sid, resource_type, day, version) VALUES ($1, $2, $3, 0) \
     ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET version = day_versions.version RETURNING version";
+
+/// Records the end of job `$2` at `$1` when its last open day just ended and
+/// it announces nothing (deleted, or no webhook or email on the job or, for
+/// a daily export, on its configuration): in the transaction that ended the
+/// day, instead of a commit of its own after it. A job that announces
+/// something is ended by `Exports::finish_job_if_complete`, which stores its
+/// notifications first, as is one whose row another transaction holds
+/// (`lock`: on PostgreSQL skipped rather than waited for, since a deletion
+/// holds the job's row while it waits for the day's).
+fn end_quiet_job(lock: &str) -> String {
+    format!(
+        "UPDATE jobs SET finished_at = $1 WHERE sid = (SELECT sid FROM jobs WHERE sid = $2 AND finished_at IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $2 AND status IN {}) \
+         AND (deleted_at IS NOT NULL \
+              OR (kind <> 'daily' AND webhook_url IS NULL AND email IS NULL) \
+              OR (kind = 'daily' AND NOT EXISTS (SELECT 1 FROM export_configurations c \
+                  WHERE c.account_sid = jobs.account_sid AND c.resource_type = jobs.resource_type \
+                  AND (c.webhook_url IS NOT NULL OR c.email IS NOT NULL)))){lock})",
+        *OPEN_STATUSES
+    )
+}
 
 pub(super) const ADD_GARBAGE: &str =
     "INSERT INTO blob_garbage (blob_key, not_before) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING";
@@ -139,28 +162,24 @@ impl Db {
              attempts = attempts + CASE WHEN status = {running} THEN 0 ELSE 1 END, \
              takeovers = takeovers + CASE WHEN status = {running} THEN 1 ELSE 0 END, \
              claim_took_over = CASE WHEN status = {running} THEN 1 ELSE 0 END \
-             WHERE id = ({}) RETURNING id",
+             WHERE id = ({}) RETURNING {CLAIMED_COLUMNS}",
             claimable(self.skip_locked()),
             running = lit(DayStatus::Running),
         );
         let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let claimed: Option<i64> = sqlx::query_scalar(&sql)
+            let claimed: Option<Claimed> = sqlx::query_as(&sql)
                 .bind(worker)
                 .bind(now)
                 .bind(now)
                 .bind(stale_before)
                 .fetch_optional(&mut *tx)
                 .await?;
-            let Some(id) = claimed else {
+            let Some(claimed) = claimed else {
                 tx.rollback().await?;
                 return Ok(None);
             };
-            let claimed: Claimed = sqlx::query_as(CLAIMED_COLUMNS)
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
             sqlx::query(ADD_GARBAGE)
                 .bind(claimed.blob_key())
                 .bind(orphan_after)
@@ -204,13 +223,23 @@ impl Db {
             return Ok(Vec::new());
         }
         let _turn = self.write_turn().await;
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(
-            SETTLE.as_str()
-        )
-        .bind(now)
-        .bind(stale_before)
-        .fetch_all(pool)
-        .await)?)
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let jobs: Vec<String> = sqlx::query_scalar(SETTLE.as_str())
+                .bind(now)
+                .bind(stale_before)
+                .fetch_all(&mut *tx)
+                .await?;
+            if !jobs.is_empty() {
+                sqlx::query(COUNT_UP)
+                    .bind("job_days_closed")
+                    .bind(jobs.len() as i64)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(jobs)
+        })
     }
 
     /// Renews the lease. False when the lease is lost or the job's deletion was
@@ -234,7 +263,8 @@ impl Db {
 
     /// Settles a claimed day. Returns false when the lease was no longer ours
     /// or the job's deletion was requested (the day then ends DeletedByUserRequest);
-    /// nothing was published in that case.
+    /// nothing was published in that case. A day that ends its job also
+    /// records the job's end when the job announces nothing (`END_QUIET_JOB`).
     pub async fn finish(&self, c: &Claimed, worker: &str, now: i64, how: Finish) -> Result<bool> {
         let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
@@ -298,7 +328,7 @@ impl Db {
             .rows_affected()
                 == 1;
             if !ours {
-                sqlx::query(
+                let closed = sqlx::query(
                     "UPDATE job_days SET status = $4, finished_at = $1, locked_by = NULL, \
                      heartbeat_at = NULL WHERE id = $2 AND locked_by = $3 AND status = $5",
                 )
@@ -308,7 +338,15 @@ impl Db {
                 .bind(DayStatus::DeletedByUserRequest.as_str())
                 .bind(DayStatus::RunningToBeDeleted.as_str())
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if closed > 0 {
+                    sqlx::query(COUNT_UP)
+                        .bind("job_days_closed")
+                        .bind(closed as i64)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 return Ok(false);
             }
@@ -364,6 +402,26 @@ impl Db {
                     sqlx::query(ADD_GARBAGE)
                         .bind(&old)
                         .bind(garbage_after)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+            if finished_at.is_some() {
+                sqlx::query(COUNT_UP)
+                    .bind("job_days_closed")
+                    .bind(1_i64)
+                    .execute(&mut *tx)
+                    .await?;
+                let ended = sqlx::query(&end_quiet_job(self.skip_locked()))
+                    .bind(now)
+                    .bind(&c.job_sid)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if ended == 1 {
+                    sqlx::query(COUNT_UP)
+                        .bind("jobs_finished")
+                        .bind(1_i64)
                         .execute(&mut *tx)
                         .await?;
                 }

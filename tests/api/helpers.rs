@@ -208,6 +208,11 @@ impl TestApp {
                 .expect("db"),
             "queue did not drain"
         );
+        let [counted, counters] = self.exports.db().queue_tallies().await.expect("db");
+        assert_eq!(
+            counted, counters,
+            "unfinished jobs and open days: counted, and by the queue counters"
+        );
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -125,3 +125,50 @@ async fn deleting_a_job_while_a_day_runs_marks_it_running_to_be_deleted_then_del
     assert_eq!(job["details"][0]["count"], 2);
     assert_eq!(job["job_queue_position"], serde_json::Value::Null);
 }
+
+#[tokio::test]
+async fn the_last_day_ends_a_quiet_job_and_leaves_an_announcing_one_to_announce_first() {
+    let place = crate::helpers::Place::new().await;
+    let app = TestApp::spawn_in(place, 0, Clock::starting_at(start_time())).await;
+    let a = app.account().await;
+    let quiet = app
+        .create_job(&a, "Calls", "2024-06-01", "2024-06-01")
+        .await;
+    let (status, body) = app
+        .post(
+            &a,
+            "/v1/Exports/Calls/Jobs",
+            &[
+                ("StartDay", "2024-06-01"),
+                ("EndDay", "2024-06-01"),
+                ("FriendlyName", "mailed"),
+                ("Email", "ops@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let mailed = body["job_sid"].as_str().unwrap().to_string();
+    let now = app.clock.now_ms();
+    let db = app.exports.db();
+    for _ in 0..2 {
+        let claimed = db
+            .claim("w1", now, now - 5_000, now + 86_400_000)
+            .await
+            .unwrap()
+            .expect("claimed");
+        let finish = bulkexport::db::Finish::Failed {
+            error: "test".into(),
+        };
+        assert!(db.finish(&claimed, "w1", now, finish).await.unwrap());
+    }
+    assert!(
+        db.job_if_complete(&quiet).await.unwrap().is_none(),
+        "the day's own transaction recorded the quiet job's end"
+    );
+    let pending = db.job_if_complete(&mailed).await.unwrap();
+    assert_eq!(
+        pending.map(|j| j.sid),
+        Some(mailed.clone()),
+        "a job with an email is ended only after its email is stored"
+    );
+}
