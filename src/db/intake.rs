@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::jobs::{Admission, NewJob, RECENT_DAY_MS};
+use super::jobs::{counter, Admission, NewJob, RECENT_DAY_MS};
 use super::{placeholders, with_pool, Db, Pool, Result};
 use crate::domain::DayStatus;
 
@@ -205,8 +205,9 @@ use store_jobs;
 /// and the recent pace of days (for the estimates).
 static FINISHED_SO_FAR: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "SELECT (SELECT value FROM service_counters WHERE name = 'jobs_finished'), \
-         (SELECT value FROM service_counters WHERE name = 'job_days_closed'), ({})",
+        "SELECT {}, {}, ({})",
+        counter("jobs_finished"),
+        counter("job_days_closed"),
         *RECENT_DAY_MS
     )
 });

@@ -97,6 +97,19 @@ const OPEN: [DayStatus; 4] = [
 
 pub(super) static OPEN_STATUSES: LazyLock<String> = LazyLock::new(|| list(&OPEN));
 
+/// Whether the job whose SID is the SQL expression `job` has a day still
+/// open: read along the job's own days (`job_days (job_sid, day)`), the
+/// status checked on each. The status is compared as an expression no index
+/// serves (`status || ''`): PostgreSQL's generic plan otherwise intersected
+/// the job's days with `job_days_queue`, visiting every open day of the
+/// queue (a midnight's 40,000) for each job that ended.
+pub(super) fn open_day_of(job: &str) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM job_days WHERE job_sid = {job} AND status || '' IN {})",
+        *OPEN_STATUSES
+    )
+}
+
 /// The seq of the oldest job with an open day (NULL when none): the least
 /// of one index lookup per open status (`job_days_queue`).
 static OLDEST_OPEN_JOB: LazyLock<String> = LazyLock::new(|| {
@@ -130,6 +143,11 @@ pub(super) static RECENT_DAY_MS: LazyLock<String> = LazyLock::new(|| {
 /// orders concurrent takers, so values follow commit order.
 pub(super) const NEXT_COUNTER: &str =
     "UPDATE service_counters SET value = value + 1 WHERE name = $1 RETURNING value";
+
+/// The value of the counter `name`, as a scalar subquery.
+pub(super) fn counter(name: &str) -> String {
+    format!("(SELECT value FROM service_counters WHERE name = '{name}')")
+}
 
 /// Adds `$2` to the counter `$1`, in the transaction that made the change
 /// it counts. The queue counters place a new job without counting the
@@ -231,14 +249,21 @@ impl Db {
 
     /// An unfinished job's place in the queue: its position among unfinished
     /// jobs (from 1) and the unfinished job days at or before it. None once
-    /// it finished. Both counts read only the unfinished part of their
-    /// index (`jobs_unfinished`, `job_days_queue`): the queue, not the table.
+    /// it finished. Both are the queue counters' totals (`COUNT_UP`) less
+    /// what is queued after the job, counted in the unfinished part of
+    /// `jobs_unfinished` and `job_days_queue` from the job on: the jobs a
+    /// client polls are mostly the newest, and the entries jobs that
+    /// finished leave behind until a vacuum lie before them.
     pub async fn queue_place(&self, seq: i64) -> Result<Option<(i64, i64)>> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             format!(
-                "SELECT (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND seq <= $1), \
-                 (SELECT COUNT(*) FROM job_days WHERE status IN {} AND job_seq <= $1) \
+                "SELECT {} - {} - (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND seq > $1), \
+                 {} - {} - (SELECT COUNT(*) FROM job_days WHERE status IN {} AND job_seq > $1) \
                  FROM jobs WHERE seq = $1 AND finished_at IS NULL",
+                counter("job_seq"),
+                counter("jobs_finished"),
+                counter("job_days_stored"),
+                counter("job_days_closed"),
                 *OPEN_STATUSES
             )
         });
@@ -252,8 +277,6 @@ impl Db {
     /// counters have them (`COUNT_UP`): for checks that the two agree.
     pub async fn queue_tallies(&self) -> Result<[(i64, i64); 2]> {
         static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            let counter =
-                |name: &str| format!("(SELECT value FROM service_counters WHERE name = '{name}')");
             format!(
                 "SELECT (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL), \
                  (SELECT COUNT(*) FROM job_days WHERE status IN {}), {} - {}, {} - {}",
@@ -334,9 +357,8 @@ impl Db {
     /// The job, if every one of its days is final but its end is not recorded yet.
     pub async fn job_if_complete(&self, sid: &str) -> Result<Option<JobRow>> {
         let sql = format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND finished_at IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $1 AND status IN {})",
-            *OPEN_STATUSES
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE sid = $1 AND finished_at IS NULL AND NOT {}",
+            open_day_of("$1")
         );
         Ok(with_pool!(self, |pool| sqlx::query_as(&sql)
             .bind(sid)
@@ -354,10 +376,9 @@ impl Db {
         // moved past it; with no open day, every unfinished job is checked.
         let sql = format!(
             "SELECT sid FROM jobs j WHERE finished_at IS NULL AND seq < COALESCE({oldest}, 9223372036854775807) \
-             AND NOT EXISTS (SELECT 1 FROM job_days d WHERE d.job_sid = j.sid AND d.status IN {open}) \
-             ORDER BY seq LIMIT $1",
+             AND NOT {open} ORDER BY seq LIMIT $1",
             oldest = *OLDEST_OPEN_JOB,
-            open = *OPEN_STATUSES
+            open = open_day_of("j.sid")
         );
         Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(limit)
@@ -369,9 +390,8 @@ impl Db {
     /// for the one call that records it.
     pub async fn mark_job_finished(&self, sid: &str, now: i64) -> Result<bool> {
         let sql = format!(
-            "UPDATE jobs SET finished_at = $1 WHERE sid = $2 AND finished_at IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM job_days WHERE job_sid = $2 AND status IN {})",
-            *OPEN_STATUSES
+            "UPDATE jobs SET finished_at = $1 WHERE sid = $2 AND finished_at IS NULL AND NOT {}",
+            open_day_of("$2")
         );
         let _turn = self.write_turn().await;
         Ok(with_pool!(self, |pool| {
