@@ -201,7 +201,7 @@ macro_rules! store_jobs {
 }
 use store_jobs;
 
-/// The jobs finished and the job days closed so far (see `QueueCounters`),
+/// The jobs finished and the job days closed so far (see `jobs::COUNT_UP`),
 /// and the recent pace of days (for the estimates).
 static FINISHED_SO_FAR: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(

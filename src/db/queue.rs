@@ -263,7 +263,7 @@ impl Db {
     /// Settles a claimed day. Returns false when the lease was no longer ours
     /// or the job's deletion was requested (the day then ends DeletedByUserRequest);
     /// nothing was published in that case. A day that ends its job also
-    /// records the job's end when the job announces nothing (`END_QUIET_JOB`).
+    /// records the job's end when the job announces nothing (`end_quiet_job`).
     pub async fn finish(&self, c: &Claimed, worker: &str, now: i64, how: Finish) -> Result<bool> {
         let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
