@@ -155,6 +155,8 @@ pub(super) fn counter(name: &str) -> String {
 /// `job_seq - jobs_finished` and their open days `job_days_stored -
 /// job_days_closed`. `jobs_finished` counts jobs whose end was recorded,
 /// `job_days_closed` days that went from an open status to a final one.
+/// Each transaction takes these counters last, after the rows it changed,
+/// so that two writers never hold a row and a counter the other waits for.
 pub(super) const COUNT_UP: &str = "UPDATE service_counters SET value = value + $2 WHERE name = $1";
 
 impl Db {
@@ -331,6 +333,16 @@ impl Db {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+                sqlx::query("UPDATE job_days SET status = $2 WHERE job_sid = $1 AND status = $3")
+                    .bind(sid)
+                    .bind(DayStatus::RunningToBeDeleted.as_str())
+                    .bind(DayStatus::Running.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                // The counter last, as every writer takes it: after the day
+                // rows. A worker finishing a running day of this job holds
+                // that day's row and then takes the counter; taking the
+                // counter before that row would wait on each other.
                 if closed > 0 {
                     sqlx::query(COUNT_UP)
                         .bind("job_days_closed")
@@ -338,12 +350,6 @@ impl Db {
                         .execute(&mut *tx)
                         .await?;
                 }
-                sqlx::query("UPDATE job_days SET status = $2 WHERE job_sid = $1 AND status = $3")
-                    .bind(sid)
-                    .bind(DayStatus::RunningToBeDeleted.as_str())
-                    .bind(DayStatus::Running.as_str())
-                    .execute(&mut *tx)
-                    .await?;
             }
             tx.commit().await?;
             Ok::<bool, super::Error>(found)
