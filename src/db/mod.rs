@@ -35,7 +35,7 @@ pub use deliveries::{AttemptRecord, AttemptRow, DeliveryFilter, DeliveryRow, New
 pub use faults::FaultRow;
 pub use intake::Placed;
 pub use jobs::{Admission, DayQuota, JobDayRow, JobKind, JobRow, NewJob};
-pub use queue::{Claimed, Finish};
+pub use queue::{Claimed, Finish, Settled};
 pub use records::scan_day_sqlite;
 pub use records::{RecordWriter, StoreOutcome};
 pub use users::UserRow;

@@ -26,26 +26,10 @@ pub struct Claimed {
     /// 1 when this claim took the day over, else 0.
     pub claim_took_over: i64,
     pub friendly_name: String,
-}
-
-impl Claimed {
-    /// This claim's number among all claims of the day: new at every claim.
-    pub fn claim_number(&self) -> i64 {
-        self.attempts + self.takeovers
-    }
-
-    /// Where this claim writes the day's file: a new key at every claim, so
-    /// each key is written once.
-    pub fn blob_key(&self) -> String {
-        format!(
-            "{}/{}/{}/{}-{}.json.gz",
-            self.account_sid,
-            self.resource_type,
-            self.day,
-            self.id,
-            self.claim_number()
-        )
-    }
+    /// Where this claim writes the day's file: a new key at every claim (the
+    /// day's claims so far, this one included, are in its name), so each
+    /// key is written once. Made by the claim's statement (`CLAIMED_COLUMNS`).
+    pub blob_key: String,
 }
 
 /// How a claimed day ends.
@@ -69,6 +53,22 @@ pub enum Finish {
     Failed { error: String },
     /// Give the day back untouched (shutdown).
     Release,
+}
+
+/// How [`Db::finish`] left a claimed day.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Not settled: the lease was no longer ours, the job's deletion was
+    /// requested (the day then ends DeletedByUserRequest), or the export read
+    /// records a deletion has since changed (the day goes back to the
+    /// queue). Nothing was published.
+    Lost,
+    /// Settled back into the queue: a retry or a release.
+    Requeued,
+    /// The day ended; its job may be complete.
+    Ended,
+    /// The day ended, and its job with it (`end_quiet_job`).
+    EndedJob,
 }
 
 /// Which day to claim: the first runnable one in queue order, or one whose
@@ -107,7 +107,9 @@ fn claimable(lock: &str) -> String {
 /// takes no joined table, but a subquery).
 const CLAIMED_COLUMNS: &str =
     "id, job_sid, account_sid, resource_type, day, attempts, takeovers, claim_took_over, \
-    (SELECT friendly_name FROM jobs WHERE jobs.sid = job_days.job_sid) AS friendly_name";
+    (SELECT friendly_name FROM jobs WHERE jobs.sid = job_days.job_sid) AS friendly_name, \
+    account_sid || '/' || resource_type || '/' || day || '/' || CAST(id AS TEXT) || '-' \
+    || CAST(attempts + takeovers AS TEXT) || '.json.gz' AS blob_key";
 
 const PUBLISH_DAY: &str = "INSERT INTO days (account_sid, resource_type, day, size, record_count, create_date, \
     friendly_name, job_sid, blob_key, generation, created_at, content_version) \
@@ -143,12 +145,16 @@ fn end_quiet_job(lock: &str) -> String {
 pub(super) const ADD_GARBAGE: &str =
     "INSERT INTO blob_garbage (blob_key, not_before) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING";
 
+/// The claim's garbage entry on PostgreSQL, from the claimed row.
+const ADD_GARBAGE_SELECT: &str = "INSERT INTO blob_garbage (blob_key, not_before) SELECT blob_key,";
+
 impl Db {
     /// Claims the next runnable day (queue order: job, then day), or a day whose
     /// lease expired before `stale_before`. The claim's file key is put on the
     /// garbage list (due at `orphan_after`) in the same transaction, before
     /// anything is written under it: a file whose writer dies before
-    /// publishing it is removed later instead of lying unreferenced.
+    /// publishing it is removed later instead of lying unreferenced. On
+    /// PostgreSQL both are one statement, so one round trip.
     pub async fn claim(
         &self,
         worker: &str,
@@ -156,7 +162,7 @@ impl Db {
         stale_before: i64,
         orphan_after: i64,
     ) -> Result<Option<Claimed>> {
-        let sql = format!(
+        let update = format!(
             "UPDATE job_days SET status = {running}, locked_by = $1, heartbeat_at = $2, started_at = $2, \
              attempts = attempts + CASE WHEN status = {running} THEN 0 ELSE 1 END, \
              takeovers = takeovers + CASE WHEN status = {running} THEN 1 ELSE 0 END, \
@@ -166,27 +172,44 @@ impl Db {
             running = lit(DayStatus::Running),
         );
         let _turn = self.write_turn().await;
-        with_pool!(self, |pool| {
-            let mut tx = pool.begin().await?;
-            let claimed: Option<Claimed> = sqlx::query_as(&sql)
-                .bind(worker)
-                .bind(now)
-                .bind(now)
-                .bind(stale_before)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let Some(claimed) = claimed else {
-                tx.rollback().await?;
-                return Ok(None);
-            };
-            sqlx::query(ADD_GARBAGE)
-                .bind(claimed.blob_key())
-                .bind(orphan_after)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some(claimed))
-        })
+        match &self.pool {
+            super::Pool::Postgres(pool) => {
+                let sql = format!(
+                    "WITH claimed AS ({update}), listed AS ({ADD_GARBAGE_SELECT} $5 FROM claimed \
+                     ON CONFLICT (blob_key) DO NOTHING) SELECT * FROM claimed"
+                );
+                Ok(sqlx::query_as(&sql)
+                    .bind(worker)
+                    .bind(now)
+                    .bind(now)
+                    .bind(stale_before)
+                    .bind(orphan_after)
+                    .fetch_optional(pool)
+                    .await?)
+            }
+            super::Pool::Sqlite(pool) => {
+                // SQLite has no data-modifying WITH; a round trip costs nothing.
+                let mut tx = pool.begin().await?;
+                let claimed: Option<Claimed> = sqlx::query_as(&update)
+                    .bind(worker)
+                    .bind(now)
+                    .bind(now)
+                    .bind(stale_before)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(claimed) = claimed else {
+                    tx.rollback().await?;
+                    return Ok(None);
+                };
+                sqlx::query(ADD_GARBAGE)
+                    .bind(&claimed.blob_key)
+                    .bind(orphan_after)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(claimed))
+            }
+        }
     }
 
     /// Ends days whose deletion was requested while a node that since died ran them.
@@ -260,11 +283,15 @@ impl Db {
         Ok(n == 1)
     }
 
-    /// Settles a claimed day. Returns false when the lease was no longer ours
-    /// or the job's deletion was requested (the day then ends DeletedByUserRequest);
-    /// nothing was published in that case. A day that ends its job also
+    /// Settles a claimed day (see [`Settled`]). A day that ends its job also
     /// records the job's end when the job announces nothing (`end_quiet_job`).
-    pub async fn finish(&self, c: &Claimed, worker: &str, now: i64, how: Finish) -> Result<bool> {
+    pub async fn finish(
+        &self,
+        c: &Claimed,
+        worker: &str,
+        now: i64,
+        how: Finish,
+    ) -> Result<Settled> {
         let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -347,11 +374,11 @@ impl Db {
                         .await?;
                 }
                 tx.commit().await?;
-                return Ok(false);
+                return Ok(Settled::Lost);
             }
             if stale {
                 tx.commit().await?;
-                return Ok(false);
+                return Ok(Settled::Lost);
             }
             if let Finish::Published {
                 blob_key,
@@ -405,6 +432,7 @@ impl Db {
                         .await?;
                 }
             }
+            let mut settled = Settled::Requeued;
             if finished_at.is_some() {
                 sqlx::query(COUNT_UP)
                     .bind("job_days_closed")
@@ -417,16 +445,18 @@ impl Db {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                settled = Settled::Ended;
                 if ended == 1 {
                     sqlx::query(COUNT_UP)
                         .bind("jobs_finished")
                         .bind(1_i64)
                         .execute(&mut *tx)
                         .await?;
+                    settled = Settled::EndedJob;
                 }
             }
             tx.commit().await?;
-            Ok(true)
+            Ok(settled)
         })
     }
 

@@ -1,5 +1,5 @@
 use bulkexport::clock::Clock;
-use bulkexport::db::Finish;
+use bulkexport::db::{Finish, Settled};
 use bulkexport::domain::{Day, DayStatus, ResourceType};
 use serde_json::json;
 
@@ -309,8 +309,9 @@ async fn a_deletion_racing_an_export_of_the_same_day_is_not_lost() {
         )
         .await
         .unwrap();
-    assert!(
-        !published,
+    assert_eq!(
+        published,
+        Settled::Lost,
         "a file made from the records before the deletion is not published"
     );
 

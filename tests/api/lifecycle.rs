@@ -1,4 +1,5 @@
 use bulkexport::clock::Clock;
+use bulkexport::db::Settled;
 use bulkexport::domain::ResourceType;
 
 use crate::helpers::{gunzip, settings_for, start_time, TestApp};
@@ -118,7 +119,7 @@ async fn deleting_a_job_while_a_day_runs_marks_it_running_to_be_deleted_then_del
         .finish(&claimed, "w1", now, bulkexport::db::Finish::Release)
         .await
         .unwrap();
-    assert!(!published);
+    assert_eq!(published, Settled::Lost);
     db.mark_job_finished(&sid, now).await.unwrap();
     let (_, job) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
     assert_eq!(job["details"][0]["status"], "DeletedByUserRequest", "{job}");
@@ -150,7 +151,8 @@ async fn the_last_day_ends_a_quiet_job_and_leaves_an_announcing_one_to_announce_
     let mailed = body["job_sid"].as_str().unwrap().to_string();
     let now = app.clock.now_ms();
     let db = app.exports.db();
-    for _ in 0..2 {
+    // In queue order: the quiet job's day, then the mailed one's.
+    for ended in [Settled::EndedJob, Settled::Ended] {
         let claimed = db
             .claim("w1", now, now - 5_000, now + 86_400_000)
             .await
@@ -159,7 +161,8 @@ async fn the_last_day_ends_a_quiet_job_and_leaves_an_announcing_one_to_announce_
         let finish = bulkexport::db::Finish::Failed {
             error: "test".into(),
         };
-        assert!(db.finish(&claimed, "w1", now, finish).await.unwrap());
+        let settled = db.finish(&claimed, "w1", now, finish).await.unwrap();
+        assert_eq!(settled, ended, "{}", claimed.job_sid);
     }
     assert!(
         db.job_if_complete(&quiet).await.unwrap().is_none(),
