@@ -33,8 +33,9 @@
 //!   (`exports::faults`) and journals (`exports::journal`); for the console,
 //!   day previews, quota and signature checks (`exports::console`).
 //! - [`db`]: every SQL statement, over SQLite or PostgreSQL; the record
-//!   engine (`db::records`), the line segments of SQLite (`db::lines`) and
-//!   the group commit of new jobs (`db::intake`).
+//!   engine (`db::records`), the line segments of SQLite (`db::lines`), the
+//!   group commit of new jobs (`db::intake`), the work queue (`db::queue`)
+//!   and the list of day files to remove (`db::garbage`).
 //! - [`export`]: exporting one day into a staged blob.
 //! - [`blob`]: day files in a local directory or an S3 bucket, and the
 //!   removal of what interrupted uploads leave.

@@ -138,7 +138,7 @@ impl Db {
             .fetch_all(&mut *tx)
             .await?;
             for key in &keys {
-                sqlx::query(super::queue::ADD_GARBAGE)
+                sqlx::query(super::garbage::ADD_GARBAGE)
                     .bind(key)
                     .bind(now)
                     .execute(&mut *tx)

@@ -10,6 +10,7 @@ mod days;
 mod deletions;
 mod deliveries;
 mod faults;
+mod garbage;
 mod intake;
 mod job_rows;
 mod jobs;
@@ -290,9 +291,6 @@ impl Db {
         }
     }
 
-    /// What a claiming subquery appends to skip rows that other nodes are
-    /// claiming right now: PostgreSQL's `FOR UPDATE SKIP LOCKED`. SQLite has
-    /// one writer at a time, so its plain subquery is already atomic.
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         match self.pool {
@@ -301,6 +299,9 @@ impl Db {
         }
     }
 
+    /// What a claiming subquery appends to skip rows that other nodes are
+    /// claiming right now: PostgreSQL's `FOR UPDATE SKIP LOCKED`. SQLite has
+    /// one writer at a time, so its plain subquery is already atomic.
     pub(super) fn skip_locked(&self) -> &'static str {
         match self.pool {
             Pool::Sqlite(_) => "",

@@ -4,6 +4,7 @@
 
 use std::sync::LazyLock;
 
+use super::garbage::ADD_GARBAGE;
 use super::jobs::lit;
 use super::jobs::{counter, open_day_of, COUNT_UP, NEXT_COUNTER};
 use super::{with_pool, Db, Result};
@@ -119,6 +120,20 @@ const PUBLISH_DAY: &str = "INSERT INTO days (account_sid, resource_type, day, si
     job_sid = excluded.job_sid, blob_key = excluded.blob_key, generation = excluded.generation, \
     created_at = excluded.created_at, content_version = excluded.content_version";
 
+/// `PUBLISH_DAY` on PostgreSQL, with its garbage list changes in the same
+/// statement: the published file is no longer a possible orphan, and the
+/// file it replaces (`old`, read in the statement's snapshot, taken after
+/// the `day_generation` counter's lock) is due at `$13`.
+static PUBLISH_REPLACING: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH old AS (SELECT blob_key FROM days WHERE account_sid = $1 AND resource_type = $2 AND day = $3), \
+         published AS ({PUBLISH_DAY}), \
+         unlisted AS (DELETE FROM blob_garbage WHERE blob_key = $9) \
+         INSERT INTO blob_garbage (blob_key, not_before) SELECT blob_key, $13 FROM old \
+         WHERE blob_key <> $9 ON CONFLICT (blob_key) DO NOTHING"
+    )
+});
+
 pub(super) const TOUCH_VERSION: &str = "INSERT INTO day_versions (account_sid, resource_type, day, version) VALUES ($1, $2, $3, 0) \
     ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET version = day_versions.version RETURNING version";
 
@@ -142,8 +157,17 @@ fn end_quiet_job(lock: &str) -> String {
     )
 }
 
-pub(super) const ADD_GARBAGE: &str =
-    "INSERT INTO blob_garbage (blob_key, not_before) VALUES ($1, $2) ON CONFLICT (blob_key) DO NOTHING";
+static END_QUIET_JOB_SQLITE: LazyLock<String> = LazyLock::new(|| end_quiet_job(""));
+
+/// `end_quiet_job` on PostgreSQL, counted in `jobs_finished` by the same
+/// statement: one row affected when the job ended.
+static END_QUIET_JOB_COUNTED: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH ended AS ({} RETURNING sid) UPDATE service_counters SET value = value + 1 \
+         WHERE name = 'jobs_finished' AND EXISTS (SELECT 1 FROM ended)",
+        end_quiet_job(" FOR UPDATE SKIP LOCKED")
+    )
+});
 
 /// The claim's garbage entry on PostgreSQL, from the claimed row.
 const ADD_GARBAGE_SELECT: &str = "INSERT INTO blob_garbage (blob_key, not_before) SELECT blob_key,";
@@ -219,7 +243,7 @@ impl Db {
         now: i64,
         stale_before: i64,
     ) -> Result<Vec<String>> {
-        // Looked for first: a worker asks before every claim, and the answer
+        // Looked for first: the upkeep asks every poll interval, and the answer
         // is nearly always none (a write would queue for the write lock).
         // The status is a literal, so that PostgreSQL's generic plan of the
         // prepared statement still reads it along `job_days_queue`.
@@ -292,6 +316,9 @@ impl Db {
         now: i64,
         how: Finish,
     ) -> Result<Settled> {
+        // PostgreSQL runs the same steps in fewer statements (data-modifying
+        // WITH): each is a round trip there, and SQLite has no such WITH.
+        let postgres = self.kind() == "postgres";
         let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
@@ -396,40 +423,48 @@ impl Db {
                     .bind("day_generation")
                     .fetch_one(&mut *tx)
                     .await?;
-                let old: Option<String> =
-                    sqlx::query_scalar("SELECT blob_key FROM days WHERE account_sid = $1 AND resource_type = $2 AND day = $3")
+                let publish = |sql| {
+                    sqlx::query(sql)
                         .bind(&c.account_sid)
                         .bind(c.resource_type.as_str())
                         .bind(c.day.to_string())
-                        .fetch_optional(&mut *tx)
-                        .await?;
-
-                sqlx::query(PUBLISH_DAY)
-                    .bind(&c.account_sid)
-                    .bind(c.resource_type.as_str())
-                    .bind(c.day.to_string())
-                    .bind(size)
-                    .bind(record_count)
-                    .bind(create_date)
-                    .bind(&c.friendly_name)
-                    .bind(&c.job_sid)
-                    .bind(blob_key)
-                    .bind(generation)
-                    .bind(now)
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
-                // The new file is published: it is no longer a possible orphan.
-                sqlx::query("DELETE FROM blob_garbage WHERE blob_key = $1")
-                    .bind(blob_key)
-                    .execute(&mut *tx)
-                    .await?;
-                if let Some(old) = old.filter(|k| k != blob_key) {
-                    sqlx::query(ADD_GARBAGE)
-                        .bind(&old)
+                        .bind(size)
+                        .bind(record_count)
+                        .bind(create_date)
+                        .bind(&c.friendly_name)
+                        .bind(&c.job_sid)
+                        .bind(blob_key)
+                        .bind(generation)
+                        .bind(now)
+                        .bind(version)
+                };
+                if postgres {
+                    publish(&PUBLISH_REPLACING)
                         .bind(garbage_after)
                         .execute(&mut *tx)
                         .await?;
+                } else {
+                    let old: Option<String> = sqlx::query_scalar(
+                        "SELECT blob_key FROM days WHERE account_sid = $1 AND resource_type = $2 AND day = $3",
+                    )
+                    .bind(&c.account_sid)
+                    .bind(c.resource_type.as_str())
+                    .bind(c.day.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    publish(PUBLISH_DAY).execute(&mut *tx).await?;
+                    // The new file is published: it is no longer a possible orphan.
+                    sqlx::query("DELETE FROM blob_garbage WHERE blob_key = $1")
+                        .bind(blob_key)
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(old) = old.filter(|k| k != blob_key) {
+                        sqlx::query(ADD_GARBAGE)
+                            .bind(&old)
+                            .bind(garbage_after)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                 }
             }
             let mut settled = Settled::Requeued;
@@ -439,7 +474,12 @@ impl Db {
                     .bind(1_i64)
                     .execute(&mut *tx)
                     .await?;
-                let ended = sqlx::query(&end_quiet_job(self.skip_locked()))
+                let end = if postgres {
+                    END_QUIET_JOB_COUNTED.as_str()
+                } else {
+                    END_QUIET_JOB_SQLITE.as_str()
+                };
+                let ended = sqlx::query(end)
                     .bind(now)
                     .bind(&c.job_sid)
                     .execute(&mut *tx)
@@ -447,96 +487,19 @@ impl Db {
                     .rows_affected();
                 settled = Settled::Ended;
                 if ended == 1 {
-                    sqlx::query(COUNT_UP)
-                        .bind("jobs_finished")
-                        .bind(1_i64)
-                        .execute(&mut *tx)
-                        .await?;
+                    if !postgres {
+                        sqlx::query(COUNT_UP)
+                            .bind("jobs_finished")
+                            .bind(1_i64)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
                     settled = Settled::EndedJob;
                 }
             }
             tx.commit().await?;
             Ok(settled)
         })
-    }
-
-    /// Queues a blob for removal once `not_before` has passed.
-    pub async fn add_garbage(&self, key: &str, not_before: i64) -> Result<()> {
-        let _turn = self.write_turn().await;
-        with_pool!(self, |pool| sqlx::query(ADD_GARBAGE)
-            .bind(key)
-            .bind(not_before)
-            .execute(pool)
-            .await
-            .map(|_| ()))?;
-        Ok(())
-    }
-
-    /// Leases up to `limit` blobs that are due for removal until `lease_until`.
-    /// The rows stay: a collector removes one with [`Db::forget_garbage`] only
-    /// after the blob is gone, so a collector that fails or dies leaves the
-    /// blob to be taken again once the lease runs out.
-    pub async fn lease_garbage(
-        &self,
-        now: i64,
-        lease_until: i64,
-        limit: i64,
-    ) -> Result<Vec<String>> {
-        // Looked for first, along `blob_garbage_due`: a worker asks before
-        // every claim, and the answer is mostly none.
-        let any: Option<i32> = with_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT 1 FROM blob_garbage WHERE not_before <= $1 LIMIT 1"
-        )
-        .bind(now)
-        .fetch_optional(pool)
-        .await)?;
-        if any.is_none() {
-            return Ok(Vec::new());
-        }
-        let _turn = self.write_turn().await;
-        let lock = self.skip_locked();
-        let sql = format!(
-            "UPDATE blob_garbage SET not_before = $1 WHERE blob_key IN \
-             (SELECT blob_key FROM blob_garbage WHERE not_before <= $2 ORDER BY not_before LIMIT $3{lock}) \
-             RETURNING blob_key"
-        );
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
-            .bind(lease_until)
-            .bind(now)
-            .bind(limit)
-            .fetch_all(pool)
-            .await)?)
-    }
-
-    /// Blobs whose removal is due and not leased by a collector.
-    pub async fn due_garbage(&self, now: i64) -> Result<i64> {
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(
-            "SELECT COUNT(*) FROM blob_garbage WHERE not_before <= $1"
-        )
-        .bind(now)
-        .fetch_one(pool)
-        .await)?)
-    }
-
-    /// Takes removed blobs off the garbage list.
-    pub async fn forget_garbage(&self, keys: &[String]) -> Result<()> {
-        if keys.is_empty() {
-            return Ok(());
-        }
-        // One statement for a collector's batch (one write turn, not one each).
-        let sql = format!(
-            "DELETE FROM blob_garbage WHERE blob_key IN {}",
-            super::placeholders(1, keys.len())
-        );
-        let _turn = self.write_turn().await;
-        with_pool!(self, |pool| {
-            let mut query = sqlx::query(&sql);
-            for key in keys {
-                query = query.bind(key);
-            }
-            query.execute(pool).await.map(|_| ())
-        })?;
-        Ok(())
     }
 
     /// Whether days are queued, running, or due for a retry: 1 if any, else 0.

@@ -211,6 +211,12 @@ async fn exporting_a_day_again_replaces_it_and_moves_it_last() {
     let mut first = days(&list);
     first.sort();
     assert_eq!(first, ["2024-06-01", "2024-06-02", "2024-06-03"]);
+    let key = || {
+        app.exports
+            .db()
+            .find_day(&a.sid, "Messages", "2024-06-01", 0)
+    };
+    let replaced = key().await.unwrap().unwrap().blob_key;
 
     app.seed(&a, ResourceType::Messages, "2024-06-01", "2024-06-01", 10)
         .await;
@@ -227,6 +233,18 @@ async fn exporting_a_day_again_replaces_it_and_moves_it_last() {
             .count(),
         10
     );
+
+    // A day later (past the download links of the replaced file and the
+    // grace of unpublished ones): the replaced file is removed, the
+    // published one stays.
+    let published = key().await.unwrap().unwrap().blob_key;
+    assert_ne!(published, replaced);
+    app.clock
+        .set(app.clock.now() + chrono::Duration::hours(25))
+        .unwrap();
+    app.drain().await;
+    assert!(app.exports.blobs().head(&replaced).await.is_err());
+    assert!(app.exports.blobs().head(&published).await.is_ok());
 
     let (_, p1) = app.get(&a, "/v1/Exports/Messages/Days?PageSize=2").await;
     let next = p1["meta"]["next_page_url"].as_str().unwrap().to_string();
