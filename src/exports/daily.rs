@@ -41,7 +41,11 @@ impl Exports {
         // second, so a scan that found nothing is not repeated until the
         // due day or a configuration changes (10,000 tenants: 77 ms a scan).
         let config_changes = self.db().config_changes();
-        let quiet = *self.inner.daily_scan.lock().expect("never poisoned");
+        // Held through the scan: this process's scans take turns. A drain's
+        // scan and the periodic one used to run side by side after a
+        // midnight, and the second stored every daily job again (each insert
+        // a conflict: 40,000 wasted statements for 40,000 daily days).
+        let mut quiet = self.inner.daily_scan.lock().await;
         if quiet.is_some_and(|q| {
             q.last == last && q.config_changes == config_changes && q.at.elapsed() < QUIET_RESCAN
         }) {
@@ -72,7 +76,7 @@ impl Exports {
             }
         }
         queued += self.queue_daily_jobs(&mut batch).await?;
-        *self.inner.daily_scan.lock().expect("never poisoned") = (queued == 0).then(|| QuietScan {
+        *quiet = (queued == 0).then(|| QuietScan {
             last,
             config_changes,
             at: std::time::Instant::now(),

@@ -164,8 +164,9 @@ struct Inner {
     webhooks: crate::notify::WebhookSender,
     emails: crate::notify::EmailSender,
     auth_cache: accounts::AuthCache,
-    /// The last daily scan that found nothing to queue (`daily`).
-    daily_scan: std::sync::Mutex<Option<daily::QuietScan>>,
+    /// The last daily scan that found nothing to queue (`daily`), locked
+    /// for the length of a scan.
+    daily_scan: tokio::sync::Mutex<Option<daily::QuietScan>>,
 }
 
 impl Exports {
