@@ -92,25 +92,27 @@ impl Db {
         let _turn = self.write_turn().await;
         with_pool!(self, |pool| {
             let mut tx = pool.begin().await?;
-            let mut first = Vec::with_capacity(jobs.len());
-            for job in jobs {
-                let claimed = sqlx::query(
-                    "INSERT INTO daily_exports (account_sid, resource_type, day, job_sid, created_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (account_sid, resource_type, day) DO NOTHING",
-                )
-                .bind(&job.account_sid)
-                .bind(&job.resource_type)
-                .bind(&job.start_day)
-                .bind(&job.sid)
-                .bind(job.created_at)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if claimed {
-                    first.push(job);
+            // One statement a chunk, not one a job: each is a round trip on
+            // PostgreSQL, 40,000 of them after a midnight of 10,000 tenants.
+            let mut claimed = std::collections::HashSet::with_capacity(jobs.len());
+            for chunk in jobs.chunks(JOB_ROWS) {
+                let sql = format!(
+                    "INSERT INTO daily_exports (account_sid, resource_type, day, job_sid, created_at) VALUES {} \
+                     ON CONFLICT (account_sid, resource_type, day) DO NOTHING RETURNING job_sid",
+                    placeholders(chunk.len(), 5)
+                );
+                let mut query = sqlx::query_scalar::<_, String>(&sql);
+                for job in chunk {
+                    query = query
+                        .bind(&job.account_sid)
+                        .bind(&job.resource_type)
+                        .bind(&job.start_day)
+                        .bind(&job.sid)
+                        .bind(job.created_at);
                 }
+                claimed.extend(query.fetch_all(&mut *tx).await?);
             }
+            let first: Vec<&NewJob> = jobs.iter().filter(|j| claimed.contains(&j.sid)).collect();
             store_jobs!(tx, &first);
             tx.commit().await?;
             Ok(first.len())

@@ -202,3 +202,32 @@ async fn a_change_after_a_quiet_scan_is_scheduled_at_once() {
     let (_, list) = app.get(&b, "/v1/Exports/Messages/Days").await;
     assert_eq!(listed_days(&list), ["2024-06-10"]);
 }
+
+#[tokio::test]
+async fn a_daily_day_another_scan_queued_is_not_queued_again() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    let job = |day: &str| bulkexport::db::NewJob {
+        sid: bulkexport::domain::SidKind::Job.generate(),
+        account_sid: a.sid.clone(),
+        resource_type: "Messages".into(),
+        friendly_name: format!("Daily export {day}"),
+        start_day: day.into(),
+        end_day: day.into(),
+        webhook_url: None,
+        webhook_method: None,
+        email: None,
+        created_at: app.clock.now_ms(),
+        days: vec![day.into()],
+        kind: bulkexport::db::JobKind::Daily,
+        request_id: None,
+    };
+    let db = app.exports.db();
+    assert_eq!(db.insert_daily_jobs(&[job("2024-06-01")]).await.unwrap(), 1);
+    // A second scan (another process's) with the same day and a new one.
+    let again = [job("2024-06-01"), job("2024-06-02")];
+    assert_eq!(db.insert_daily_jobs(&again).await.unwrap(), 1);
+    app.drain().await;
+    let (_, list) = app.get(&a, "/v1/Exports/Messages/Days").await;
+    assert_eq!(listed_days(&list), ["2024-06-01", "2024-06-02"]);
+}
