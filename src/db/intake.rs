@@ -1,6 +1,7 @@
 //! Storing new jobs: group commit. Concurrent job creations of this process
 //! queue to one task, which stores all that are waiting in one transaction
-//! (quota counters read and written once per family, the `job_seq` counter
+//! (their accounts and initiation-email recipients read in one statement,
+//! quota counters read and written once per family, the `job_seq` counter
 //! taken once, jobs and days inserted with multi-row statements). A
 //! transaction per job cost six round trips under SQLite's single write lock
 //! (PostgreSQL: a commit's WAL flush) each; sixteen clients creating jobs at
@@ -12,6 +13,8 @@ use std::sync::OnceLock;
 use tokio::sync::{mpsc, oneshot};
 
 use super::jobs::{counter, Admission, NewJob, RECENT_DAY_MS};
+use super::users::{group_recipients, recipients_sql, RecipientRow, Recipients};
+use super::UserRow;
 use super::{placeholders, with_pool, Db, Pool, Result};
 use crate::domain::DayStatus;
 
@@ -22,13 +25,22 @@ const BATCH: usize = 200;
 const JOB_ROWS: usize = 200;
 const DAY_ROWS: usize = 1000;
 
-/// What a stored job answers: where it stands, or the days its family had
-/// already requested today when the quota refused it.
-type Stored = std::result::Result<Placed, i64>;
+/// What a stored job answers: where it stands, or why it was refused.
+type Stored = std::result::Result<Placed, Refused>;
+
+/// Why a job subject to the quota was not stored.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Refused {
+    /// Its account does not exist.
+    NoAccount,
+    /// Its family (`root_sid`: the parent account, or the account itself)
+    /// had already requested `used` days today.
+    Quota { root_sid: String, used: i64 },
+}
 
 /// A new job's place in the queue order, read in the transaction that
 /// stored it (as `Db::queue_place` would read it right after).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Placed {
     pub seq: i64,
     /// Its position among unfinished jobs, from 1.
@@ -37,6 +49,10 @@ pub struct Placed {
     pub open_days_ahead: i64,
     /// `Db::recent_day_duration_ms`, read in the same transaction.
     pub recent_day_ms: Option<f64>,
+    /// A job subject to the quota: the owners and admins of its account and
+    /// of the parent who want job-initiation emails, read in the same
+    /// transaction (else none).
+    pub recipients: Vec<UserRow>,
 }
 
 struct Pending {
@@ -256,15 +272,39 @@ impl Store {
     async fn store(&self, items: &[(&NewJob, &Admission)]) -> Result<Vec<Stored>> {
         let _turn = super::write_turn(&self.pool, &self.write_gate).await;
         with_pool!(self, |pool| {
+            // The accounts of the jobs under the quota, each with its parent
+            // (whose family's quota applies) and the recipients of its
+            // job-initiation emails: one statement for the batch, before
+            // the transaction (on SQLite a transaction that reads first
+            // cannot always become a writer).
+            let sids: std::collections::BTreeSet<&str> = items
+                .iter()
+                .filter(|(_, admission)| matches!(admission, Admission::Quota(_)))
+                .map(|(job, _)| job.account_sid.as_str())
+                .collect();
+            let accounts: std::collections::HashMap<String, Recipients> = if sids.is_empty() {
+                Default::default()
+            } else {
+                let sql = recipients_sql(sids.len());
+                let mut query = sqlx::query_as::<_, RecipientRow>(&sql);
+                for sid in &sids {
+                    query = query.bind(*sid);
+                }
+                group_recipients(query.fetch_all(pool).await?)
+            };
             let mut tx = pool.begin().await?;
+            let root_of = |job: &NewJob| -> Option<String> {
+                let (parent, _) = accounts.get(&job.account_sid)?;
+                Some(parent.clone().unwrap_or_else(|| job.account_sid.clone()))
+            };
             // Each family's counter of the UTC day, read (and on PostgreSQL
             // row-locked: other nodes' creations of the family wait) in
             // SID order, so that two nodes' batches never wait on each
             // other crosswise; the jobs are then admitted in order against it.
-            let mut families: BTreeMap<(&str, i64), (i64, i64)> = BTreeMap::new();
-            for (_, admission) in items {
-                if let Admission::Quota(q) = admission {
-                    families.insert((q.root_sid.as_str(), q.day_start), (0, 0));
+            let mut families: BTreeMap<(String, i64), (i64, i64)> = BTreeMap::new();
+            for (job, admission) in items {
+                if let (Admission::Quota(q), Some(root)) = (admission, root_of(job)) {
+                    families.insert((root, q.day_start), (0, 0));
                 }
             }
             for ((root, day_start), (before, _)) in families.iter_mut() {
@@ -272,7 +312,7 @@ impl Store {
                     "INSERT INTO quota_usage (root_sid, day_start, days) VALUES ($1, $2, 0) \
                      ON CONFLICT (root_sid, day_start) DO UPDATE SET days = quota_usage.days RETURNING days",
                 )
-                .bind(*root)
+                .bind(root.as_str())
                 .bind(*day_start)
                 .fetch_one(&mut *tx)
                 .await?;
@@ -281,18 +321,22 @@ impl Store {
             let mut admitted = Vec::with_capacity(items.len());
             for (job, admission) in items {
                 if let Admission::Quota(q) = admission {
+                    let Some(root_sid) = root_of(job) else {
+                        stored.push(Err(Refused::NoAccount));
+                        continue;
+                    };
                     let (before, added) = families
-                        .get_mut(&(q.root_sid.as_str(), q.day_start))
+                        .get_mut(&(root_sid.clone(), q.day_start))
                         .expect("every family was read");
                     let used = *before + *added;
                     let requested = job.days.len() as i64;
                     if q.limit > 0 && used + requested > q.limit {
-                        stored.push(Err(used));
+                        stored.push(Err(Refused::Quota { root_sid, used }));
                         continue;
                     }
                     *added += requested;
                 }
-                stored.push(Ok(admitted.len() as i64));
+                stored.push(Ok(admitted.len()));
                 admitted.push(*job);
             }
             for ((root, day_start), (before, added)) in &families {
@@ -300,7 +344,7 @@ impl Store {
                     sqlx::query(
                         "UPDATE quota_usage SET days = $3 WHERE root_sid = $1 AND day_start = $2",
                     )
-                    .bind(*root)
+                    .bind(root.as_str())
                     .bind(*day_start)
                     .bind(before + added)
                     .execute(&mut *tx)
@@ -332,13 +376,17 @@ impl Store {
                         position: jobs_before + i as i64 + 1,
                         open_days_ahead: days_ahead,
                         recent_day_ms,
+                        recipients: accounts
+                            .get(&job.account_sid)
+                            .map(|(_, users)| users.clone())
+                            .unwrap_or_default(),
                     }
                 })
                 .collect();
             // Each admitted job's index among the admitted, as its place.
             Ok(stored
                 .into_iter()
-                .map(|s| s.map(|index| placed[index as usize]))
+                .map(|s| s.map(|index| placed[index].clone()))
                 .collect())
         })
     }

@@ -63,11 +63,10 @@ pub enum Admission {
     Always,
 }
 
-/// The requested-days quota of one account family for one UTC day.
+/// The requested-days quota of an account family (the parent account and
+/// its subaccounts) for one UTC day.
 #[derive(Debug, Clone)]
 pub struct DayQuota {
-    /// The parent account (or the account itself when it has none).
-    pub root_sid: String,
     /// Days a family may request per UTC day; 0 for no limit.
     pub limit: i64,
     /// The UTC day, as [start, end) in milliseconds.

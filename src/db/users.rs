@@ -13,6 +13,61 @@ pub struct UserRow {
 
 const USER_COLUMNS: &str = "account_sid, email, role, initiation_emails, created_at";
 
+/// Accounts (`$1`…, as many as `n`) with the owners and admins, of each and
+/// of its parent, who still want job-initiation emails (its own first, then
+/// by email): what a batch of job creations reads, in one statement
+/// (`db::intake`).
+pub(super) fn recipients_sql(n: usize) -> String {
+    format!(
+        "SELECT a.sid, a.parent_sid, u.account_sid AS user_account_sid, u.email AS user_email, \
+         u.role AS user_role, u.created_at AS user_created_at FROM accounts a LEFT JOIN users u \
+         ON u.account_sid IN (a.sid, a.parent_sid) AND u.role IN ('owner', 'admin') AND u.initiation_emails \
+         WHERE a.sid IN {} ORDER BY a.sid, u.account_sid = a.sid DESC, u.email",
+        super::placeholders(1, n)
+    )
+}
+
+/// A row of `recipients_sql`.
+#[derive(sqlx::FromRow)]
+pub(super) struct RecipientRow {
+    sid: String,
+    parent_sid: Option<String>,
+    user_account_sid: Option<String>,
+    user_email: Option<String>,
+    user_role: Option<String>,
+    user_created_at: Option<i64>,
+}
+
+/// An account's parent and its initiation-email recipients.
+pub(super) type Recipients = (Option<String>, Vec<UserRow>);
+
+/// The rows of `recipients_sql` by account.
+pub(super) fn group_recipients(
+    rows: Vec<RecipientRow>,
+) -> std::collections::HashMap<String, Recipients> {
+    let mut accounts = std::collections::HashMap::<String, Recipients>::new();
+    for r in rows {
+        let (_, users) = accounts
+            .entry(r.sid)
+            .or_insert_with(|| (r.parent_sid, Vec::new()));
+        if let (Some(account_sid), Some(email), Some(role), Some(created_at)) = (
+            r.user_account_sid,
+            r.user_email,
+            r.user_role,
+            r.user_created_at,
+        ) {
+            users.push(UserRow {
+                account_sid,
+                email,
+                role,
+                initiation_emails: true,
+                created_at,
+            });
+        }
+    }
+    accounts
+}
+
 impl Db {
     /// Adds a user, or changes the role of an existing one.
     pub async fn upsert_user(
@@ -55,49 +110,6 @@ impl Db {
         .await
         .map(|r| r.rows_affected()))?;
         Ok(n == 1)
-    }
-
-    /// An account with the owners and admins, of it and of its parent, who
-    /// still want job-initiation emails (its own first, then by email): what
-    /// creating a job reads, in one statement.
-    pub async fn account_with_recipients(
-        &self,
-        sid: &str,
-    ) -> Result<Option<(super::Account, Vec<UserRow>)>> {
-        #[derive(sqlx::FromRow)]
-        struct Joined {
-            #[sqlx(flatten)]
-            account: super::Account,
-            user_account_sid: Option<String>,
-            user_email: Option<String>,
-            user_role: Option<String>,
-            user_created_at: Option<i64>,
-        }
-        let sql = "SELECT a.sid, a.friendly_name, a.auth_token, a.parent_sid, a.created_at, a.editions, \
-                   u.account_sid AS user_account_sid, u.email AS user_email, u.role AS user_role, \
-                   u.created_at AS user_created_at FROM accounts a LEFT JOIN users u \
-                   ON u.account_sid IN (a.sid, a.parent_sid) AND u.role IN ('owner', 'admin') AND u.initiation_emails \
-                   WHERE a.sid = $1 ORDER BY u.account_sid = a.sid DESC, u.email";
-        let rows: Vec<Joined> = with_pool!(self, |pool| sqlx::query_as(sql)
-            .bind(sid)
-            .fetch_all(pool)
-            .await)?;
-        let Some(account) = rows.first().map(|r| r.account.clone()) else {
-            return Ok(None);
-        };
-        let users = rows
-            .into_iter()
-            .filter_map(|r| {
-                Some(UserRow {
-                    account_sid: r.user_account_sid?,
-                    email: r.user_email?,
-                    role: r.user_role?,
-                    initiation_emails: true,
-                    created_at: r.user_created_at?,
-                })
-            })
-            .collect();
-        Ok(Some((account, users)))
     }
 
     /// Stops job-initiation emails to a user. False when there is no such user.

@@ -116,11 +116,9 @@ impl Exports {
     /// The family's requested days in the current UTC day, and its allowance.
     pub async fn quota_status(&self, account_sid: &str) -> Result<QuotaStatus> {
         let account = self.require_account(account_sid).await?;
-        let quota = self.day_quota(&account);
-        let used = self
-            .db()
-            .quota_used(&quota.root_sid, quota.day_start)
-            .await?;
+        let quota = self.day_quota();
+        let root_sid = account.parent_sid.as_deref().unwrap_or(&account.sid);
+        let used = self.db().quota_used(root_sid, quota.day_start).await?;
         let resets_at = chrono::DateTime::from_timestamp_millis(quota.day_end)
             .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
             .unwrap_or_default();

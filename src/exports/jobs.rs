@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use super::links::{Page, PageRequest};
 use super::notifications::Cause;
 use super::{Error, Exports, Result};
-use crate::db::{Account, Admission, DayQuota, JobKind, JobRow, NewJob, UserRow};
+use crate::db::{Admission, DayQuota, JobKind, JobRow, NewJob, Refused, UserRow};
 use crate::domain::{
     Day, DayStatus, EmailAddress, ResourceType, SidKind, WebhookMethod, WebhookUrl,
 };
@@ -199,19 +199,21 @@ impl Exports {
             kind: JobKind::Custom,
             request_id: crate::telemetry::request_id(),
         };
-        let (account, recipients) = self
-            .db()
-            .account_with_recipients(account_sid)
-            .await?
-            .ok_or_else(|| Error::Invalid(format!("account {account_sid} does not exist")))?;
-        let quota = self.day_quota(&account);
+        // The account and its initiation-email recipients are read by the
+        // transaction that stores the job, with the rest of its batch.
+        let quota = self.day_quota();
         let placed = match self
             .db()
             .insert_job(&job, &Admission::Quota(quota.clone()))
             .await?
         {
             Ok(placed) => placed,
-            Err(used) => {
+            Err(Refused::NoAccount) => {
+                return Err(Error::Invalid(format!(
+                    "account {account_sid} does not exist"
+                )))
+            }
+            Err(Refused::Quota { root_sid, used }) => {
                 self.metrics().quota_rejection();
                 let left = (quota.limit - used).max(0);
                 let resets = chrono::DateTime::from_timestamp_millis(quota.day_end)
@@ -224,14 +226,15 @@ impl Exports {
                          {} and its subaccounts; the allowance resets at {resets}",
                         job.days.len(),
                         quota.limit,
-                        quota.root_sid
+                        root_sid
                     ),
                     wait,
                 ));
             }
         };
         self.inner.work_submitted.notify_waiters();
-        self.announce_job_start(&job, &recipients, origin).await?;
+        self.announce_job_start(&job, &placed.recipients, origin)
+            .await?;
         // The view of the job as stored (every day Submitted), without
         // reading it back.
         let details = group_details(
@@ -317,17 +320,14 @@ impl Exports {
 
     /// The quota of the account's family (its parent and the parent's
     /// subaccounts) for the current UTC day of the service clock.
-    pub(super) fn day_quota(&self, account: &Account) -> DayQuota {
+    /// Today's requested-days allowance of an account family.
+    pub(super) fn day_quota(&self) -> DayQuota {
         let today = self.clock().today().date();
         let start = today
             .and_time(chrono::NaiveTime::MIN)
             .and_utc()
             .timestamp_millis();
         DayQuota {
-            root_sid: account
-                .parent_sid
-                .clone()
-                .unwrap_or_else(|| account.sid.clone()),
             limit: self.inner.engine.requested_days_per_day,
             day_start: start,
             day_end: start + 86_400_000,
