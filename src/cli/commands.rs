@@ -66,7 +66,7 @@ pub(super) async fn worker(settings: &Settings, clock: Clock) -> anyhow::Result<
     );
     tracing::info!(
         workers = count,
-        database = exports.db().dialect(),
+        database = exports.db().kind(),
         "bulkexport workers running"
     );
     app::run_workers(&exports, count, app::shutdown_on_signals()).await;

@@ -283,14 +283,6 @@ impl Db {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// "sqlite" or "postgres".
-    pub fn dialect(&self) -> &'static str {
-        match self.pool {
-            Pool::Sqlite(_) => "sqlite",
-            Pool::Postgres(_) => "postgres",
-        }
-    }
-
     /// `sqlite` or `postgres`.
     pub fn kind(&self) -> &'static str {
         match self.pool {
