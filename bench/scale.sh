@@ -83,6 +83,9 @@ for n in "${SIZES[@]}"; do
   finished=$((n - queued - have)); [ "$finished" -lt 0 ] && finished=0
   echo "filling to $n jobs: $finished finished, then $queued queued ..."
   serve 2
+  # The jobs left queued at the size before, and those its creations added,
+  # finish first: at each size only the 500 new ones are queued.
+  drain
   # In chunks, each drained before the next: the queue stays short while
   # the tables fill, as it does in service.
   while [ "$finished" -gt 0 ]; do
