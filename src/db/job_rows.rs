@@ -38,10 +38,32 @@ pub struct JobDayRow {
     pub status: DayStatus,
 }
 
-/// A job and one of its days (none for a job without days), as a join reads them.
+/// An unfinished job's place in the queue, read with the job.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct QueuePlace {
+    /// Its position among unfinished jobs, from 1.
+    pub position: i64,
+    /// The open job days at or before it, its own included.
+    pub open_days_ahead: i64,
+    /// `Db::recent_day_duration_ms`, read by the same statement.
+    pub recent_day_ms: Option<f64>,
+}
+
+/// A job as its view needs it: the row, its days in day order, and its
+/// place in the queue (None once it finished).
+#[derive(Debug, Clone)]
+pub struct ReadJob {
+    pub row: JobRow,
+    pub days: Vec<JobDayRow>,
+    pub place: Option<QueuePlace>,
+}
+
+/// A job and one of its days (none for a job without days), as a join
+/// reads them, with the job's place in the queue.
 pub(super) struct JobWithDay {
     job: JobRow,
     day: Option<(Day, DayStatus)>,
+    place: Option<QueuePlace>,
 }
 
 /// The columns a `JobRow` is decoded from, in this order.
@@ -113,16 +135,30 @@ where
     usize: ColumnIndex<R>,
     &'r str: Decode<'r, R::Database> + Type<R::Database>,
     i64: Decode<'r, R::Database> + Type<R::Database>,
+    f64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    /// `JOB_COLUMNS`, then the day and its status (both NULL for no day).
+    /// `JOB_COLUMNS`, then the day and its status (both NULL for no day),
+    /// then the queue position, the open days ahead and the recent pace
+    /// (`PLACE_COLUMNS`; the first two NULL for a finished job).
     fn from_row(row: &'r R) -> sqlx::Result<Self> {
         let day = match row.try_get_unchecked::<Option<&str>, _>(15)? {
             Some(_) => Some((parsed(row, 15)?, parsed(row, 16)?)),
             None => None,
         };
+        let position: Option<i64> = row.try_get_unchecked(17)?;
+        let ahead: Option<i64> = row.try_get_unchecked(18)?;
+        let place = match (position, ahead) {
+            (Some(position), Some(open_days_ahead)) => Some(QueuePlace {
+                position,
+                open_days_ahead,
+                recent_day_ms: row.try_get_unchecked(19)?,
+            }),
+            _ => None,
+        };
         Ok(JobWithDay {
             job: JobRow::from_row(row)?,
             day,
+            place,
         })
     }
 }
@@ -145,15 +181,19 @@ where
 
 /// Jobs joined with their days (rows of one job adjacent), as each job
 /// with its days, in the order read.
-pub(super) fn group_job_rows(rows: Vec<JobWithDay>) -> Vec<(JobRow, Vec<JobDayRow>)> {
-    let mut jobs: Vec<(JobRow, Vec<JobDayRow>)> = Vec::new();
-    for JobWithDay { job, day } in rows {
-        if jobs.last().is_none_or(|(last, _)| last.sid != job.sid) {
-            jobs.push((job, Vec::new()));
+pub(super) fn group_job_rows(rows: Vec<JobWithDay>) -> Vec<ReadJob> {
+    let mut jobs: Vec<ReadJob> = Vec::new();
+    for JobWithDay { job, day, place } in rows {
+        if jobs.last().is_none_or(|last| last.row.sid != job.sid) {
+            jobs.push(ReadJob {
+                row: job,
+                days: Vec::new(),
+                place,
+            });
         }
-        if let (Some((day, status)), Some((job, days))) = (day, jobs.last_mut()) {
-            days.push(JobDayRow {
-                job_sid: job.sid.clone(),
+        if let (Some((day, status)), Some(read)) = (day, jobs.last_mut()) {
+            read.days.push(JobDayRow {
+                job_sid: read.row.sid.clone(),
                 day,
                 status,
             });

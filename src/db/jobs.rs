@@ -3,7 +3,7 @@
 use std::sync::LazyLock;
 
 use super::job_rows::{group_job_rows, JobWithDay, JOB_COLUMNS, JOB_COLUMNS_OF_J};
-pub use super::job_rows::{JobDayRow, JobRow};
+pub use super::job_rows::{JobDayRow, JobRow, QueuePlace, ReadJob};
 use super::{with_pool, Db, Result};
 use crate::domain::DayStatus;
 
@@ -127,8 +127,42 @@ static OLDEST_OPEN_JOB: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The mean duration of recent days (see `Db::recent_day_duration_ms`), as
-/// a scalar expression.
+/// The jobs of `jobs` (as `j0`) that match `filter`, in seq `order`, at
+/// most `limit`, joined with their days: `JOB_COLUMNS`, the day and its
+/// status, then the job's place in the queue (`JobWithDay`). The place of an
+/// unfinished job is the queue counters' totals (`COUNT_UP`) less what is
+/// queued after it, counted in the unfinished part of `jobs_unfinished` and
+/// `job_days_queue` from the job on: the jobs a client polls are mostly the
+/// newest, and the entries jobs that finished leave behind until a vacuum
+/// lie before them. The jobs are limited before the join, so the place is
+/// computed once a job (never for a finished one), and the counters and the
+/// recent pace, uncorrelated, once a statement.
+fn read_jobs_sql(filter: &str, order: &str, limit: &str) -> String {
+    let unfinished = "CASE WHEN j0.finished_at IS NULL THEN";
+    format!(
+        "SELECT {}, d.day AS job_day, d.status AS job_day_status, \
+         j.queue_position, j.open_days_ahead, j.recent_day_ms FROM \
+         (SELECT {JOB_COLUMNS}, \
+         {unfinished} {} - {} - (SELECT COUNT(*) FROM jobs later WHERE later.finished_at IS NULL AND later.seq > j0.seq) END \
+         AS queue_position, \
+         {unfinished} {} - {} - (SELECT COUNT(*) FROM job_days WHERE status IN {} AND job_seq > j0.seq) END \
+         AS open_days_ahead, \
+         {unfinished} ({}) END AS recent_day_ms \
+         FROM jobs j0 WHERE {filter} ORDER BY seq {order} LIMIT {limit}) AS j \
+         LEFT JOIN job_days d ON d.job_sid = j.sid ORDER BY j.seq {order}, d.day",
+        *JOB_COLUMNS_OF_J,
+        counter("job_seq"),
+        counter("jobs_finished"),
+        counter("job_days_stored"),
+        counter("job_days_closed"),
+        *OPEN_STATUSES,
+        *RECENT_DAY_MS
+    )
+}
+
+/// Mean milliseconds one day took, over the completed ones among the 100
+/// most recently finished days, as a scalar expression: read backwards
+/// along `job_days_finished`, never through every completed day.
 pub(super) static RECENT_DAY_MS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT AVG(CAST(finished_at - started_at AS DOUBLE PRECISION)) FROM (SELECT finished_at, started_at, status \
@@ -159,22 +193,21 @@ pub(super) fn counter(name: &str) -> String {
 pub(super) const COUNT_UP: &str = "UPDATE service_counters SET value = value + $2 WHERE name = $1";
 
 impl Db {
-    /// A custom job with its days (in day order) in one statement: FetchJob is
-    /// the most frequent call, and on SQLite each statement is a round trip to
-    /// the driver's worker thread.
+    /// A custom job with its days (in day order) and its place in the queue,
+    /// in one statement: FetchJob is the most frequent call, and each
+    /// statement is a round trip (to PostgreSQL, or to SQLite's worker thread).
     pub async fn find_job_with_days(
         &self,
         account_sid: &str,
         sid: &str,
         finished_since: i64,
-    ) -> Result<Option<(JobRow, Vec<JobDayRow>)>> {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT {}, d.day AS job_day, d.status AS job_day_status FROM jobs j \
-                 LEFT JOIN job_days d ON d.job_sid = j.sid \
-                 WHERE j.sid = $1 AND j.account_sid = $2 AND j.kind = 'custom' \
-                 AND (j.finished_at IS NULL OR j.finished_at >= $3) ORDER BY d.day",
-                *JOB_COLUMNS_OF_J
+    ) -> Result<Option<ReadJob>> {
+        static SQL: LazyLock<String> = LazyLock::new(|| {
+            read_jobs_sql(
+                "sid = $1 AND account_sid = $2 AND kind = 'custom' \
+                 AND (finished_at IS NULL OR finished_at >= $3)",
+                "ASC",
+                "1",
             )
         });
         let rows: Vec<JobWithDay> = with_pool!(self, |pool| sqlx::query_as(SQL.as_str())
@@ -186,10 +219,9 @@ impl Db {
         Ok(group_job_rows(rows).pop())
     }
 
-    /// One page of an account's jobs of one resource type with their days
-    /// (in day order), in submission order: after `after` (ascending) or
-    /// before `before` (returned ascending). One statement: the page's jobs
-    /// joined with their days by SID.
+    /// One page of an account's jobs of one type with their days (in day
+    /// order) and places in the queue, in submission order: after `after`
+    /// (ascending) or before `before` (returned ascending). One statement.
     pub async fn list_jobs(
         &self,
         account_sid: &str,
@@ -198,19 +230,24 @@ impl Db {
         before: Option<i64>,
         limit: i64,
         finished_since: i64,
-    ) -> Result<Vec<(JobRow, Vec<JobDayRow>)>> {
-        let (cmp, order, pos) = match before {
-            Some(b) => ("<", "DESC", b),
-            None => (">", "ASC", after.unwrap_or(0)),
+    ) -> Result<Vec<ReadJob>> {
+        static SQL: LazyLock<[String; 2]> = LazyLock::new(|| {
+            [(">", "ASC"), ("<", "DESC")].map(|(cmp, order)| {
+                read_jobs_sql(
+                    &format!(
+                        "account_sid = $1 AND resource_type = $2 AND seq {cmp} $3 AND kind = 'custom' \
+                         AND (finished_at IS NULL OR finished_at >= $5)"
+                    ),
+                    order,
+                    "$4",
+                )
+            })
+        });
+        let (sql, pos) = match before {
+            Some(b) => (&SQL[1], b),
+            None => (&SQL[0], after.unwrap_or(0)),
         };
-        let sql = format!(
-            "SELECT {}, d.day AS job_day, d.status AS job_day_status FROM \
-             (SELECT {JOB_COLUMNS} FROM jobs WHERE account_sid = $1 AND resource_type = $2 AND seq {cmp} $3 \
-             AND kind = 'custom' AND (finished_at IS NULL OR finished_at >= $5) ORDER BY seq {order} LIMIT $4) AS j \
-             LEFT JOIN job_days d ON d.job_sid = j.sid ORDER BY j.seq {order}, d.day",
-            *JOB_COLUMNS_OF_J
-        );
-        let rows: Vec<JobWithDay> = with_pool!(self, |pool| sqlx::query_as(&sql)
+        let rows: Vec<JobWithDay> = with_pool!(self, |pool| sqlx::query_as(sql.as_str())
             .bind(account_sid)
             .bind(resource_type)
             .bind(pos)
@@ -248,32 +285,6 @@ impl Db {
             .await)?)
     }
 
-    /// An unfinished job's place in the queue: its position among unfinished
-    /// jobs (from 1) and the unfinished job days at or before it. None once
-    /// it finished. Both are the queue counters' totals (`COUNT_UP`) less
-    /// what is queued after the job, counted in the unfinished part of
-    /// `jobs_unfinished` and `job_days_queue` from the job on: the jobs a
-    /// client polls are mostly the newest, and the entries jobs that
-    /// finished leave behind until a vacuum lie before them.
-    pub async fn queue_place(&self, seq: i64) -> Result<Option<(i64, i64)>> {
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "SELECT {} - {} - (SELECT COUNT(*) FROM jobs WHERE finished_at IS NULL AND seq > $1), \
-                 {} - {} - (SELECT COUNT(*) FROM job_days WHERE status IN {} AND job_seq > $1) \
-                 FROM jobs WHERE seq = $1 AND finished_at IS NULL",
-                counter("job_seq"),
-                counter("jobs_finished"),
-                counter("job_days_stored"),
-                counter("job_days_closed"),
-                *OPEN_STATUSES
-            )
-        });
-        Ok(with_pool!(self, |pool| sqlx::query_as(SQL.as_str())
-            .bind(seq)
-            .fetch_optional(pool)
-            .await)?)
-    }
-
     /// The unfinished jobs and open job days, counted and as the queue
     /// counters have them (`COUNT_UP`): for checks that the two agree.
     pub async fn queue_tallies(&self) -> Result<[(i64, i64); 2]> {
@@ -293,17 +304,6 @@ impl Db {
                 .fetch_one(pool)
                 .await)?;
         Ok([(a, b), (c, d)])
-    }
-
-    /// Mean milliseconds one day took, over the completed ones among the
-    /// 100 most recently finished days: read backwards along
-    /// `job_days_finished`, never through every completed day.
-    pub async fn recent_day_duration_ms(&self) -> Result<Option<f64>> {
-        Ok(with_pool!(self, |pool| sqlx::query_scalar(
-            RECENT_DAY_MS.as_str()
-        )
-        .fetch_one(pool)
-        .await)?)
     }
 
     /// Marks a job deleted: queued days will never run, a running day is told

@@ -7,7 +7,9 @@ use chrono::{DateTime, Utc};
 use super::links::{Page, PageRequest};
 use super::notifications::Cause;
 use super::{Error, Exports, Result};
-use crate::db::{Admission, DayQuota, JobKind, JobRow, NewJob, Refused, UserRow};
+use crate::db::{
+    Admission, DayQuota, JobKind, JobRow, NewJob, QueuePlace, ReadJob, Refused, UserRow,
+};
 use crate::domain::{
     Day, DayStatus, EmailAddress, ResourceType, SidKind, WebhookMethod, WebhookUrl,
 };
@@ -163,11 +165,6 @@ fn not_found_job(sid: &str) -> Error {
     Error::NotFound(format!("/Exports/Jobs/{sid}"))
 }
 
-/// The mean duration of recently finished days, read at most once for one
-/// answer (a page of jobs shares it).
-#[derive(Default)]
-struct RecentPace(Option<Option<f64>>);
-
 impl Exports {
     pub async fn create_job(
         &self,
@@ -259,9 +256,12 @@ impl Exports {
             kind: JobKind::Custom,
             request_id: job.request_id,
         };
-        let place = Some((placed.position, placed.open_days_ahead));
-        let mut pace = RecentPace(Some(placed.recent_day_ms));
-        self.placed_job_view(row, details, place, &mut pace).await
+        let place = QueuePlace {
+            position: placed.position,
+            open_days_ahead: placed.open_days_ahead,
+            recent_day_ms: placed.recent_day_ms,
+        };
+        Ok(self.job_view(row, details, Some(place)))
     }
 
     /// Job-initiation emails to `recipients`: the owners and admins of the
@@ -338,44 +338,27 @@ impl Exports {
         if !SidKind::Job.matches(sid) {
             return Err(not_found_job(sid));
         }
-        let (row, days) = self
+        let ReadJob { row, days, place } = self
             .db()
             .find_job_with_days(account_sid, sid, self.jobs_visible_since())
             .await?
             .ok_or_else(|| not_found_job(sid))?;
         let details = group_details(days.iter().map(|d| (d.day, d.status)));
-        self.job_view(row, details, &mut RecentPace::default())
-            .await
+        Ok(self.job_view(row, details, place))
     }
 
-    async fn job_view(
+    /// The view of a job, with its place in the queue while unfinished.
+    fn job_view(
         &self,
         row: JobRow,
         details: Vec<StatusGroup>,
-        pace: &mut RecentPace,
-    ) -> Result<JobView> {
-        // A finished job has no open day, so no queue position: skip the query.
-        let place = match row.finished_at {
-            Some(_) => None,
-            None => self.db().queue_place(row.seq).await?,
-        };
-        self.placed_job_view(row, details, place, pace).await
-    }
-
-    /// The view of a job whose queue place (position, open days ahead) is known.
-    async fn placed_job_view(
-        &self,
-        row: JobRow,
-        details: Vec<StatusGroup>,
-        place: Option<(i64, i64)>,
-        pace: &mut RecentPace,
-    ) -> Result<JobView> {
+        place: Option<QueuePlace>,
+    ) -> JobView {
         let estimated_completion = match place {
             None => row.finished_at.and_then(DateTime::from_timestamp_millis),
-            Some((_, open_days_ahead)) => self.estimate_completion(open_days_ahead, pace).await?,
+            Some(place) => self.estimate_completion(place),
         };
-        let queue_position = place.map(|(position, _)| position);
-        Ok(JobView {
+        JobView {
             sid: row.sid,
             resource_type: row.resource_type,
             friendly_name: row.friendly_name,
@@ -385,32 +368,20 @@ impl Exports {
             webhook_method: row.webhook_method,
             email: row.email,
             details,
-            queue_position,
+            queue_position: place.map(|p| p.position),
             estimated_completion,
-        })
+        }
     }
 
     /// Now plus the days queued up to this job, spread over the workers, at
     /// the mean duration of recently finished days. None before any day finished.
-    async fn estimate_completion(
-        &self,
-        open_days_ahead: i64,
-        pace: &mut RecentPace,
-    ) -> Result<Option<DateTime<Utc>>> {
-        let per_day = match pace.0 {
-            Some(known) => known,
-            None => *pace.0.insert(self.db().recent_day_duration_ms().await?),
-        };
-        let Some(per_day_ms) = per_day else {
-            return Ok(None);
-        };
-        let ahead = open_days_ahead as f64;
+    fn estimate_completion(&self, place: QueuePlace) -> Option<DateTime<Utc>> {
+        let per_day_ms = place.recent_day_ms?;
+        let ahead = place.open_days_ahead as f64;
         let workers = self.inner.engine.workers.max(1) as f64;
         let waves = (ahead / workers).ceil().max(1.0);
         let ms = (waves * per_day_ms.max(1.0)).round() as i64;
-        Ok(Some(
-            self.clock().now() + chrono::Duration::milliseconds(ms),
-        ))
+        Some(self.clock().now() + chrono::Duration::milliseconds(ms))
     }
 
     pub async fn list_jobs(
@@ -435,13 +406,14 @@ impl Exports {
             items: rows,
             next,
             prev,
-        } = page.paginate(rows, |(job, _)| job.seq);
-        let mut pace = RecentPace::default();
-        let mut views = Vec::with_capacity(rows.len());
-        for (row, days) in rows {
-            let details = group_details(days.iter().map(|d| (d.day, d.status)));
-            views.push(self.job_view(row, details, &mut pace).await?);
-        }
+        } = page.paginate(rows, |read| read.row.seq);
+        let views = rows
+            .into_iter()
+            .map(|ReadJob { row, days, place }| {
+                let details = group_details(days.iter().map(|d| (d.day, d.status)));
+                self.job_view(row, details, place)
+            })
+            .collect();
         Ok(Page {
             items: views,
             next,

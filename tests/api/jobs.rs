@@ -226,6 +226,59 @@ async fn queue_positions_and_estimates_follow_the_queue() {
 }
 
 #[tokio::test]
+async fn a_page_of_jobs_shows_each_job_s_place_as_fetch_job_does() {
+    let clock = || bulkexport::clock::Clock::starting_at(crate::helpers::start_time());
+    let app = TestApp::spawn_in(crate::helpers::Place::new().await, 0, clock()).await;
+    let a = app.account().await;
+    let done = app
+        .create_job(&a, "Calls", "2024-06-01", "2024-06-01")
+        .await;
+    // One finished day gives the estimates their pace.
+    let app = TestApp::spawn_in(app.stop().await, 2, clock()).await;
+    app.drain().await;
+    let app = TestApp::spawn_in(app.stop().await, 0, clock()).await;
+    let other = app.account().await;
+    app.create_job(&other, "Calls", "2024-06-01", "2024-06-01")
+        .await;
+    let second = app
+        .create_job(&a, "Calls", "2024-06-01", "2024-06-01")
+        .await;
+    let third = app
+        .create_job(&a, "Calls", "2024-06-01", "2024-06-04")
+        .await;
+    let (status, page) = app.get(&a, "/v1/Exports/Calls/Jobs?PageSize=10").await;
+    assert_eq!(status, 200);
+    let listed = page["jobs"].as_array().unwrap();
+    let sids: Vec<&str> = listed
+        .iter()
+        .map(|j| j["job_sid"].as_str().unwrap())
+        .collect();
+    assert_eq!(sids, [done.as_str(), second.as_str(), third.as_str()]);
+    let positions: Vec<&Value> = listed.iter().map(|j| &j["job_queue_position"]).collect();
+    assert_eq!(
+        positions,
+        [&Value::Null, &Value::from("2"), &Value::from("3")]
+    );
+    let estimate = |job: &Value| {
+        let text = job["estimated_completion_time"]
+            .as_str()
+            .expect("an estimate");
+        chrono::DateTime::parse_from_rfc3339(text).unwrap()
+    };
+    assert!(
+        estimate(&listed[2]) > estimate(&listed[1]),
+        "three more days queued ahead of the third job: {page}"
+    );
+    for job in listed {
+        let sid = job["job_sid"].as_str().unwrap();
+        let (_, fetched) = app.get(&a, &format!("/v1/Exports/Jobs/{sid}")).await;
+        assert_eq!(fetched["job_queue_position"], job["job_queue_position"]);
+        assert_eq!(fetched["details"], job["details"]);
+        estimate(&fetched);
+    }
+}
+
+#[tokio::test]
 async fn jobs_page_forward_and_back() {
     let app = TestApp::spawn().await;
     let a = app.account().await;
