@@ -2,11 +2,6 @@ use std::io::Write;
 
 use clap::Parser;
 
-/// See docs/decisions.md: the service allocates many small, short-lived
-/// values per request, and glibc's allocator was a fifth of its CPU.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     // Everything the service creates is its owner's alone, whatever the umask.
