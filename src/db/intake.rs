@@ -39,7 +39,7 @@ pub enum Refused {
 }
 
 /// A new job's place in the queue order, read in the transaction that
-/// stored it (as `Db::queue_place` would read it right after).
+/// stored it (as `Db::find_job_with_days` would read it right after).
 #[derive(Debug, Clone)]
 pub struct Placed {
     pub seq: i64,
@@ -47,7 +47,8 @@ pub struct Placed {
     pub position: i64,
     /// The open job days at or before it, its own included.
     pub open_days_ahead: i64,
-    /// `Db::recent_day_duration_ms`, read in the same transaction.
+    /// The mean milliseconds of recent days (`jobs::RECENT_DAY_MS`), read in
+    /// the same transaction.
     pub recent_day_ms: Option<f64>,
     /// A job subject to the quota: the owners and admins of its account and
     /// of the parent who want job-initiation emails, read in the same

@@ -45,7 +45,8 @@ pub struct QueuePlace {
     pub position: i64,
     /// The open job days at or before it, its own included.
     pub open_days_ahead: i64,
-    /// `Db::recent_day_duration_ms`, read by the same statement.
+    /// The mean milliseconds of recent days (`jobs::RECENT_DAY_MS`), read
+    /// by the same statement; None before any day completed.
     pub recent_day_ms: Option<f64>,
 }
 
@@ -139,7 +140,7 @@ where
 {
     /// `JOB_COLUMNS`, then the day and its status (both NULL for no day),
     /// then the queue position, the open days ahead and the recent pace
-    /// (`PLACE_COLUMNS`; the first two NULL for a finished job).
+    /// (see `jobs::read_jobs_sql`; the first two NULL for a finished job).
     fn from_row(row: &'r R) -> sqlx::Result<Self> {
         let day = match row.try_get_unchecked::<Option<&str>, _>(15)? {
             Some(_) => Some((parsed(row, 15)?, parsed(row, 16)?)),
