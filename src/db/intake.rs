@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::jobs::{counter, Admission, NewJob, RECENT_DAY_MS};
+use super::jobs::{counter, Admission, NewJob, QueuePlace, RECENT_DAY_MS};
 use super::users::{group_recipients, recipients_sql, RecipientRow, Recipients};
 use super::UserRow;
 use super::{placeholders, with_pool, Db, Pool, Result};
@@ -43,13 +43,9 @@ pub enum Refused {
 #[derive(Debug, Clone)]
 pub struct Placed {
     pub seq: i64,
-    /// Its position among unfinished jobs, from 1.
-    pub position: i64,
-    /// The open job days at or before it, its own included.
-    pub open_days_ahead: i64,
-    /// The mean milliseconds of recent days (`jobs::RECENT_DAY_MS`), read in
+    /// Its place among the unfinished jobs, with the recent pace read in
     /// the same transaction.
-    pub recent_day_ms: Option<f64>,
+    pub place: QueuePlace,
     /// A job subject to the quota: the owners and admins of its account and
     /// of the parent who want job-initiation emails, read in the same
     /// transaction (else none).
@@ -374,9 +370,11 @@ impl Store {
                     days_ahead += job.days.len() as i64;
                     Placed {
                         seq: first + i as i64,
-                        position: jobs_before + i as i64 + 1,
-                        open_days_ahead: days_ahead,
-                        recent_day_ms,
+                        place: QueuePlace {
+                            position: jobs_before + i as i64 + 1,
+                            open_days_ahead: days_ahead,
+                            recent_day_ms,
+                        },
                         recipients: accounts
                             .get(&job.account_sid)
                             .map(|(_, users)| users.clone())

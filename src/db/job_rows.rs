@@ -1,8 +1,8 @@
 //! The rows of jobs and job days as read, decoded by position: a page of
-//! ListExportCustomJob decodes 50 jobs of 17 columns, and decoding each
-//! column by name (a lookup per column, a type check, an owned `String` per
-//! enum) cost a fifth of the service's time in that call. The columns are
-//! this module's own `JOB_COLUMNS`; a value of another type still fails to
+//! ListExportCustomJob decodes 50 jobs, and decoding each column by name (a
+//! lookup per column, a type check, an owned `String` per enum) cost a fifth
+//! of the service's time in that call. The columns are this module's own
+//! `JOB_COLUMNS` and `SHOWN_COLUMNS`; a value of another type still fails to
 //! decode.
 
 use std::sync::LazyLock;
@@ -50,31 +50,59 @@ pub struct QueuePlace {
     pub recent_day_ms: Option<f64>,
 }
 
-/// A job as its view needs it: the row, its days in day order, and its
-/// place in the queue (None once it finished).
+/// The columns of a job that its API view shows, and `seq` (the order of
+/// pages): all that FetchJob and ListExportCustomJob read of the job.
+#[derive(Debug, Clone)]
+pub struct ShownJob {
+    pub seq: i64,
+    pub sid: String,
+    pub resource_type: ResourceType,
+    pub friendly_name: String,
+    pub start_day: Day,
+    pub end_day: Day,
+    pub webhook_url: Option<String>,
+    pub webhook_method: Option<String>,
+    pub email: Option<String>,
+    pub finished_at: Option<i64>,
+}
+
+/// A job as its view needs it: the shown columns, its days and their
+/// statuses in day order, and its place in the queue (None once it finished).
 #[derive(Debug, Clone)]
 pub struct ReadJob {
-    pub row: JobRow,
-    pub days: Vec<JobDayRow>,
+    pub row: ShownJob,
+    pub days: Vec<(Day, DayStatus)>,
     pub place: Option<QueuePlace>,
 }
 
 /// A job and one of its days (none for a job without days), as a join
 /// reads them, with the job's place in the queue.
 pub(super) struct JobWithDay {
-    job: JobRow,
+    job: ShownJob,
     day: Option<(Day, DayStatus)>,
     place: Option<QueuePlace>,
 }
 
-/// The columns a `JobRow` is decoded from, in this order.
-pub(super) const JOB_COLUMNS: &str =
-    "seq, sid, account_sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
-     webhook_method, email, created_at, deleted_at, finished_at, kind, request_id";
+macro_rules! shown_columns {
+    () => {
+        "seq, sid, resource_type, friendly_name, start_day, end_day, webhook_url, \
+         webhook_method, email, finished_at"
+    };
+}
 
-/// `JOB_COLUMNS` of the relation `j`.
-pub(super) static JOB_COLUMNS_OF_J: LazyLock<String> = LazyLock::new(|| {
-    let columns: Vec<String> = JOB_COLUMNS
+/// The columns a `ShownJob` is decoded from, in this order.
+pub(super) const SHOWN_COLUMNS: &str = shown_columns!();
+
+/// The columns a `JobRow` is decoded from, in this order: `SHOWN_COLUMNS`
+/// first, then the rest.
+pub(super) const JOB_COLUMNS: &str = concat!(
+    shown_columns!(),
+    ", account_sid, created_at, deleted_at, kind, request_id"
+);
+
+/// `SHOWN_COLUMNS` of the relation `j`.
+pub(super) static SHOWN_COLUMNS_OF_J: LazyLock<String> = LazyLock::new(|| {
+    let columns: Vec<String> = SHOWN_COLUMNS
         .split(',')
         .map(|c| format!("j.{}", c.trim()))
         .collect();
@@ -105,27 +133,77 @@ where
     i64: Decode<'r, R::Database> + Type<R::Database>,
 {
     fn from_row(row: &'r R) -> sqlx::Result<Self> {
-        let text = |i: usize| row.try_get_unchecked::<&str, _>(i).map(str::to_owned);
-        let maybe = |i: usize| {
-            row.try_get_unchecked::<Option<&str>, _>(i)
-                .map(|s| s.map(str::to_owned))
-        };
+        let ShownJob {
+            seq,
+            sid,
+            resource_type,
+            friendly_name,
+            start_day,
+            end_day,
+            webhook_url,
+            webhook_method,
+            email,
+            finished_at,
+        } = ShownJob::from_row(row)?;
         Ok(JobRow {
-            seq: row.try_get_unchecked(0)?,
-            sid: text(1)?,
-            account_sid: text(2)?,
-            resource_type: parsed(row, 3)?,
-            friendly_name: text(4)?,
-            start_day: parsed(row, 5)?,
-            end_day: parsed(row, 6)?,
-            webhook_url: maybe(7)?,
-            webhook_method: maybe(8)?,
-            email: maybe(9)?,
-            created_at: row.try_get_unchecked(10)?,
-            deleted_at: row.try_get_unchecked(11)?,
-            finished_at: row.try_get_unchecked(12)?,
+            seq,
+            sid,
+            account_sid: text(row, 10)?,
+            resource_type,
+            friendly_name,
+            start_day,
+            end_day,
+            webhook_url,
+            webhook_method,
+            email,
+            created_at: row.try_get_unchecked(11)?,
+            deleted_at: row.try_get_unchecked(12)?,
+            finished_at,
             kind: parsed(row, 13)?,
-            request_id: maybe(14)?,
+            request_id: maybe_text(row, 14)?,
+        })
+    }
+}
+
+/// Column `i` as an owned string, and as an optional one.
+fn text<'r, R>(row: &'r R, i: usize) -> sqlx::Result<String>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get_unchecked::<&str, _>(i).map(str::to_owned)
+}
+
+fn maybe_text<'r, R>(row: &'r R, i: usize) -> sqlx::Result<Option<String>>
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+{
+    row.try_get_unchecked::<Option<&str>, _>(i)
+        .map(|s| s.map(str::to_owned))
+}
+
+impl<'r, R> FromRow<'r, R> for ShownJob
+where
+    R: Row,
+    usize: ColumnIndex<R>,
+    &'r str: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(row: &'r R) -> sqlx::Result<Self> {
+        Ok(ShownJob {
+            seq: row.try_get_unchecked(0)?,
+            sid: text(row, 1)?,
+            resource_type: parsed(row, 2)?,
+            friendly_name: text(row, 3)?,
+            start_day: parsed(row, 4)?,
+            end_day: parsed(row, 5)?,
+            webhook_url: maybe_text(row, 6)?,
+            webhook_method: maybe_text(row, 7)?,
+            email: maybe_text(row, 8)?,
+            finished_at: row.try_get_unchecked(9)?,
         })
     }
 }
@@ -138,26 +216,26 @@ where
     i64: Decode<'r, R::Database> + Type<R::Database>,
     f64: Decode<'r, R::Database> + Type<R::Database>,
 {
-    /// `JOB_COLUMNS`, then the day and its status (both NULL for no day),
+    /// `SHOWN_COLUMNS`, then the day and its status (both NULL for no day),
     /// then the queue position, the open days ahead and the recent pace
     /// (see `jobs::read_jobs_sql`; the first two NULL for a finished job).
     fn from_row(row: &'r R) -> sqlx::Result<Self> {
-        let day = match row.try_get_unchecked::<Option<&str>, _>(15)? {
-            Some(_) => Some((parsed(row, 15)?, parsed(row, 16)?)),
+        let day = match row.try_get_unchecked::<Option<&str>, _>(10)? {
+            Some(_) => Some((parsed(row, 10)?, parsed(row, 11)?)),
             None => None,
         };
-        let position: Option<i64> = row.try_get_unchecked(17)?;
-        let ahead: Option<i64> = row.try_get_unchecked(18)?;
+        let position: Option<i64> = row.try_get_unchecked(12)?;
+        let ahead: Option<i64> = row.try_get_unchecked(13)?;
         let place = match (position, ahead) {
             (Some(position), Some(open_days_ahead)) => Some(QueuePlace {
                 position,
                 open_days_ahead,
-                recent_day_ms: row.try_get_unchecked(19)?,
+                recent_day_ms: row.try_get_unchecked(14)?,
             }),
             _ => None,
         };
         Ok(JobWithDay {
-            job: JobRow::from_row(row)?,
+            job: ShownJob::from_row(row)?,
             day,
             place,
         })
@@ -192,12 +270,8 @@ pub(super) fn group_job_rows(rows: Vec<JobWithDay>) -> Vec<ReadJob> {
                 place,
             });
         }
-        if let (Some((day, status)), Some(read)) = (day, jobs.last_mut()) {
-            read.days.push(JobDayRow {
-                job_sid: read.row.sid.clone(),
-                day,
-                status,
-            });
+        if let (Some(day), Some(read)) = (day, jobs.last_mut()) {
+            read.days.push(day);
         }
     }
     jobs

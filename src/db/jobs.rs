@@ -2,8 +2,8 @@
 
 use std::sync::LazyLock;
 
-use super::job_rows::{group_job_rows, JobWithDay, JOB_COLUMNS, JOB_COLUMNS_OF_J};
-pub use super::job_rows::{JobDayRow, JobRow, QueuePlace, ReadJob};
+use super::job_rows::{group_job_rows, JobWithDay, JOB_COLUMNS, SHOWN_COLUMNS, SHOWN_COLUMNS_OF_J};
+pub use super::job_rows::{JobDayRow, JobRow, QueuePlace, ReadJob, ShownJob};
 use super::{with_pool, Db, Result};
 use crate::domain::DayStatus;
 
@@ -128,7 +128,7 @@ static OLDEST_OPEN_JOB: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// The jobs of `jobs` (as `j0`) that match `filter`, in seq `order`, at
-/// most `limit`, joined with their days: `JOB_COLUMNS`, the day and its
+/// most `limit`, joined with their days: `SHOWN_COLUMNS`, the day and its
 /// status, then the job's place in the queue (`JobWithDay`). The place of an
 /// unfinished job is the queue counters' totals (`COUNT_UP`) less what is
 /// queued after it, counted in the unfinished part of `jobs_unfinished` and
@@ -142,7 +142,7 @@ fn read_jobs_sql(filter: &str, order: &str, limit: &str) -> String {
     format!(
         "SELECT {}, d.day AS job_day, d.status AS job_day_status, \
          j.queue_position, j.open_days_ahead, j.recent_day_ms FROM \
-         (SELECT {JOB_COLUMNS}, \
+         (SELECT {SHOWN_COLUMNS}, \
          {unfinished} {} - {} - (SELECT COUNT(*) FROM jobs later WHERE later.finished_at IS NULL AND later.seq > j0.seq) END \
          AS queue_position, \
          {unfinished} {} - {} - (SELECT COUNT(*) FROM job_days WHERE status IN {} AND job_seq > j0.seq) END \
@@ -150,7 +150,7 @@ fn read_jobs_sql(filter: &str, order: &str, limit: &str) -> String {
          {unfinished} ({}) END AS recent_day_ms \
          FROM jobs j0 WHERE {filter} ORDER BY seq {order} LIMIT {limit}) AS j \
          LEFT JOIN job_days d ON d.job_sid = j.sid ORDER BY j.seq {order}, d.day",
-        *JOB_COLUMNS_OF_J,
+        *SHOWN_COLUMNS_OF_J,
         counter("job_seq"),
         counter("jobs_finished"),
         counter("job_days_stored"),

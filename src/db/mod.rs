@@ -35,7 +35,9 @@ pub use deletions::{CallRecord, DeletionRow, StaleDay};
 pub use deliveries::{AttemptRecord, AttemptRow, DeliveryFilter, DeliveryRow, NewDelivery};
 pub use faults::FaultRow;
 pub use intake::{Placed, Refused};
-pub use jobs::{Admission, DayQuota, JobDayRow, JobKind, JobRow, NewJob, QueuePlace, ReadJob};
+pub use jobs::{
+    Admission, DayQuota, JobDayRow, JobKind, JobRow, NewJob, QueuePlace, ReadJob, ShownJob,
+};
 pub use queue::{Claimed, Finish, Settled};
 pub use records::scan_day_sqlite;
 pub use records::{RecordWriter, StoreOutcome};

@@ -181,9 +181,37 @@ impl FromStr for Day {
 
 impl fmt::Display for Day {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // NaiveDate's own Display is `%Y-%m-%d` written directly; `format`
-        // would re-parse the pattern on every call (once per stored record).
-        write!(f, "{}", self.0)
+        // `yyyy-mm-dd` from the numbers in one write: NaiveDate's own Display
+        // writes a character at a time, and `format` would re-parse its
+        // pattern on every call (once per stored record, and per day of
+        // every job on a page).
+        use chrono::Datelike;
+        let (year, month, day) = (self.0.year(), self.0.month(), self.0.day());
+        let Ok(year @ 0..=9999) = u32::try_from(year) else {
+            return write!(f, "{}", self.0);
+        };
+        let digits = [
+            year / 1000,
+            year / 100 % 10,
+            year / 10 % 10,
+            year % 10,
+            month / 10,
+            month % 10,
+            day / 10,
+            day % 10,
+        ];
+        let mut text = *b"0000-00-00";
+        for (at, digit) in [0, 1, 2, 3, 5, 6, 8, 9].into_iter().zip(digits) {
+            text[at] += digit as u8;
+        }
+        f.write_str(std::str::from_utf8(&text).map_err(|_| fmt::Error)?)
+    }
+}
+
+/// A day serializes as its text, `yyyy-mm-dd`, written straight into the output.
+impl serde::Serialize for Day {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 
@@ -448,6 +476,22 @@ mod tests {
         assert!(Day::parse("2023-2-01").is_err());
         assert!(Day::parse("20230201").is_err());
         assert!(Day::parse("2023-02-01T00").is_err());
+    }
+
+    #[test]
+    fn days_read_as_chrono_writes_them() {
+        let first = Day(NaiveDate::from_ymd_opt(0, 1, 1).unwrap());
+        let last = Day(NaiveDate::from_ymd_opt(9999, 12, 31).unwrap());
+        let mut seen = 0;
+        for day in first.through(last).step_by(97).chain([first, last]) {
+            assert_eq!(day.to_string(), day.0.format("%Y-%m-%d").to_string());
+            assert_eq!(serde_json::to_string(&day).unwrap(), format!("\"{day}\""));
+            seen += 1;
+        }
+        assert!(seen > 37_000);
+        // Outside four digits, chrono's own text.
+        let far = Day(NaiveDate::from_ymd_opt(10_000, 1, 1).unwrap());
+        assert_eq!(far.to_string(), "+10000-01-01");
     }
 
     #[test]

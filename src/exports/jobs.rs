@@ -8,7 +8,7 @@ use super::links::{Page, PageRequest};
 use super::notifications::Cause;
 use super::{Error, Exports, Result};
 use crate::db::{
-    Admission, DayQuota, JobKind, JobRow, NewJob, QueuePlace, ReadJob, Refused, UserRow,
+    Admission, DayQuota, JobKind, NewJob, QueuePlace, ReadJob, Refused, ShownJob, UserRow,
 };
 use crate::domain::{
     Day, DayStatus, EmailAddress, ResourceType, SidKind, WebhookMethod, WebhookUrl,
@@ -131,7 +131,15 @@ impl JobRequest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusGroup {
     pub status: DayStatus,
-    pub days: Vec<String>,
+    pub days: Vec<Day>,
+}
+
+impl StatusGroup {
+    /// The days as text, comma-separated: `2024-01-01, 2024-01-03`.
+    pub fn days_text(&self) -> String {
+        let days: Vec<String> = self.days.iter().map(Day::to_string).collect();
+        days.join(", ")
+    }
 }
 
 /// A job as the API shows it.
@@ -140,8 +148,8 @@ pub struct JobView {
     pub sid: String,
     pub resource_type: ResourceType,
     pub friendly_name: String,
-    pub start_day: String,
-    pub end_day: String,
+    pub start_day: Day,
+    pub end_day: Day,
     pub webhook_url: Option<String>,
     pub webhook_method: Option<String>,
     pub email: Option<String>,
@@ -151,9 +159,9 @@ pub struct JobView {
 }
 
 pub(crate) fn group_details(days: impl Iterator<Item = (Day, DayStatus)>) -> Vec<StatusGroup> {
-    let mut groups: BTreeMap<DayStatus, Vec<String>> = BTreeMap::new();
+    let mut groups: BTreeMap<DayStatus, Vec<Day>> = BTreeMap::new();
     for (day, status) in days {
-        groups.entry(status).or_default().push(day.to_string());
+        groups.entry(status).or_default().push(day);
     }
     groups
         .into_iter()
@@ -239,10 +247,9 @@ impl Exports {
                 .through(spec.end)
                 .map(|day| (day, DayStatus::Submitted)),
         );
-        let row = JobRow {
+        let row = ShownJob {
             seq: placed.seq,
             sid: job.sid,
-            account_sid: job.account_sid,
             resource_type: rt,
             friendly_name: job.friendly_name,
             start_day: spec.start,
@@ -250,18 +257,9 @@ impl Exports {
             webhook_url: job.webhook_url,
             webhook_method: job.webhook_method,
             email: job.email,
-            created_at: job.created_at,
-            deleted_at: None,
             finished_at: None,
-            kind: JobKind::Custom,
-            request_id: job.request_id,
         };
-        let place = QueuePlace {
-            position: placed.position,
-            open_days_ahead: placed.open_days_ahead,
-            recent_day_ms: placed.recent_day_ms,
-        };
-        Ok(self.job_view(row, details, Some(place)))
+        Ok(self.job_view(row, details, Some(placed.place)))
     }
 
     /// Job-initiation emails to `recipients`: the owners and admins of the
@@ -343,14 +341,13 @@ impl Exports {
             .find_job_with_days(account_sid, sid, self.jobs_visible_since())
             .await?
             .ok_or_else(|| not_found_job(sid))?;
-        let details = group_details(days.iter().map(|d| (d.day, d.status)));
-        Ok(self.job_view(row, details, place))
+        Ok(self.job_view(row, group_details(days.into_iter()), place))
     }
 
     /// The view of a job, with its place in the queue while unfinished.
     fn job_view(
         &self,
-        row: JobRow,
+        row: ShownJob,
         details: Vec<StatusGroup>,
         place: Option<QueuePlace>,
     ) -> JobView {
@@ -362,8 +359,8 @@ impl Exports {
             sid: row.sid,
             resource_type: row.resource_type,
             friendly_name: row.friendly_name,
-            start_day: row.start_day.to_string(),
-            end_day: row.end_day.to_string(),
+            start_day: row.start_day,
+            end_day: row.end_day,
             webhook_url: row.webhook_url,
             webhook_method: row.webhook_method,
             email: row.email,
@@ -410,8 +407,7 @@ impl Exports {
         let views = rows
             .into_iter()
             .map(|ReadJob { row, days, place }| {
-                let details = group_details(days.iter().map(|d| (d.day, d.status)));
-                self.job_view(row, details, place)
+                self.job_view(row, group_details(days.into_iter()), place)
             })
             .collect();
         Ok(Page {
@@ -472,6 +468,6 @@ mod tests {
         );
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].status, DayStatus::Submitted);
-        assert_eq!(g[1].days, ["2024-01-01", "2024-01-03"]);
+        assert_eq!(g[1].days_text(), "2024-01-01, 2024-01-03");
     }
 }

@@ -176,7 +176,7 @@ impl Exports {
                     "  {} ({}): {}\n",
                     g.status,
                     g.days.len(),
-                    g.days.join(", ")
+                    g.days_text()
                 ));
             }
             body.push_str(

@@ -180,7 +180,7 @@ fn row(session: &Session, account_sid: &str, rt: ResourceType, job: &JobView) ->
             td.nowrap { (job.start_day) " → " (job.end_day) }
             td {
                 @for g in &job.details {
-                    div.group { (badge(g.status.as_str())) " " span.days { (g.days.join(", ")) } }
+                    div.group { (badge(g.status.as_str())) " " span.days { (g.days_text()) } }
                 }
             }
             td { (job.queue_position.map(|p| p.to_string()).unwrap_or_default()) }
