@@ -254,8 +254,11 @@ impl Db {
             .pragma("cache_size", "-16384")
             // Exports stream a whole day through one statement; that is not slow, it is long.
             .log_slow_statements(log::LevelFilter::Debug, Duration::from_secs(5));
+        // No ping before each use either: a ping is a round trip to the
+        // connection's worker thread, and a file does not hang up.
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|source| Error::Open {
