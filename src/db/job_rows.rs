@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
 use super::jobs::JobKind;
-use crate::domain::{Day, DayStatus, ResourceType};
+use crate::domain::{BadDay, Day, DayStatus, ResourceType, UnknownDayStatus};
 
 #[derive(Debug, Clone)]
 pub struct JobRow {
@@ -81,6 +81,9 @@ pub(super) struct JobWithDay {
     job: ShownJob,
     day: Option<(Day, DayStatus)>,
     place: Option<QueuePlace>,
+    /// A finished job's days, from its row (`jobs.final_days`): then the
+    /// join read none of them.
+    final_days: Option<Vec<(Day, DayStatus)>>,
 }
 
 macro_rules! shown_columns {
@@ -218,7 +221,8 @@ where
 {
     /// `SHOWN_COLUMNS`, then the day and its status (both NULL for no day),
     /// then the queue position, the open days ahead and the recent pace
-    /// (see `jobs::read_jobs_sql`; the first two NULL for a finished job).
+    /// (see `jobs::read_jobs_sql`; the first two NULL for a finished job),
+    /// then `final_days`.
     fn from_row(row: &'r R) -> sqlx::Result<Self> {
         let day = match row.try_get_unchecked::<Option<&str>, _>(10)? {
             Some(_) => Some((parsed(row, 10)?, parsed(row, 11)?)),
@@ -234,10 +238,18 @@ where
             }),
             _ => None,
         };
+        let final_days = match row.try_get_unchecked::<Option<&str>, _>(15)? {
+            Some(text) => Some(final_days(text).map_err(|e| sqlx::Error::ColumnDecode {
+                index: "15".to_string(),
+                source: e.into(),
+            })?),
+            None => None,
+        };
         Ok(JobWithDay {
             job: ShownJob::from_row(row)?,
             day,
             place,
+            final_days,
         })
     }
 }
@@ -258,15 +270,42 @@ where
     }
 }
 
+/// `jobs.final_days` (`jobs::final_days_of`): `yyyy-mm-ddStatus` items,
+/// comma-separated, in any order; as the days in day order.
+fn final_days(text: &str) -> Result<Vec<(Day, DayStatus)>, String> {
+    let mut days = text
+        .split(',')
+        .map(|item| {
+            let (day, status) = item
+                .split_at_checked(10)
+                .ok_or_else(|| format!("{item:?} is not a day and its status"))?;
+            Ok((
+                day.parse().map_err(|e: BadDay| e.to_string())?,
+                status
+                    .parse()
+                    .map_err(|e: UnknownDayStatus| e.to_string())?,
+            ))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    days.sort_unstable_by_key(|(day, _)| *day);
+    Ok(days)
+}
+
 /// Jobs joined with their days (rows of one job adjacent), as each job
 /// with its days, in the order read.
 pub(super) fn group_job_rows(rows: Vec<JobWithDay>) -> Vec<ReadJob> {
     let mut jobs: Vec<ReadJob> = Vec::new();
-    for JobWithDay { job, day, place } in rows {
+    for JobWithDay {
+        job,
+        day,
+        place,
+        final_days,
+    } in rows
+    {
         if jobs.last().is_none_or(|last| last.row.sid != job.sid) {
             jobs.push(ReadJob {
                 row: job,
-                days: Vec::new(),
+                days: final_days.unwrap_or_default(),
                 place,
             });
         }
@@ -275,4 +314,37 @@ pub(super) fn group_job_rows(rows: Vec<JobWithDay>) -> Vec<ReadJob> {
         }
     }
     jobs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_days_read_in_day_order_and_refuse_what_is_not_theirs() {
+        let days =
+            final_days("2024-06-03Failed,2024-06-01Completed,2024-06-02CompletedEmptyRecords")
+                .unwrap();
+        let read: Vec<(String, &str)> = days
+            .iter()
+            .map(|(day, status)| (day.to_string(), status.as_str()))
+            .collect();
+        assert_eq!(
+            read,
+            [
+                ("2024-06-01".to_string(), "Completed"),
+                ("2024-06-02".to_string(), "CompletedEmptyRecords"),
+                ("2024-06-03".to_string(), "Failed"),
+            ]
+        );
+        for bad in [
+            "",
+            "2024-06-01",
+            "2024-06-01Done",
+            "2024-6-01Completed",
+            "2024-06-01Completed,",
+        ] {
+            assert!(final_days(bad).is_err(), "{bad:?}");
+        }
+    }
 }

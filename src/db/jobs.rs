@@ -136,20 +136,23 @@ static OLDEST_OPEN_JOB: LazyLock<String> = LazyLock::new(|| {
 /// newest, and the entries jobs that finished leave behind until a vacuum
 /// lie before them. The jobs are limited before the join, so the place is
 /// computed once a job (never for a finished one), and the counters and the
-/// recent pace, uncorrelated, once a statement.
+/// recent pace, uncorrelated, once a statement. A job whose end recorded its
+/// days (`final_days`) is joined with none (a NULL key: one row, none of its
+/// days read; PostgreSQL's generic plan probed the days and then filtered
+/// them out when the condition was `final_days IS NULL`).
 fn read_jobs_sql(filter: &str, order: &str, limit: &str) -> String {
     let unfinished = "CASE WHEN j0.finished_at IS NULL THEN";
     format!(
         "SELECT {}, d.day AS job_day, d.status AS job_day_status, \
-         j.queue_position, j.open_days_ahead, j.recent_day_ms FROM \
-         (SELECT {SHOWN_COLUMNS}, \
+         j.queue_position, j.open_days_ahead, j.recent_day_ms, j.final_days FROM \
+         (SELECT {SHOWN_COLUMNS}, final_days, \
          {unfinished} {} - {} - (SELECT COUNT(*) FROM jobs later WHERE later.finished_at IS NULL AND later.seq > j0.seq) END \
          AS queue_position, \
          {unfinished} {} - {} - (SELECT COUNT(*) FROM job_days WHERE status IN {} AND job_seq > j0.seq) END \
          AS open_days_ahead, \
          {unfinished} ({}) END AS recent_day_ms \
          FROM jobs j0 WHERE {filter} ORDER BY seq {order} LIMIT {limit}) AS j \
-         LEFT JOIN job_days d ON d.job_sid = j.sid ORDER BY j.seq {order}, d.day",
+         LEFT JOIN job_days d ON d.job_sid = CASE WHEN j.final_days IS NULL THEN j.sid END ORDER BY j.seq {order}, d.day",
         *SHOWN_COLUMNS_OF_J,
         counter("job_seq"),
         counter("jobs_finished"),
@@ -158,6 +161,15 @@ fn read_jobs_sql(filter: &str, order: &str, limit: &str) -> String {
         *OPEN_STATUSES,
         *RECENT_DAY_MS
     )
+}
+
+/// The days of the job whose SID is the SQL expression `job`, with their
+/// statuses, as `jobs.final_days` keeps them once the job finished:
+/// `yyyy-mm-ddStatus` items, comma-separated, in no particular order
+/// (`job_rows` sorts them). Set by the statement that records the end: a
+/// finished job's days are all final, and a final status never changes.
+pub(super) fn final_days_of(job: &str) -> String {
+    format!("(SELECT string_agg(day || status, ',') FROM job_days WHERE job_sid = {job})")
 }
 
 /// Mean milliseconds one day took, over the completed ones among the 100
@@ -395,7 +407,8 @@ impl Db {
     /// for the one call that records it.
     pub async fn mark_job_finished(&self, sid: &str, now: i64) -> Result<bool> {
         let sql = format!(
-            "UPDATE jobs SET finished_at = $1 WHERE sid = $2 AND finished_at IS NULL AND NOT {}",
+            "UPDATE jobs SET finished_at = $1, final_days = {} WHERE sid = $2 AND finished_at IS NULL AND NOT {}",
+            final_days_of("$2"),
             open_day_of("$2")
         );
         let _turn = self.write_turn().await;

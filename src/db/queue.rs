@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use super::garbage::ADD_GARBAGE;
 use super::jobs::lit;
-use super::jobs::{counter, open_day_of, COUNT_UP, NEXT_COUNTER};
+use super::jobs::{counter, final_days_of, open_day_of, COUNT_UP, NEXT_COUNTER};
 use super::{with_pool, Db, Result};
 use crate::domain::{Day, DayStatus, ResourceType};
 
@@ -147,12 +147,13 @@ pub(super) const TOUCH_VERSION: &str = "INSERT INTO day_versions (account_sid, r
 /// holds the job's row while it waits for the day's).
 fn end_quiet_job(lock: &str) -> String {
     format!(
-        "UPDATE jobs SET finished_at = $1 WHERE sid = (SELECT sid FROM jobs WHERE sid = $2 AND finished_at IS NULL \
+        "UPDATE jobs SET finished_at = $1, final_days = {} WHERE sid = (SELECT sid FROM jobs WHERE sid = $2 AND finished_at IS NULL \
          AND NOT {} AND (deleted_at IS NOT NULL \
               OR (kind <> 'daily' AND webhook_url IS NULL AND email IS NULL) \
               OR (kind = 'daily' AND NOT EXISTS (SELECT 1 FROM export_configurations c \
                   WHERE c.account_sid = jobs.account_sid AND c.resource_type = jobs.resource_type \
                   AND (c.webhook_url IS NOT NULL OR c.email IS NOT NULL)))){lock})",
+        final_days_of("$2"),
         open_day_of("$2")
     )
 }

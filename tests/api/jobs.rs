@@ -179,6 +179,9 @@ async fn a_job_runs_to_completion_with_details() {
     );
     assert_eq!(details[1]["status"], "CompletedEmptyRecords");
     assert_eq!(details[1]["days"], serde_json::json!(["2024-06-03"]));
+    // The finished job's days come from its row now; its page shows the same.
+    let (_, page) = app.get(&a, "/v1/Exports/Messages/Jobs").await;
+    assert_eq!(page["jobs"][0]["details"], job["details"], "{page}");
     assert_eq!(job["job_queue_position"], Value::Null);
     assert!(job["estimated_completion_time"].as_str().is_some());
     for key in [
