@@ -291,8 +291,8 @@ fn final_days(text: &str) -> Result<Vec<(Day, DayStatus)>, String> {
     Ok(days)
 }
 
-/// Jobs joined with their days (rows of one job adjacent), as each job
-/// with its days, in the order read.
+/// Jobs joined with their days (rows of one job adjacent, its days in any
+/// order), as each job with its days in day order, in the order read.
 pub(super) fn group_job_rows(rows: Vec<JobWithDay>) -> Vec<ReadJob> {
     let mut jobs: Vec<ReadJob> = Vec::new();
     for JobWithDay {
@@ -312,6 +312,9 @@ pub(super) fn group_job_rows(rows: Vec<JobWithDay>) -> Vec<ReadJob> {
         if let (Some(day), Some(read)) = (day, jobs.last_mut()) {
             read.days.push(day);
         }
+    }
+    for read in &mut jobs {
+        read.days.sort_unstable_by_key(|(day, _)| *day);
     }
     jobs
 }

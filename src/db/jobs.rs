@@ -139,7 +139,9 @@ static OLDEST_OPEN_JOB: LazyLock<String> = LazyLock::new(|| {
 /// recent pace, uncorrelated, once a statement. A job whose end recorded its
 /// days (`final_days`) is joined with none (a NULL key: one row, none of its
 /// days read; PostgreSQL's generic plan probed the days and then filtered
-/// them out when the condition was `final_days IS NULL`).
+/// them out when the condition was `final_days IS NULL`). The rows come in
+/// the jobs' order only, as the limited jobs and the join give them without
+/// a sort; `job_rows::group_job_rows` puts each job's days in day order.
 fn read_jobs_sql(filter: &str, order: &str, limit: &str) -> String {
     let unfinished = "CASE WHEN j0.finished_at IS NULL THEN";
     format!(
@@ -152,7 +154,7 @@ fn read_jobs_sql(filter: &str, order: &str, limit: &str) -> String {
          AS open_days_ahead, \
          {unfinished} ({}) END AS recent_day_ms \
          FROM jobs j0 WHERE {filter} ORDER BY seq {order} LIMIT {limit}) AS j \
-         LEFT JOIN job_days d ON d.job_sid = CASE WHEN j.final_days IS NULL THEN j.sid END ORDER BY j.seq {order}, d.day",
+         LEFT JOIN job_days d ON d.job_sid = CASE WHEN j.final_days IS NULL THEN j.sid END ORDER BY j.seq {order}",
         *SHOWN_COLUMNS_OF_J,
         counter("job_seq"),
         counter("jobs_finished"),
