@@ -98,6 +98,19 @@ impl SidKind {
         format!("{}{}", self.prefix(), hex::encode(bytes))
     }
 
+    /// A fresh SID of this kind that sorts after the ones made before
+    /// `now_ms` (milliseconds since the epoch): 12 hex digits of it, then
+    /// 20 random ones (80 bits), as a UUIDv7 orders itself. Jobs and their
+    /// days are indexed by the job's SID; with random SIDs every new job
+    /// changed a page at a random place in each of those indexes, and on
+    /// SQLite each such page is written whole to the WAL and again by the
+    /// checkpoint.
+    pub fn generate_ordered(self, now_ms: i64) -> String {
+        let random: [u8; 10] = rand::thread_rng().gen();
+        let ms = now_ms.clamp(0, 0xffff_ffff_ffff);
+        format!("{}{ms:012x}{}", self.prefix(), hex::encode(random))
+    }
+
     /// True when `s` is this prefix followed by 32 lower-case hex digits, as
     /// Twilio writes every SID (upper-case digits are refused, not
     /// normalised: a SID is an opaque name). All 32 are checked without
@@ -504,6 +517,21 @@ mod tests {
             ["2023-12-30", "2023-12-31", "2024-01-01", "2024-01-02"]
         );
         assert_eq!(a.through(a).count(), 1);
+    }
+
+    #[test]
+    fn ordered_sids_sort_by_their_time_and_stay_sids() {
+        let earlier = SidKind::Job.generate_ordered(1_733_500_000_000);
+        let later = SidKind::Job.generate_ordered(1_733_500_000_001);
+        assert!(SidKind::Job.matches(&earlier), "{earlier}");
+        assert!(SidKind::Job.matches(&later), "{later}");
+        assert!(earlier < later);
+        assert_ne!(
+            SidKind::Job.generate_ordered(5),
+            SidKind::Job.generate_ordered(5)
+        );
+        assert!(SidKind::Job.matches(&SidKind::Job.generate_ordered(-1)));
+        assert!(SidKind::Job.matches(&SidKind::Job.generate_ordered(i64::MAX)));
     }
 
     #[test]

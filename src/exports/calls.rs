@@ -302,7 +302,7 @@ impl Exports {
         let mut queued = 0;
         for day in self.db().stale_days(BATCH).await? {
             let job = NewJob {
-                sid: SidKind::Job.generate(),
+                sid: SidKind::Job.generate_ordered(self.clock().now_ms()),
                 account_sid: day.account_sid.clone(),
                 resource_type: day.resource_type.to_string(),
                 friendly_name: day.friendly_name.clone(),

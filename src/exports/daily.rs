@@ -101,7 +101,7 @@ impl Exports {
     /// The automatic export of one day.
     fn daily_job(&self, account_sid: &str, resource_type: &str, day: Day) -> NewJob {
         NewJob {
-            sid: SidKind::Job.generate(),
+            sid: SidKind::Job.generate_ordered(self.clock().now_ms()),
             account_sid: account_sid.to_string(),
             resource_type: resource_type.to_string(),
             friendly_name: format!("Daily export {day}"),

@@ -185,8 +185,9 @@ impl Exports {
         if let Some((url, _)) = &spec.webhook {
             self.check_webhook_target(url.as_str()).await?;
         }
+        let created_at = self.clock().now_ms();
         let job = NewJob {
-            sid: SidKind::Job.generate(),
+            sid: SidKind::Job.generate_ordered(created_at),
             account_sid: account_sid.to_string(),
             resource_type: rt.as_str().to_string(),
             friendly_name: spec.friendly_name,
@@ -195,7 +196,7 @@ impl Exports {
             webhook_url: spec.webhook.as_ref().map(|(u, _)| u.as_str().to_string()),
             webhook_method: spec.webhook.as_ref().map(|(_, m)| m.as_str().to_string()),
             email: spec.email.map(|e| e.as_str().to_string()),
-            created_at: self.clock().now_ms(),
+            created_at,
             days: spec
                 .start
                 .through(spec.end)
