@@ -44,7 +44,7 @@ echo "on $STORE"
 echo "seeding $N Messages on $DAY ..."
 t=$(now); seed_messages "$N"; seed_s=$(since "$t")
 db_size=""
-[ -n "$INGEST_DATABASE_URL" ] && db_size=$(psql -At "$BULKEXPORT_DATABASE_URL" -c "SELECT pg_total_relation_size('records')")
+[ -n "$INGEST_DATABASE_URL" ] && db_size=$(psql -At "$BULKEXPORT_DATABASE_URL" -c "SELECT pg_total_relation_size('records') + pg_total_relation_size('line_segments')")
 # Each phase starts with the previous one's writes on disk, so the kernel's
 # write-back of one load does not land in the next measurement.
 sync

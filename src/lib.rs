@@ -33,7 +33,8 @@
 //!   (`exports::faults`) and journals (`exports::journal`); for the console,
 //!   day previews, quota and signature checks (`exports::console`).
 //! - [`db`]: every SQL statement, over SQLite or PostgreSQL; the record
-//!   engine (`db::records`), the line segments of SQLite (`db::lines`), the
+//!   engine (`db::records`), the line segments of SQLite (`db::lines`) and of
+//!   PostgreSQL (`db::records::segments`), the
 //!   group commit of new jobs (`db::intake`), the work queue (`db::queue`)
 //!   and the list of day files to remove (`db::garbage`).
 //! - [`export`]: exporting one day into a staged blob.

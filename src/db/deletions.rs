@@ -3,6 +3,7 @@
 
 use super::jobs::OPEN_STATUSES;
 use super::lines::{LineReader, Placed};
+use super::records::{EraseLines, SegmentPlace};
 use super::{with_pool, Db, Result};
 use crate::domain::{Day, ResourceType};
 
@@ -33,6 +34,12 @@ pub struct CallRecord {
     line_off: Option<i64>,
     #[sqlx(default)]
     line_len: Option<i64>,
+    /// PostgreSQL's segment of the line, and the line's number in it (see
+    /// `db::records::segments`).
+    #[sqlx(default)]
+    seg_data: Option<Vec<u8>>,
+    #[sqlx(default)]
+    seg_ord: Option<i32>,
 }
 
 impl CallRecord {
@@ -42,6 +49,9 @@ impl CallRecord {
             (lines, self.line_seg, self.line_off, self.line_len)
         {
             self.line = lines.line(Placed { seg, off, len })?;
+        }
+        if let (Some(data), Some(ord)) = (self.seg_data.take(), self.seg_ord) {
+            self.line = super::records::segment_line(&data, ord)?;
         }
         Ok(())
     }
@@ -104,7 +114,10 @@ impl Db {
             super::Pool::Sqlite(_) => {
                 "day, sort_key, line, rest_deleted, export_deleted, line_seg, line_off, line_len"
             }
-            super::Pool::Postgres(_) => "day, sort_key, line, rest_deleted, export_deleted",
+            super::Pool::Postgres(_) => {
+                "day, sort_key, '' AS line, rest_deleted, export_deleted, \
+                 (SELECT data FROM line_segments s WHERE s.id = records.seg) AS seg_data, ord AS seg_ord"
+            }
         }
     }
 
@@ -209,7 +222,14 @@ impl Db {
         } else {
             format!("UPDATE records SET export_deleted = TRUE WHERE {call}")
         };
-        // A removed row's line, kept in a segment, is erased by the next sweep.
+        // A removed row's line, kept in a segment, is erased by the next
+        // sweep on SQLite, in this transaction on PostgreSQL.
+        let places = match (&self.pool, remove_row) {
+            (super::Pool::Postgres(_), true) => Some(format!(
+                "SELECT seg, ord FROM records WHERE {call} FOR UPDATE"
+            )),
+            _ => None,
+        };
         let freed = match (&self.pool, remove_row) {
             (super::Pool::Sqlite(_), true) => Some(format!(
                 "INSERT INTO line_garbage (seg, off, len) \
@@ -224,9 +244,18 @@ impl Db {
                     .execute(&mut *tx)
                     .await?;
             }
+            let erased: Vec<SegmentPlace> = match &places {
+                Some(places) => {
+                    bind_call!(sqlx::query_as(places), &d.account_sid, &d.call_sid, hash)
+                        .fetch_all(&mut *tx)
+                        .await?
+                }
+                None => Vec::new(),
+            };
             bind_call!(sqlx::query(&change), &d.account_sid, &d.call_sid, hash)
                 .execute(&mut *tx)
                 .await?;
+            tx.erase_lines(&erased).await?;
             sqlx::query(
                 "INSERT INTO day_versions (account_sid, resource_type, day, version) VALUES ($1, 'Calls', $2, 1) \
                  ON CONFLICT (account_sid, resource_type, day) DO UPDATE SET version = day_versions.version + 1",

@@ -45,8 +45,12 @@ async fn records_stored_before_record_sets_move_into_them_with_their_flags() {
     let settings = settings_for(&place, 0);
     let _app = TestApp::spawn_with(place, settings, Clock::starting_at(start_time())).await;
     let moved: Vec<(String, String, String, String, bool, String)> = sqlx::query_as(
-        "SELECT s.account_sid, s.resource_type, r.record_key, r.day, r.export_deleted, r.line \
-         FROM records r JOIN record_sets s ON s.id = r.set_id ORDER BY 1, 2, 3",
+        // Lines now kept in segments (migration 0015), those moved there in
+        // the plain format: a zero byte, then each line and a newline.
+        "SELECT s.account_sid, s.resource_type, r.record_key, r.day, r.export_deleted, \
+         split_part(convert_from(substring(l.data FROM 2), 'UTF8'), E'\\n', r.ord + 1) \
+         FROM records r JOIN record_sets s ON s.id = r.set_id JOIN line_segments l ON l.id = r.seg \
+         WHERE get_byte(l.data, 0) = 0 ORDER BY 1, 2, 3",
     )
     .fetch_all(&pool)
     .await
@@ -70,4 +74,93 @@ async fn records_stored_before_record_sets_move_into_them_with_their_flags() {
         .await
         .unwrap();
     assert_eq!(sets, 3);
+}
+
+/// A segment's lines as stored (see src/db/records/segments.rs): the plain
+/// format, or an LZ4 block after its size.
+fn segment_text(data: &[u8]) -> String {
+    let raw = match data[0] {
+        0 => data[1..].to_vec(),
+        1 => {
+            let size = u32::from_le_bytes(data[1..5].try_into().unwrap()) as usize;
+            lz4_flex::block::decompress(&data[5..], size).unwrap()
+        }
+        other => panic!("a segment of format {other}"),
+    };
+    String::from_utf8(raw).unwrap()
+}
+
+#[tokio::test]
+async fn replaced_lines_leave_their_segments_and_empty_segments_go() {
+    if std::env::var("BULKEXPORT_TEST_POSTGRES_URL").is_err() {
+        return; // PostgreSQL's run of the test command covers this
+    }
+    let app = TestApp::spawn().await;
+    let pool = sqlx::PgPool::connect(app.place.database_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let a = app.account().await;
+    let line = |n: u32, body: &str| {
+        format!(
+            r#"{{"sid":"SM{n:032x}","account_sid":"{}","date_created":"2024-06-01T00:00:{n:02}Z","body":"{body}","status":"delivered","direction":"inbound","num_segments":"1","num_media":"0"}}"#,
+            a.sid
+        )
+    };
+    let all: String = (0..3).map(|n| line(n, "first words") + "\n").collect();
+    let (status, report) = app.ingest(&a, "Messages", all.clone()).await;
+    assert_eq!(
+        (status, report["loaded"].as_u64()),
+        (200, Some(3)),
+        "{report}"
+    );
+    let segments = || async {
+        let rows: Vec<(i32, i32, Vec<u8>)> =
+            sqlx::query_as("SELECT lines, dead, data FROM line_segments ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        rows.into_iter()
+            .map(|(lines, dead, data)| (lines, dead, segment_text(&data)))
+            .collect::<Vec<_>>()
+    };
+    let before = segments().await;
+    assert!(before.iter().all(|(_, dead, _)| *dead == 0), "{before:?}");
+    assert!(before
+        .iter()
+        .any(|(_, _, text)| text.contains("first words")));
+
+    // One record replaced: its old line is emptied where it was kept.
+    let (status, report) = app.ingest(&a, "Messages", line(1, "second words")).await;
+    assert_eq!(
+        (status, report["replaced"].as_u64()),
+        (200, Some(1)),
+        "{report}"
+    );
+    let after = segments().await;
+    let old_lines: Vec<&str> = after
+        .iter()
+        .flat_map(|(_, _, text)| text.lines())
+        .filter(|l| l.contains("SM00000000000000000000000000000001"))
+        .collect();
+    assert_eq!(old_lines.len(), 1, "{after:?}");
+    assert!(old_lines[0].contains("second words"), "{old_lines:?}");
+    assert_eq!(after.iter().map(|(_, dead, _)| dead).sum::<i32>(), 1);
+
+    // All of them replaced: the segments left with no live line are deleted.
+    let (status, report) = app.ingest(&a, "Messages", all).await;
+    assert_eq!(
+        (status, report["replaced"].as_u64()),
+        (200, Some(3)),
+        "{report}"
+    );
+    let last = segments().await;
+    let live: i32 = last.iter().map(|(lines, dead, _)| lines - dead).sum();
+    assert_eq!(live, 3, "{last:?}");
+    assert!(
+        !last
+            .iter()
+            .any(|(_, _, text)| text.contains("second words")),
+        "{last:?}"
+    );
+    assert!(last.iter().all(|(lines, dead, _)| dead < lines), "{last:?}");
 }

@@ -30,13 +30,16 @@
 //!   `line_garbage` by the transaction that freed it; a sweep punches those
 //!   ranges out under the exclusive lock, so no reader sees a line change.
 //!
-//! PostgreSQL keeps each line in its row, in record sets too, with a hash
-//! index on the key and loads through binary `COPY` ([`postgres`]).
+//! PostgreSQL keeps the lines in LZ4-compressed segments of a table of their
+//! own ([`segments`]), rows in record sets too with a hash index on the key,
+//! and loads through binary `COPY`, each batch in parts by key at once
+//! ([`postgres`]).
 
 mod keys;
 mod pgcopy;
 mod postgres;
 mod scan;
+mod segments;
 mod sqlite;
 mod stream;
 #[cfg(test)]
@@ -54,6 +57,39 @@ use crate::domain::{Day, ResourceType};
 pub(super) use keys::key_hash;
 use postgres::{store_postgres, stream_day_postgres, PgLoad};
 use sqlite::{open_writer, BatchKeys, SqliteLoad, SQLITE_COMMIT_EVERY};
+
+/// Where a line is kept in a PostgreSQL segment: the segment and line number.
+pub(in crate::db) type SegmentPlace = pgcopy::Place;
+
+/// Erasing the lines of records a transaction deleted, inside it: PostgreSQL
+/// empties them in their segments (see [`segments`]); SQLite lists them in
+/// `line_garbage` for the sweep instead, so this does nothing there.
+pub(in crate::db) trait EraseLines {
+    fn erase_lines(
+        &mut self,
+        places: &[SegmentPlace],
+    ) -> impl std::future::Future<Output = Result<()>> + Send;
+}
+
+impl EraseLines for sqlx::SqliteConnection {
+    async fn erase_lines(&mut self, _places: &[SegmentPlace]) -> Result<()> {
+        Ok(())
+    }
+}
+
+impl EraseLines for sqlx::PgConnection {
+    async fn erase_lines(&mut self, places: &[SegmentPlace]) -> Result<()> {
+        segments::erase(self, places).await
+    }
+}
+
+/// Line `ord` of a PostgreSQL segment's stored data.
+pub(in crate::db) fn segment_line(data: &[u8], ord: i32) -> Result<String> {
+    let decoded = segments::Decoded::new(data)?;
+    let line = decoded.line(ord)?;
+    String::from_utf8(line.to_vec())
+        .map_err(|_| pgcopy::FormatError("a line that is not UTF-8").into())
+}
 
 /// What storing one record did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,13 +1,14 @@
-//! PostgreSQL's binary `COPY` format, the two ways the record path uses it:
-//! rows of `records` written for `COPY … FROM STDIN (FORMAT binary)`, and
-//! one-column rows (a day's lines) read from `COPY (SELECT line …) TO STDOUT
-//! (FORMAT binary)`. The format: an 11-byte signature, a 32-bit flags word
+//! PostgreSQL's binary `COPY` format, the ways the record path uses it: rows
+//! of `records` and `line_segments` written for `COPY … FROM STDIN (FORMAT
+//! binary)`, and a day's `(seg, ord)` pairs read from `COPY (SELECT seg, ord
+//! …) TO STDOUT (FORMAT binary)`. The format: an 11-byte signature, a 32-bit flags word
 //! and a 32-bit header extension length (and that many bytes); then each row
 //! as a 16-bit field count followed by each field's 32-bit length (-1 for
 //! NULL) and its bytes, all big-endian; then a field count of -1.
 //! <https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4>
 
 use crate::domain::record::Record;
+use crate::domain::Day;
 
 const SIGNATURE: &[u8; 11] = b"PGCOPY\n\xff\r\n\0";
 /// Signature, flags and an empty header extension.
@@ -25,28 +26,64 @@ pub(super) fn trailer(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(-1i16).to_be_bytes());
 }
 
-/// One row of `records (set_id, record_key, day, sort_key, line,
-/// rest_deleted, export_deleted)`.
-pub(super) fn record_row(buf: &mut Vec<u8>, set_id: i32, r: &Record, flags: (bool, bool)) {
-    buf.extend_from_slice(&7i16.to_be_bytes());
-    buf.extend_from_slice(&4i32.to_be_bytes());
-    buf.extend_from_slice(&set_id.to_be_bytes());
+/// One row of `records (set_id, record_key, day, sort_key, seg, ord,
+/// rest_deleted, export_deleted)`: the record's line is line `ord` of
+/// segment `seg`.
+pub(super) fn record_row(
+    buf: &mut Vec<u8>,
+    set_id: i32,
+    r: &Record,
+    (seg, ord): (i64, i32),
+    flags: (bool, bool),
+) {
+    buf.extend_from_slice(&8i16.to_be_bytes());
+    int4(buf, set_id);
     text(buf, r.key.as_bytes());
-    // A day's text is 10 bytes; formatting it in place saves an allocation a row.
-    let day_at = buf.len();
-    buf.extend_from_slice(&0i32.to_be_bytes());
-    {
-        use std::io::Write;
-        write!(buf, "{}", r.day).expect("writing to a Vec cannot fail");
-    }
-    let day_len = (buf.len() - day_at - 4) as i32;
-    buf[day_at..day_at + 4].copy_from_slice(&day_len.to_be_bytes());
+    day(buf, r.day);
     text(buf, r.sort_key.as_bytes());
-    text(buf, r.line.as_bytes());
+    int8(buf, seg);
+    int4(buf, ord);
     for flag in [flags.0, flags.1] {
         buf.extend_from_slice(&1i32.to_be_bytes());
         buf.push(u8::from(flag));
     }
+}
+
+/// One row of `line_segments (id, set_id, day, lines, data)`.
+pub(super) fn segment_row(
+    buf: &mut Vec<u8>,
+    id: i64,
+    set_id: i32,
+    on: Day,
+    lines: i32,
+    data: &[u8],
+) {
+    buf.extend_from_slice(&5i16.to_be_bytes());
+    int8(buf, id);
+    int4(buf, set_id);
+    day(buf, on);
+    int4(buf, lines);
+    text(buf, data);
+}
+
+fn int4(buf: &mut Vec<u8>, v: i32) {
+    buf.extend_from_slice(&4i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+fn int8(buf: &mut Vec<u8>, v: i64) {
+    buf.extend_from_slice(&8i32.to_be_bytes());
+    buf.extend_from_slice(&v.to_be_bytes());
+}
+
+/// A day's text, 10 bytes, formatted in place (an allocation a row saved).
+fn day(buf: &mut Vec<u8>, d: Day) {
+    use std::io::Write;
+    let at = buf.len();
+    buf.extend_from_slice(&0i32.to_be_bytes());
+    write!(buf, "{d}").expect("writing to a Vec cannot fail");
+    let len = (buf.len() - at - 4) as i32;
+    buf[at..at + 4].copy_from_slice(&len.to_be_bytes());
 }
 
 fn text(buf: &mut Vec<u8>, bytes: &[u8]) {
@@ -55,36 +92,42 @@ fn text(buf: &mut Vec<u8>, bytes: &[u8]) {
     buf.extend_from_slice(bytes);
 }
 
-/// What a binary `COPY` stream of lines held that it should not.
+/// What a binary `COPY` stream or a line segment held that it should not.
 #[derive(Debug, thiserror::Error)]
-#[error("unexpected binary COPY data from PostgreSQL: {0}")]
-pub struct FormatError(&'static str);
+#[error("unexpected data from PostgreSQL: {0}")]
+pub struct FormatError(pub(super) &'static str);
 
-/// Reads a binary `COPY` stream of one-column rows (lines), arriving in
-/// pieces cut anywhere, into lines each followed by a newline.
+/// Where a record's line is: line `ord` of segment `seg`.
+pub(super) type Place = (i64, i32);
+
+/// Reads a binary `COPY` stream of `(seg BIGINT, ord INTEGER)` rows, arriving
+/// in pieces cut anywhere.
 #[derive(Default)]
-pub(super) struct LineDecoder {
+pub(super) struct PlaceDecoder {
     /// Bytes of a row (or of the header) whose end has not arrived yet.
     pending: Vec<u8>,
     header_read: bool,
     ended: bool,
 }
 
-impl LineDecoder {
-    /// Appends the lines of every complete row in `data` (after what was
-    /// pending) to `out`; returns how many.
-    pub(super) fn feed(&mut self, data: &[u8], out: &mut Vec<u8>) -> Result<u64, FormatError> {
+/// A row's size: field count, then two fields of a length and 8 and 4 bytes.
+const PLACE_ROW: usize = 2 + 4 + 8 + 4 + 4;
+
+impl PlaceDecoder {
+    /// Appends the places of every complete row in `data` (after what was
+    /// pending) to `out`.
+    pub(super) fn feed(&mut self, data: &[u8], out: &mut Vec<Place>) -> Result<(), FormatError> {
         if self.pending.is_empty() {
-            let (used, lines) = self.parse(data, out)?;
+            let used = self.parse(data, out)?;
             self.pending.extend_from_slice(&data[used..]);
-            return Ok(lines);
+            return Ok(());
         }
         let mut joined = std::mem::take(&mut self.pending);
         joined.extend_from_slice(data);
-        let (used, lines) = self.parse(&joined, out)?;
+        let used = self.parse(&joined, out)?;
         joined.drain(..used);
         self.pending = joined;
-        Ok(lines)
+        Ok(())
     }
 
     /// Checks that the stream ended where the format says it ends.
@@ -96,14 +139,12 @@ impl LineDecoder {
         }
     }
 
-    /// Parses complete rows from the start of `buf`: returns the bytes used
-    /// and the lines appended.
-    fn parse(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Result<(usize, u64), FormatError> {
+    /// Parses complete rows from the start of `buf`: returns the bytes used.
+    fn parse(&mut self, buf: &[u8], out: &mut Vec<Place>) -> Result<usize, FormatError> {
         let mut at = 0;
-        let mut lines = 0;
         if !self.header_read {
             if buf.len() < HEADER_LEN {
-                return Ok((0, 0));
+                return Ok(0);
             }
             if &buf[..11] != SIGNATURE {
                 return Err(FormatError("no PGCOPY signature"));
@@ -113,7 +154,7 @@ impl LineDecoder {
                 return Err(FormatError("a negative header extension length"));
             };
             if buf.len() < HEADER_LEN + extension {
-                return Ok((0, 0));
+                return Ok(0);
             }
             at = HEADER_LEN + extension;
             self.header_read = true;
@@ -125,24 +166,21 @@ impl LineDecoder {
                 at += 2;
                 break;
             }
-            if fields != 1 {
-                return Err(FormatError("a row of more than one column"));
+            if fields != 2 {
+                return Err(FormatError("a row of other than two columns"));
             }
-            if buf.len() < at + 6 {
+            if buf.len() < at + PLACE_ROW {
                 break;
             }
-            let Ok(len) = usize::try_from(be_i32(&buf[at + 2..at + 6])) else {
-                return Err(FormatError("a NULL line"));
-            };
-            if buf.len() < at + 6 + len {
-                break;
+            let row = &buf[at + 2..at + PLACE_ROW];
+            if be_i32(&row[..4]) != 8 || be_i32(&row[12..16]) != 4 {
+                return Err(FormatError("a place that is not a BIGINT and an INTEGER"));
             }
-            out.extend_from_slice(&buf[at + 6..at + 6 + len]);
-            out.push(b'\n');
-            lines += 1;
-            at += 6 + len;
+            let seg = i64::from_be_bytes(row[4..12].try_into().expect("8 bytes"));
+            out.push((seg, be_i32(&row[16..20])));
+            at += PLACE_ROW;
         }
-        Ok((at, lines))
+        Ok(at)
     }
 }
 
@@ -155,13 +193,14 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A binary COPY stream of one-column rows.
-    fn stream(lines: &[Vec<u8>]) -> Vec<u8> {
+    /// A binary COPY stream of `(seg, ord)` rows.
+    fn stream(places: &[Place]) -> Vec<u8> {
         let mut buf = Vec::new();
         header(&mut buf);
-        for line in lines {
-            buf.extend_from_slice(&1i16.to_be_bytes());
-            text(&mut buf, line);
+        for &(seg, ord) in places {
+            buf.extend_from_slice(&2i16.to_be_bytes());
+            int8(&mut buf, seg);
+            int4(&mut buf, ord);
         }
         trailer(&mut buf);
         buf
@@ -169,46 +208,43 @@ mod tests {
 
     proptest! {
         #[test]
-        fn lines_come_out_whole_wherever_the_stream_is_cut(
-            lines in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..20),
+        fn places_come_out_whole_wherever_the_stream_is_cut(
+            places in proptest::collection::vec((any::<i64>(), any::<i32>()), 0..20),
             cuts in proptest::collection::vec(any::<usize>(), 0..8),
         ) {
-            let bytes = stream(&lines);
+            let bytes = stream(&places);
             let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c % (bytes.len() + 1)).collect();
             cuts.push(0);
             cuts.push(bytes.len());
             cuts.sort_unstable();
-            let mut decoder = LineDecoder::default();
+            let mut decoder = PlaceDecoder::default();
             let mut out = Vec::new();
-            let mut count = 0;
             for pair in cuts.windows(2) {
-                count += decoder.feed(&bytes[pair[0]..pair[1]], &mut out).unwrap();
+                decoder.feed(&bytes[pair[0]..pair[1]], &mut out).unwrap();
             }
             decoder.finish().unwrap();
-            let expected: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
-            prop_assert_eq!(out, expected);
-            prop_assert_eq!(count, lines.len() as u64);
+            prop_assert_eq!(out, places);
         }
     }
 
     #[test]
     fn a_stream_cut_short_or_malformed_is_an_error() {
-        let bytes = stream(&[b"one".to_vec(), b"two".to_vec()]);
-        let mut decoder = LineDecoder::default();
+        let bytes = stream(&[(1, 0), (2, 5)]);
+        let mut decoder = PlaceDecoder::default();
         decoder
             .feed(&bytes[..bytes.len() - 2], &mut Vec::new())
             .unwrap();
         assert!(decoder.finish().is_err(), "no trailer yet");
 
-        let mut two_columns = Vec::new();
-        header(&mut two_columns);
-        two_columns.extend_from_slice(&2i16.to_be_bytes());
-        let err = LineDecoder::default()
-            .feed(&two_columns, &mut Vec::new())
+        let mut one_column = Vec::new();
+        header(&mut one_column);
+        one_column.extend_from_slice(&1i16.to_be_bytes());
+        let err = PlaceDecoder::default()
+            .feed(&one_column, &mut Vec::new())
             .unwrap_err();
-        assert!(err.to_string().contains("more than one column"));
+        assert!(err.to_string().contains("other than two columns"));
 
-        let err = LineDecoder::default()
+        let err = PlaceDecoder::default()
             .feed(b"NOTACOPYSTREAMATALL", &mut Vec::new())
             .unwrap_err();
         assert!(err.to_string().contains("signature"));

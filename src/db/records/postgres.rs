@@ -16,14 +16,16 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::pgcopy::{self, LineDecoder};
+use super::pgcopy::{self, Place, PlaceDecoder};
+use super::segments::{self, Resolver};
 use super::{last_of_each_key, outcomes, StoreOutcome};
 use crate::db::Result;
 use crate::domain::record::Record;
 use crate::domain::{Day, ResourceType};
 
 /// The first key of the advisory locks writers of a record set take
-/// (`pg_advisory_xact_lock(SET_LOCK, set_id)`): "recs".
+/// (`pg_advisory_xact_lock(SET_LOCK + part, set_id)`, see [`PARTS`]): "recs"
+/// and the part.
 const SET_LOCK: i32 = 0x7265_6373;
 
 /// Bytes of `COPY` data handed to the driver at a time.
@@ -63,8 +65,21 @@ async fn find_set(pool: &sqlx::PgPool, account_sid: &str, rt: ResourceType) -> R
     .await?)
 }
 
-/// One batch in one transaction; a record with a known key replaces the old
-/// one (its deletion flags stay as they were).
+/// Writers of a record set take one of its `PARTS` advisory locks for each
+/// transaction, the one of the keys they write: a record's key belongs to
+/// part `key_hash % PARTS` ([`part_of`]). A batch is stored as one
+/// transaction a part, the parts at once on connections of their own, so
+/// PostgreSQL works on a batch with as many backends (and cores).
+const PARTS: usize = 2;
+
+/// The part of the record set `key` belongs to.
+fn part_of(key: &str) -> usize {
+    (super::key_hash(key) as u64 % PARTS as u64) as usize
+}
+
+/// One batch, in one transaction a part of the set (see [`PARTS`]); a record
+/// with a known key replaces the old one (its deletion flags stay as they
+/// were). When one part fails, the others may have been stored.
 pub(super) async fn store_postgres(
     load: &mut PgLoad,
     account_sid: &str,
@@ -77,9 +92,45 @@ pub(super) async fn store_postgres(
             .set_id
             .insert(ensure_set(&load.pool, account_sid, rt).await?),
     };
-    let unique = last_of_each_key(batch);
-    let keys: Vec<&str> = unique.iter().map(|r| r.key.as_str()).collect();
-    let mut tx = load.pool.begin().await?;
+    let mut parts: [Vec<&Record>; PARTS] = Default::default();
+    for r in last_of_each_key(batch) {
+        parts[part_of(&r.key)].push(r);
+    }
+    let stores = parts
+        .iter()
+        .enumerate()
+        .filter(|(_, records)| !records.is_empty())
+        .map(|(part, records)| store_part(&load.pool, set_id, part, records));
+    let mut existing: HashSet<String> = HashSet::new();
+    for found in futures::future::try_join_all(stores).await? {
+        existing.extend(found);
+    }
+    Ok(outcomes(batch, &existing))
+}
+
+/// Stores `records` (unique keys, all of `part`) in one transaction under the
+/// part's lock: their lines in new segments, their rows pointing there.
+/// Returns the keys that were already stored.
+async fn store_part(
+    pool: &sqlx::PgPool,
+    set_id: i32,
+    part: usize,
+    records: &[&Record],
+) -> Result<HashSet<String>> {
+    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    let mut records = records.to_vec();
+    let (mut made, places) = segments::build(&mut records);
+    // Compressed off the async workers while the old rows are looked up.
+    let raws: Vec<Vec<u8>> = made
+        .iter_mut()
+        .map(|s| std::mem::take(&mut s.raw))
+        .collect();
+    let encoding = tokio::task::spawn_blocking(move || {
+        raws.iter()
+            .map(|raw| segments::encode(raw))
+            .collect::<Vec<_>>()
+    });
+    let mut tx = pool.begin().await?;
     // The lookup below is one index probe a key only as a nested loop: with
     // the statistics of a table still loading, PostgreSQL otherwise chose
     // plans that scanned the whole set for every key.
@@ -87,7 +138,7 @@ pub(super) async fn store_postgres(
         "SELECT pg_advisory_xact_lock($1, $2), set_config('enable_hashjoin', 'off', true), \
          set_config('enable_mergejoin', 'off', true)",
     )
-    .bind(SET_LOCK)
+    .bind(SET_LOCK + part as i32)
     .bind(set_id)
     .execute(&mut *tx)
     .await?;
@@ -96,8 +147,9 @@ pub(super) async fn store_postgres(
     // here rather than in SQL: a condition on `set_id` invites the day index
     // into the plan. Another set's row with the same key is rare (the same
     // SIDs loaded into two accounts) and stays locked only for the batch.
-    let found: Vec<(String, i32, String, bool, bool)> = sqlx::query_as(
-        "SELECT r.ctid::text, r.set_id, r.record_key, r.rest_deleted, r.export_deleted \
+    type Found = (String, i32, String, bool, bool, i64, i32);
+    let found: Vec<Found> = sqlx::query_as(
+        "SELECT r.ctid::text, r.set_id, r.record_key, r.rest_deleted, r.export_deleted, r.seg, r.ord \
          FROM UNNEST($1::text[]) AS k(key) JOIN records r ON r.record_key = k.key FOR UPDATE OF r",
     )
     .bind(&keys)
@@ -105,10 +157,12 @@ pub(super) async fn store_postgres(
     .await?;
     let mut existing: HashMap<String, (bool, bool)> = HashMap::new();
     let mut rows: Vec<String> = Vec::new();
-    for (row, set, key, rest, export) in found {
+    let mut freed: Vec<Place> = Vec::new();
+    for (row, set, key, rest, export, seg, ord) in found {
         if set == set_id {
             rows.push(row);
             existing.insert(key, (rest, export));
+            freed.push((seg, ord));
         }
     }
     if !rows.is_empty() {
@@ -116,19 +170,41 @@ pub(super) async fn store_postgres(
             .bind(&rows)
             .execute(&mut *tx)
             .await?;
+        segments::erase(&mut tx, &freed).await?;
     }
+    let encoded = encoding
+        .await
+        .map_err(|_| crate::db::Error::Sqlx(sqlx::Error::PoolClosed))?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "SELECT nextval(pg_get_serial_sequence('line_segments', 'id')) FROM generate_series(1, $1)",
+    )
+    .bind(made.len() as i64)
+    .fetch_all(&mut *tx)
+    .await?;
+    let mut buf = Vec::with_capacity(encoded.iter().map(|e| e.len() + 64).sum::<usize>() + 64);
+    pgcopy::header(&mut buf);
+    for ((id, segment), data) in ids.iter().zip(&made).zip(&encoded) {
+        pgcopy::segment_row(&mut buf, *id, set_id, segment.day, segment.lines, data);
+    }
+    pgcopy::trailer(&mut buf);
+    drop(encoded);
+    let mut copy = tx
+        .copy_in_raw("COPY line_segments (id, set_id, day, lines, data) FROM STDIN (FORMAT binary)")
+        .await?;
+    copy.send(buf).await?;
+    copy.finish().await?;
     let mut copy = tx
         .copy_in_raw(
-            "COPY records (set_id, record_key, day, sort_key, line, rest_deleted, export_deleted) \
+            "COPY records (set_id, record_key, day, sort_key, seg, ord, rest_deleted, export_deleted) \
              FROM STDIN (FORMAT binary)",
         )
         .await?;
     let mut buf = Vec::with_capacity(SEND_BYTES + 64 * 1024);
     pgcopy::header(&mut buf);
     let mut sent = Ok(());
-    for r in &unique {
+    for (r, &(segment, ord)) in records.iter().zip(&places) {
         let flags = existing.get(&r.key).copied().unwrap_or_default();
-        pgcopy::record_row(&mut buf, set_id, r, flags);
+        pgcopy::record_row(&mut buf, set_id, r, (ids[segment], ord), flags);
         if buf.len() >= SEND_BYTES {
             if let Err(e) = copy.send(buf.as_slice()).await {
                 sent = Err(e);
@@ -153,16 +229,16 @@ pub(super) async fn store_postgres(
         }
     }
     tx.commit().await?;
-    let existing: HashSet<String> = existing.into_keys().collect();
-    Ok(outcomes(batch, &existing))
+    Ok(existing.into_keys().collect())
 }
 
 /// Streams one day's lines in file order to `sink`, in chunks of about
-/// `chunk_bytes`, through one `COPY (SELECT line …) TO STDOUT` (one
-/// statement, one snapshot, one index scan; lines cross the driver without
-/// a row per line in sqlx). Returns the number of records; stops early when
-/// `stop` fires or `sink` is closed, closing the connection rather than
-/// reading the rest of the stream.
+/// `chunk_bytes`: the places of its records come from one `COPY (SELECT seg,
+/// ord …) TO STDOUT` (one statement, one index scan, without a row per
+/// record in sqlx), their segments through a second connection in the same
+/// snapshot, decoded into lines on a thread at background priority. Returns the number of records; stops early when `stop` fires
+/// or `sink` is closed, closing the connections rather than reading the
+/// rest of the stream.
 pub(super) async fn stream_day_postgres(
     pool: &sqlx::PgPool,
     account_sid: &str,
@@ -178,52 +254,89 @@ pub(super) async fn stream_day_postgres(
     // COPY takes no parameters: the set is an integer and the day's text is
     // digits and dashes.
     let sql = format!(
-        "COPY (SELECT line FROM records WHERE set_id = {set_id} AND day = '{day}' \
+        "COPY (SELECT seg, ord FROM records WHERE set_id = {set_id} AND day = '{day}' \
          AND NOT export_deleted ORDER BY sort_key) TO STDOUT (FORMAT binary)"
     );
-    let mut conn = pool.acquire().await?;
-    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+    let mut places_conn = pool.acquire().await?;
+    let mut segments_conn = pool.acquire().await?;
+    let mut places_tx = sqlx::Connection::begin(&mut *places_conn).await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *places_tx)
+        .await?;
     // Read in the day index's order, never sorted apart: before statistics
     // exist (a table just loaded), the planner would sort the whole day.
-    sqlx::query("SET LOCAL enable_sort = off")
-        .execute(&mut *tx)
+    let snapshot: String = sqlx::query_scalar(
+        "SELECT pg_export_snapshot() FROM set_config('enable_sort', 'off', true)",
+    )
+    .fetch_one(&mut *places_tx)
+    .await?;
+    let mut segments_tx = sqlx::Connection::begin(&mut *segments_conn).await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *segments_tx)
         .await?;
-    let mut decoder = LineDecoder::default();
-    let mut records = 0u64;
-    let mut buf: Vec<u8> = Vec::with_capacity(chunk_bytes + 64 * 1024);
+    // The snapshot's name is PostgreSQL's: hex digits and dashes.
+    let snapshot: String = snapshot
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit() || *c == '-')
+        .collect();
+    sqlx::query(&format!("SET TRANSACTION SNAPSHOT '{snapshot}'"))
+        .execute(&mut *segments_tx)
+        .await?;
+    let mut decoder = PlaceDecoder::default();
+    let mut resolver = Resolver::new();
+    let mut places: Vec<Place> = Vec::with_capacity(8192);
+    let (work, work_rx) = mpsc::channel(2);
+    let assembler = crate::background::spawn("export-lines", move || {
+        segments::assemble(work_rx, sink, chunk_bytes)
+    });
     let mut complete = false;
     {
-        let mut stream = tx.copy_out_raw(&sql).await?;
-        loop {
+        let mut stream = places_tx.copy_out_raw(&sql).await?;
+        'read: loop {
             if stop.is_cancelled() {
                 break;
             }
-            match stream.next().await {
-                Some(piece) => records += decoder.feed(&piece?, &mut buf)?,
-                None => {
-                    decoder.finish()?;
-                    complete = true;
-                    break;
+            let piece = stream.next().await.transpose()?;
+            match &piece {
+                Some(piece) => decoder.feed(piece, &mut places)?,
+                None => decoder.finish()?,
+            }
+            let mut full = Vec::new();
+            for place in places.drain(..) {
+                if resolver.push(place) {
+                    full.extend(resolver.resolve(&mut segments_tx).await?);
                 }
             }
-            if buf.len() >= chunk_bytes {
-                let full = std::mem::replace(&mut buf, Vec::with_capacity(chunk_bytes + 64 * 1024));
-                if sink.send(full).await.is_err() {
-                    break;
+            if piece.is_none() {
+                full.extend(resolver.resolve(&mut segments_tx).await?);
+                complete = true;
+            }
+            for window in full {
+                // Closed: the assembler stopped (its sink closed, or an error).
+                if work.send(window).await.is_err() {
+                    complete = false;
+                    break 'read;
                 }
+            }
+            if complete {
+                break;
             }
         }
     }
+    drop(work);
+    let assembled = assembler.await.ok_or(crate::db::Error::Misuse(
+        "the export's line assembler stopped",
+    ));
     if !complete {
         // The rest of the stream would be read (and thrown away) by the next
         // user of the connection.
-        drop(tx);
-        conn.close_on_drop();
-        return Ok(records);
+        drop((places_tx, segments_tx));
+        places_conn.close_on_drop();
+        segments_conn.close_on_drop();
+        return Ok(assembled??);
     }
-    tx.commit().await?;
-    if !buf.is_empty() {
-        let _ = sink.send(buf).await;
-    }
+    let records = assembled??;
+    places_tx.commit().await?;
+    segments_tx.commit().await?;
     Ok(records)
 }
