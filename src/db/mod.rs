@@ -211,8 +211,13 @@ impl Db {
             // query. A connection found broken fails its query with an I/O
             // error (503 to the caller, see `Error::is_unavailable`) and is
             // dropped from the pool.
+            // An export holds two connections while it runs (the places of
+            // its lines and their segments, `records::segments`) and there
+            // is a worker a core by default: those come on top of the 16
+            // the API and the engine's other work share.
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
             let pool = PgPoolOptions::new()
-                .max_connections(16)
+                .max_connections(16 + 2 * cores)
                 .test_before_acquire(false)
                 .acquire_timeout(timeout)
                 .connect_with(options)
