@@ -236,12 +236,16 @@ impl RecordWriter {
 async fn on_blocking_thread<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(_) => crate::db::Error::Sqlx(sqlx::Error::PoolClosed),
-        })
+    joined(tokio::task::spawn_blocking(f)).await
+}
+
+/// Waits for work started with `spawn_blocking`, as [`on_blocking_thread`]
+/// does: for work started early and awaited later.
+async fn joined<T>(handle: tokio::task::JoinHandle<T>) -> Result<T> {
+    handle.await.map_err(|e| match e.try_into_panic() {
+        Ok(panic) => std::panic::resume_unwind(panic),
+        Err(_) => crate::db::Error::Sqlx(sqlx::Error::PoolClosed),
+    })
 }
 
 impl Db {

@@ -174,9 +174,7 @@ async fn store_part(
             .await?;
         segments::erase(&mut tx, &freed).await?;
     }
-    let encoded = encoding
-        .await
-        .map_err(|_| crate::db::Error::Sqlx(sqlx::Error::PoolClosed))?;
+    let encoded = super::joined(encoding).await?;
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT nextval(pg_get_serial_sequence('line_segments', 'id')) FROM generate_series(1, $1)",
     )
