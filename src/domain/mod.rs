@@ -166,6 +166,12 @@ impl Day {
         self.0
     }
 
+    /// Its first second, counted from the Unix epoch.
+    pub fn first_second(self) -> i64 {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("a real date");
+        (self.0 - epoch).num_days() * 86_400
+    }
+
     pub fn succ(self) -> Day {
         Day(self.0 + chrono::Days::new(1))
     }

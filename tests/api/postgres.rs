@@ -41,6 +41,14 @@ async fn records_stored_before_record_sets_move_into_them_with_their_flags() {
         .await
         .unwrap();
     }
+    // Sort keys as the service writes them start with the record's time
+    // (migration 0016 reads its second from there); the others above are bare.
+    sqlx::query(
+        "UPDATE records SET sort_key = '2024-06-01T01:02:03Z|CA02' WHERE record_key = 'CA02'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     // The service migrates the rest of the way as it starts.
     let settings = settings_for(&place, 0);
     let _app = TestApp::spawn_with(place, settings, Clock::starting_at(start_time())).await;
@@ -69,6 +77,21 @@ async fn records_stored_before_record_sets_move_into_them_with_their_flags() {
         })
         .collect();
     assert_eq!(moved, expected);
+    let seconds: Vec<(String, i64)> =
+        sqlx::query_as("SELECT record_key, at FROM records ORDER BY record_key, at")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    let june_1 = 1_717_200_000; // 2024-06-01T00:00:00Z
+    assert_eq!(
+        seconds,
+        [
+            ("CA01".to_string(), june_1),
+            ("CA01".to_string(), june_1),
+            ("CA02".to_string(), june_1 + 3723),
+            ("SM01".to_string(), june_1 + 86_400),
+        ]
+    );
     let sets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM record_sets")
         .fetch_one(&pool)
         .await

@@ -26,7 +26,7 @@ pub(super) fn trailer(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(-1i16).to_be_bytes());
 }
 
-/// One row of `records (set_id, record_key, day, sort_key, seg, ord,
+/// One row of `records (set_id, record_key, day, sort_key, at, seg, ord,
 /// rest_deleted, export_deleted)`: the record's line is line `ord` of
 /// segment `seg`.
 pub(super) fn record_row(
@@ -36,11 +36,12 @@ pub(super) fn record_row(
     (seg, ord): (i64, i32),
     flags: (bool, bool),
 ) {
-    buf.extend_from_slice(&8i16.to_be_bytes());
+    buf.extend_from_slice(&9i16.to_be_bytes());
     int4(buf, set_id);
     text(buf, r.key.as_bytes());
     day(buf, r.day);
     text(buf, r.sort_key.as_bytes());
+    int8(buf, r.second());
     int8(buf, seg);
     int4(buf, ord);
     for flag in [flags.0, flags.1] {

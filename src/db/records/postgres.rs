@@ -146,7 +146,7 @@ async fn store_part(
     .await?;
     // Rows with the batch's keys, locked so that nothing moves them before
     // they are deleted by their row address (`ctid`). The set is compared
-    // here rather than in SQL: a condition on `set_id` invites the day index
+    // here rather than in SQL: a condition on `set_id` invites the time index
     // into the plan. Another set's row with the same key is rare (the same
     // SIDs loaded into two accounts) and stays locked only for the batch.
     type Found = (String, i32, String, bool, bool, i64, i32);
@@ -195,7 +195,7 @@ async fn store_part(
     copy.finish().await?;
     let mut copy = tx
         .copy_in_raw(
-            "COPY records (set_id, record_key, day, sort_key, seg, ord, rest_deleted, export_deleted) \
+            "COPY records (set_id, record_key, day, sort_key, at, seg, ord, rest_deleted, export_deleted) \
              FROM STDIN (FORMAT binary)",
         )
         .await?;
@@ -251,11 +251,13 @@ pub(super) async fn stream_day_postgres(
     let Some(set_id) = find_set(pool, account_sid, rt).await? else {
         return Ok(0);
     };
-    // COPY takes no parameters: the set is an integer and the day's text is
-    // digits and dashes.
+    // COPY takes no parameters: the set and the seconds are integers. A
+    // day's records are those of its seconds (`records_by_time`); ordered by
+    // their second, then by their sort key, they are in sort-key order.
+    let (from, to) = (day.first_second(), day.succ().first_second());
     let sql = format!(
-        "COPY (SELECT seg, ord FROM records WHERE set_id = {set_id} AND day = '{day}' \
-         AND NOT export_deleted ORDER BY sort_key) TO STDOUT (FORMAT binary)"
+        "COPY (SELECT seg, ord FROM records WHERE set_id = {set_id} AND at >= {from} AND at < {to} \
+         AND NOT export_deleted ORDER BY at, sort_key) TO STDOUT (FORMAT binary)"
     );
     let mut places_conn = pool.acquire().await?;
     let mut segments_conn = pool.acquire().await?;
@@ -263,8 +265,9 @@ pub(super) async fn stream_day_postgres(
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *places_tx)
         .await?;
-    // Read in the day index's order, never sorted apart: before statistics
-    // exist (a table just loaded), the planner would sort the whole day.
+    // Read in the time index's order, sorted only within each second (an
+    // incremental sort): before statistics exist (a table just loaded), the
+    // planner would otherwise sort the whole day.
     let snapshot: String = sqlx::query_scalar(
         "SELECT pg_export_snapshot() FROM set_config('enable_sort', 'off', true)",
     )

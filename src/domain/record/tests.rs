@@ -64,6 +64,49 @@ fn day_file_timestamps_read_and_write_like_the_general_parser_and_formatter() {
 }
 
 #[test]
+fn a_records_second_is_its_sort_keys_timestamp_and_orders_its_day_like_the_key() {
+    let mut day = Vec::new();
+    for (year, hms, sid) in [
+        (2024, (23, 59, 59), "SM0f"),
+        (2024, (0, 0, 0), "SM01"),
+        (2024, (12, 34, 56), "SM02"),
+        (2024, (12, 34, 56), "SM01"),
+        (1969, (1, 2, 3), "SM01"),
+        (10000, (4, 5, 6), "SM01"),
+        (-1, (7, 8, 9), "SM01"),
+    ] {
+        let t = chrono::NaiveDate::from_ymd_opt(year, 6, 1)
+            .unwrap()
+            .and_hms_opt(hms.0, hms.1, hms.2)
+            .unwrap()
+            .and_utc();
+        let mut sort_key = iso(t);
+        sort_key.push('|');
+        sort_key.push_str(sid);
+        let r = Record {
+            key: sid.to_string(),
+            day: Day::from_date(t.date_naive()),
+            sort_key,
+            line: String::new(),
+        };
+        assert_eq!(r.second(), t.timestamp(), "{}", r.sort_key);
+        if year == 2024 {
+            day.push(r);
+        }
+    }
+    let mut by_key = day.clone();
+    by_key.sort_by(|a, b| a.sort_key.cmp(&b.sort_key));
+    day.sort_by(|a, b| (a.second(), &a.sort_key).cmp(&(b.second(), &b.sort_key)));
+    assert_eq!(day, by_key);
+    // A key without the time counts as the day's first second.
+    let odd = Record {
+        sort_key: "CA01".into(),
+        ..day[0].clone()
+    };
+    assert_eq!(odd.second(), day[0].day.first_second());
+}
+
+#[test]
 fn rest_message_becomes_day_file_line() {
     let rest = json!({
         "account_sid": AC, "api_version": "2010-04-01", "body": "hi", "date_created": "Sun, 26 Jul 2020 22:21:20 +0000",

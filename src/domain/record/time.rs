@@ -39,6 +39,22 @@ pub(super) fn push_iso(out: &mut String, t: DateTime<Utc>) {
     out.push('Z');
 }
 
+/// The second of the day a timestamp ending in `THH:MM:SSZ` names (as
+/// [`push_iso`] writes it), read from those digits alone; None for other text.
+pub(super) fn second_of_day(stamp: &str) -> Option<u32> {
+    let b = stamp.as_bytes();
+    let t = b.get(b.len().checked_sub(10)?..)?;
+    if t[0] != b'T' || t[3] != b':' || t[6] != b':' || t[9] != b'Z' {
+        return None;
+    }
+    let two = |at: usize| -> Option<u32> {
+        let (h, l) = (t[at], t[at + 1]);
+        (h.is_ascii_digit() && l.is_ascii_digit())
+            .then(|| u32::from(h - b'0') * 10 + u32::from(l - b'0'))
+    };
+    Some(two(1)? * 3600 + two(4)? * 60 + two(7)?)
+}
+
 /// Exactly `YYYY-MM-DDTHH:MM:SSZ`, read without a format string; None for
 /// anything else (which the general parsers then try).
 pub(super) fn parse_day_file_timestamp(s: &str) -> Option<DateTime<Utc>> {
