@@ -135,10 +135,12 @@ async fn store_part(
     let mut tx = pool.begin().await?;
     // The lookup below is one index probe a key only as a nested loop: with
     // the statistics of a table still loading, PostgreSQL otherwise chose
-    // plans that scanned the whole set for every key.
+    // plans that scanned the whole set for every key. Its estimated cost
+    // (thousands of probes) passes `jit_above_cost`, and compiling it took a
+    // tenth of PostgreSQL's CPU in a load: JIT is off for the transaction.
     sqlx::query(
         "SELECT pg_advisory_xact_lock($1, $2), set_config('enable_hashjoin', 'off', true), \
-         set_config('enable_mergejoin', 'off', true)",
+         set_config('enable_mergejoin', 'off', true), set_config('jit', 'off', true)",
     )
     .bind(SET_LOCK + part as i32)
     .bind(set_id)
