@@ -98,17 +98,15 @@ pub enum StoreOutcome {
     Replaced,
 }
 
-/// The last occurrence of each key in `batch`, in batch order: the one stored.
-fn last_of_each_key(batch: &[Record]) -> Vec<&Record> {
+/// Where in `batch` the last occurrence of each key is (the one stored), in
+/// batch order.
+fn last_of_each_key(batch: &[Record]) -> Vec<usize> {
     let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
     for (i, r) in batch.iter().enumerate() {
         last.insert(r.key.as_str(), i);
     }
-    batch
-        .iter()
-        .enumerate()
-        .filter(|(i, r)| last[r.key.as_str()] == *i)
-        .map(|(_, r)| r)
+    (0..batch.len())
+        .filter(|&i| last[batch[i].key.as_str()] == i)
         .collect()
 }
 
@@ -185,7 +183,10 @@ impl RecordWriter {
     ) -> (Vec<Record>, Result<Vec<StoreOutcome>>) {
         let slot = match &mut self.target {
             Target::Postgres(load) => {
+                let batch = std::sync::Arc::new(batch);
                 let stored = store_postgres(load, &self.account_sid, self.rt, &batch).await;
+                // The parts' tasks have ended and let go of the batch.
+                let batch = std::sync::Arc::try_unwrap(batch).unwrap_or_default();
                 return (batch, stored);
             }
             Target::Sqlite(slot) => slot,

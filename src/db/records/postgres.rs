@@ -13,6 +13,7 @@
 //! primary key it replaced (see `docs/decisions.md`).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use futures::StreamExt;
 use tokio::sync::mpsc;
@@ -81,12 +82,15 @@ fn part_of(key: &str) -> usize {
 
 /// One batch, in one transaction a part of the set (see [`PARTS`]); a record
 /// with a known key replaces the old one (its deletion flags stay as they
-/// were). When one part fails, the others may have been stored.
+/// were). The parts run on tasks of their own, so that the service's share
+/// of their work runs on as many threads; each is awaited (and aborted,
+/// rolling its transaction back, if this future is dropped first). When one
+/// part fails, the others may have been stored.
 pub(super) async fn store_postgres(
     load: &mut PgLoad,
     account_sid: &str,
     rt: ResourceType,
-    batch: &[Record],
+    batch: &Arc<Vec<Record>>,
 ) -> Result<Vec<StoreOutcome>> {
     let set_id = match load.set_id {
         Some(id) => id,
@@ -94,44 +98,70 @@ pub(super) async fn store_postgres(
             .set_id
             .insert(ensure_set(&load.pool, account_sid, rt).await?),
     };
-    let mut parts: [Vec<&Record>; PARTS] = Default::default();
-    for r in last_of_each_key(batch) {
-        parts[part_of(&r.key)].push(r);
+    let mut parts: [Vec<usize>; PARTS] = Default::default();
+    for i in last_of_each_key(batch) {
+        parts[part_of(&batch[i].key)].push(i);
     }
-    let stores = parts
-        .iter()
+    let tasks: Vec<_> = parts
+        .into_iter()
         .enumerate()
         .filter(|(_, records)| !records.is_empty())
-        .map(|(part, records)| store_part(&load.pool, set_id, part, records));
+        .map(|(part, records)| {
+            let store = store_part(load.pool.clone(), set_id, part, Arc::clone(batch), records);
+            tokio::spawn(store)
+        })
+        .collect();
+    let _abort = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
     let mut existing: HashSet<String> = HashSet::new();
-    for found in futures::future::try_join_all(stores).await? {
-        existing.extend(found);
+    let mut failed = None;
+    for task in tasks {
+        match super::joined(task).await.and_then(|stored| stored) {
+            Ok(found) => existing.extend(found),
+            Err(e) => {
+                failed.get_or_insert(e);
+            }
+        }
     }
-    Ok(outcomes(batch, &existing))
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(outcomes(batch, &existing)),
+    }
 }
 
-/// Stores `records` (unique keys, all of `part`) in one transaction under the
-/// part's lock: their lines in new segments, their rows pointing there.
-/// Returns the keys that were already stored.
+/// Aborts the tasks it holds when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
+    }
+}
+
+/// Stores the records of `batch` that `part` lists (unique keys, all of that
+/// part) in one transaction under the part's lock: their lines in new
+/// segments, their rows pointing there. Returns the keys that were already
+/// stored.
 async fn store_part(
-    pool: &sqlx::PgPool,
+    pool: sqlx::PgPool,
     set_id: i32,
     part: usize,
-    records: &[&Record],
+    batch: Arc<Vec<Record>>,
+    mut records: Vec<usize>,
 ) -> Result<HashSet<String>> {
-    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
-    let mut records = records.to_vec();
-    let (mut made, places) = segments::build(&mut records);
-    // Compressed off the async workers while the old rows are looked up.
-    let raws: Vec<Vec<u8>> = made
-        .iter_mut()
-        .map(|s| std::mem::take(&mut s.raw))
-        .collect();
-    let encoding = tokio::task::spawn_blocking(move || {
-        raws.iter()
-            .map(|raw| segments::encode(raw))
-            .collect::<Vec<_>>()
-    });
+    let keys: Vec<&str> = records.iter().map(|&i| batch[i].key.as_str()).collect();
+    // Sorted into segments and compressed on a blocking thread while the old
+    // rows are looked up.
+    let shaping = {
+        let batch = Arc::clone(&batch);
+        tokio::task::spawn_blocking(move || {
+            let (made, places) = segments::build(&batch, &mut records);
+            let encoded: Vec<Vec<u8>> = made.iter().map(|s| segments::encode(&s.raw)).collect();
+            let made: Vec<(Day, i32)> = made.into_iter().map(|s| (s.day, s.lines)).collect();
+            (records, made, places, encoded)
+        })
+    };
     let mut tx = pool.begin().await?;
     // The lookup below is one index probe a key only as a nested loop: with
     // the statistics of a table still loading, PostgreSQL otherwise chose
@@ -176,7 +206,7 @@ async fn store_part(
             .await?;
         segments::erase(&mut tx, &freed).await?;
     }
-    let encoded = super::joined(encoding).await?;
+    let (records, made, places, encoded) = super::joined(shaping).await?;
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT nextval(pg_get_serial_sequence('line_segments', 'id')) FROM generate_series(1, $1)",
     )
@@ -185,8 +215,8 @@ async fn store_part(
     .await?;
     let mut buf = Vec::with_capacity(encoded.iter().map(|e| e.len() + 64).sum::<usize>() + 64);
     pgcopy::header(&mut buf);
-    for ((id, segment), data) in ids.iter().zip(&made).zip(&encoded) {
-        pgcopy::segment_row(&mut buf, *id, set_id, segment.day, segment.lines, data);
+    for ((id, &(day, lines)), data) in ids.iter().zip(&made).zip(&encoded) {
+        pgcopy::segment_row(&mut buf, *id, set_id, day, lines, data);
     }
     pgcopy::trailer(&mut buf);
     drop(encoded);
@@ -204,7 +234,7 @@ async fn store_part(
     let mut buf = Vec::with_capacity(SEND_BYTES + 64 * 1024);
     pgcopy::header(&mut buf);
     let mut sent = Ok(());
-    for (r, &(segment, ord)) in records.iter().zip(&places) {
+    for (r, &(segment, ord)) in records.iter().map(|&i| &batch[i]).zip(&places) {
         let flags = existing.get(&r.key).copied().unwrap_or_default();
         pgcopy::record_row(&mut buf, set_id, r, (ids[segment], ord), flags);
         if buf.len() >= SEND_BYTES {

@@ -45,13 +45,17 @@ pub(super) struct NewSegment {
     pub(super) raw: Vec<u8>,
 }
 
-/// Puts `records` (sorted here by day and sort key) into segments: returns
-/// them with each record's place as (index of its segment, line number).
-pub(super) fn build(records: &mut [&Record]) -> (Vec<NewSegment>, Vec<(usize, i32)>) {
-    records.sort_unstable_by(|a, b| (a.day, &a.sort_key).cmp(&(b.day, &b.sort_key)));
+/// Puts the records of `batch` that `part` lists (sorted here by day and
+/// sort key) into segments: returns them with each record's place, in the
+/// new order of `part`, as (index of its segment, line number).
+pub(super) fn build(batch: &[Record], part: &mut [usize]) -> (Vec<NewSegment>, Vec<(usize, i32)>) {
+    part.sort_unstable_by(|&a, &b| {
+        let (a, b) = (&batch[a], &batch[b]);
+        (a.day, &a.sort_key).cmp(&(b.day, &b.sort_key))
+    });
     let mut segments: Vec<NewSegment> = Vec::new();
-    let mut places = Vec::with_capacity(records.len());
-    for r in records.iter() {
+    let mut places = Vec::with_capacity(part.len());
+    for r in part.iter().map(|&i| &batch[i]) {
         let fits = segments
             .last()
             .is_some_and(|s| s.day == r.day && s.raw.len() + r.line.len() < SEGMENT_BYTES);
@@ -371,8 +375,9 @@ mod tests {
             record("2024-06-01", "d", SEGMENT_BYTES * 2),
             record("2024-06-01", "a", 3),
         ];
-        let mut refs: Vec<&Record> = records.iter().collect();
-        let (made, places) = build(&mut refs);
+        let mut part: Vec<usize> = (0..records.len()).collect();
+        let (made, places) = build(&records, &mut part);
+        let refs: Vec<&Record> = part.iter().map(|&i| &records[i]).collect();
         let sorted: Vec<&str> = refs.iter().map(|r| r.sort_key.as_str()).collect();
         assert_eq!(sorted, ["a", "b", "c", "d", "a"]);
         // a and b fit together; c would pass the size; d is longer than a
