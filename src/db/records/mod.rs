@@ -45,7 +45,7 @@ mod stream;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 pub use pgcopy::FormatError as CopyFormatError;
 pub use scan::scan_day_sqlite;
@@ -101,7 +101,7 @@ pub enum StoreOutcome {
 /// Where in `batch` the last occurrence of each key is (the one stored), in
 /// batch order.
 fn last_of_each_key(batch: &[Record]) -> Vec<usize> {
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(batch.len());
+    let mut last: foldhash::HashMap<&str, usize> = foldhash::HashMapExt::with_capacity(batch.len());
     for (i, r) in batch.iter().enumerate() {
         last.insert(r.key.as_str(), i);
     }
@@ -113,7 +113,7 @@ fn last_of_each_key(batch: &[Record]) -> Vec<usize> {
 /// What storing `batch` did to each of its records, given the keys that were
 /// already stored: earlier occurrences of a key in the batch count as replaced.
 fn outcomes(batch: &[Record], existing: &HashSet<String>) -> Vec<StoreOutcome> {
-    let mut seen: HashSet<&str> = HashSet::with_capacity(batch.len());
+    let mut seen: foldhash::HashSet<&str> = foldhash::HashSetExt::with_capacity(batch.len());
     batch
         .iter()
         .map(|r| {
