@@ -188,18 +188,26 @@ pub(super) async fn erase(conn: &mut sqlx::PgConnection, freed: &[Place]) -> Res
                 .bind(&rewrite)
                 .fetch_all(&mut *conn)
                 .await?;
-        let mut ids = Vec::new();
-        let mut data = Vec::new();
-        for (id, stored) in stored {
-            let decoded = Decoded::new(&stored)?;
-            match decoded.without(&by_seg[&id]) {
-                Some(raw) => {
-                    ids.push(id);
-                    data.push(encode(&raw));
+        // Decoded and encoded again on a blocking thread (about 1 ms a
+        // segment), not on the async workers that answer requests.
+        let (ids, data, emptied) = super::on_blocking_thread(move || {
+            let mut ids = Vec::new();
+            let mut data = Vec::new();
+            let mut emptied = Vec::new();
+            for (id, stored) in stored {
+                let decoded = Decoded::new(&stored)?;
+                match decoded.without(&by_seg[&id]) {
+                    Some(raw) => {
+                        ids.push(id);
+                        data.push(encode(&raw));
+                    }
+                    None => emptied.push(id),
                 }
-                None => gone.push(id),
             }
-        }
+            Ok::<_, crate::db::Error>((ids, data, emptied))
+        })
+        .await??;
+        gone.extend(emptied);
         if !ids.is_empty() {
             sqlx::query(
                 "UPDATE line_segments s SET data = f.data FROM UNNEST($1::bigint[], $2::bytea[]) AS f(id, data) \
