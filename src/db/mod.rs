@@ -213,11 +213,14 @@ impl Db {
             // dropped from the pool.
             // An export holds two connections while it runs (the places of
             // its lines and their segments, `records::segments`) and there
-            // is a worker a core by default: those come on top of the 16
-            // the API and the engine's other work share.
+            // is a worker a core by default: those come on top of the 6 the
+            // API and the engine's other work share. More is slower: each
+            // connection at work is a backend competing for PostgreSQL's
+            // cores, and with 16 shared, FetchJob's p99 during an export was
+            // two to three times as long (see docs/decisions.md).
             let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
             let pool = PgPoolOptions::new()
-                .max_connections(16 + 2 * cores)
+                .max_connections(6 + 2 * cores)
                 .test_before_acquire(false)
                 .acquire_timeout(timeout)
                 .connect_with(options)
