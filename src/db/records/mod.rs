@@ -240,8 +240,9 @@ async fn on_blocking_thread<T: Send + 'static>(
     joined(tokio::task::spawn_blocking(f)).await
 }
 
-/// Waits for work started with `spawn_blocking`, as [`on_blocking_thread`]
-/// does: for work started early and awaited later.
+/// Waits for a task (a `spawn_blocking` started early and awaited later, or
+/// a spawned part of a PostgreSQL batch) as [`on_blocking_thread`] does: a
+/// panic in it is re-raised, a cancelled one reported as a closed pool.
 async fn joined<T>(handle: tokio::task::JoinHandle<T>) -> Result<T> {
     handle.await.map_err(|e| match e.try_into_panic() {
         Ok(panic) => std::panic::resume_unwind(panic),
