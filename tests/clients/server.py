@@ -2,6 +2,7 @@
 import datetime as dt
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -101,6 +102,7 @@ class Server:
         self.proc.terminate()
         self.proc.wait(timeout=30)
         self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)  # its database holds the suite's records
 
 
 def day(offset):

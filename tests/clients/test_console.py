@@ -12,7 +12,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import threading
 import urllib.error
 import urllib.parse
@@ -61,8 +60,8 @@ class Hooks(http.server.BaseHTTPRequestHandler):
 
 
 @pytest.fixture(scope="module")
-def server():
-    path = os.path.join(tempfile.mkdtemp(prefix="bulkexport-console-"), "fixtures.toml")
+def server(tmp_path_factory):
+    path = os.path.join(tmp_path_factory.mktemp("fixtures"), "fixtures.toml")
     with open(path, "w") as f:
         f.write(FIXTURES)
     s = Server(args=("--fixtures", path, "--clock", "2026-01-10T00:00:00Z"))

@@ -4,7 +4,6 @@ import http.client
 import http.server
 import json
 import os
-import tempfile
 import threading
 import urllib.parse
 import urllib.request
@@ -32,8 +31,8 @@ friendly_name = "consumer-suite"
 
 
 @pytest.fixture(scope="module")
-def server():
-    path = os.path.join(tempfile.mkdtemp(prefix="bulkexport-fixtures-"), "ci.toml")
+def server(tmp_path_factory):
+    path = os.path.join(tmp_path_factory.mktemp("fixtures"), "ci.toml")
     with open(path, "w") as f:
         f.write(FIXTURES)
     s = Server(args=("--fixtures", path, "--clock", "2026-01-10T00:00:00Z"))

@@ -130,10 +130,12 @@ test("archived calls and the call resource", async () => {
   const fs = require("node:fs");
   const os = require("node:os");
   const fresh = server.account("node-calls");
-  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "calls-")), "calls.ndjson");
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "calls-"));
+  const file = path.join(dir, "calls.ndjson");
   const sids = [1, 2, 3].map((i) => "CA" + i.toString(16).padStart(32, "0"));
   fs.writeFileSync(file, sids.map((sid, i) => JSON.stringify({ sid, date_created: `${day(6)}T0${i}:00:00Z`, status: "completed" })).join("\n") + "\n");
   server.cli("ingest", "--account", fresh.sid, "--resource-type", "Calls", file);
+  fs.rmSync(dir, { recursive: true, force: true });
   const c = localClient(server.base, fresh.sid, fresh.auth_token);
   assert.equal((await c.calls(sids[0]).fetch()).sid, sids[0]);
   assert.deepEqual((await c.calls.list({ pageSize: 2 })).map((x) => x.sid), [...sids].reverse());

@@ -16,8 +16,10 @@ const TOKEN = "fedcba9876543210fedcba9876543210";
 let server;
 let bulk;
 
+let dir;
+
 test.before(async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "bulkexport-fixtures-"));
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), "bulkexport-fixtures-"));
   const file = path.join(dir, "ci.toml");
   fs.writeFileSync(
     file,
@@ -35,7 +37,10 @@ auth_token = "${TOKEN}"
   bulk = localClient(server.base, SID, TOKEN).bulkexports.v1;
 });
 
-test.after(() => server.stop());
+test.after(async () => {
+  await server.stop();
+  fs.rmSync(dir, { recursive: true, force: true });
+});
 test.afterEach(() => server.admin("POST", "/admin/v1/Reset"));
 
 test("a day error once is retried to completion as the clock moves", async () => {

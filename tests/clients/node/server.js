@@ -97,8 +97,14 @@ class Server {
     return r.status === 204 ? null : r.json();
   }
 
-  stop() {
-    this.proc.kill("SIGTERM");
+  // Stops the process, then removes its data directory: its database holds the suite's records.
+  async stop() {
+    if (this.proc.exitCode === null && this.proc.signalCode === null) {
+      const exited = new Promise((r) => this.proc.once("exit", r));
+      this.proc.kill("SIGTERM");
+      await exited;
+    }
+    fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
