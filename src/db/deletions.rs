@@ -92,7 +92,8 @@ impl Db {
     /// (with `$2` bound to "Calls"), and the hash to bind as `$4` where the
     /// database needs one. On SQLite a key's hash (see `records::key_hash`)
     /// leads to its row through `record_keys`, and a key stored without one
-    /// (its hash held by another key) is found among those of its set.
+    /// (its hash held by another key) is found among those of its set. On
+    /// PostgreSQL the key's part leads to its partial hash index.
     fn call_record(&self, call_sid: &str) -> (String, Option<i64>) {
         let set = self.record_set();
         match self.pool {
@@ -104,7 +105,14 @@ impl Db {
                 ),
                 Some(super::records::key_hash(call_sid)),
             ),
-            super::Pool::Postgres(_) => (format!("{set} AND record_key = $3"), None),
+            // The key's part is in the text, for its partial hash index.
+            super::Pool::Postgres(_) => (
+                format!(
+                    "{set} AND record_key = $3 AND part = {}",
+                    super::records::part_of(call_sid)
+                ),
+                None,
+            ),
         }
     }
 

@@ -21,11 +21,26 @@ async fn records_stored_before_record_sets_move_into_them_with_their_flags() {
         .collect::<Vec<_>>()
         .into();
     before.run(&pool).await.unwrap();
+    let (part_1, part_0) = (
+        format!("CA{}", "B".repeat(32)),
+        format!("CA{}", "c".repeat(32)),
+    );
     let rows = [
         ("AC1", "Calls", "CA01", "2024-06-01", false),
         ("AC1", "Calls", "CA02", "2024-06-01", true),
         ("AC1", "Messages", "SM01", "2024-06-02", false),
         ("AC2", "Calls", "CA01", "2024-06-01", false),
+        // Keys of either part (migration 0017), as in the unit test
+        // `a_key_belongs_to_the_part_of_the_lowest_bit_of_its_hash`.
+        ("AC1", "Calls", part_1.as_str(), "2024-06-01", false),
+        ("AC1", "Calls", part_0.as_str(), "2024-06-01", false),
+        (
+            "AC1",
+            "Calls",
+            "1\u{e9}\u{e9}\u{e9}\u{e9}",
+            "2024-06-01",
+            false,
+        ),
     ];
     for (account, rt, key, day, deleted) in rows {
         sqlx::query(
@@ -63,7 +78,7 @@ async fn records_stored_before_record_sets_move_into_them_with_their_flags() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    let expected: Vec<(String, String, String, String, bool, String)> = rows
+    let mut expected: Vec<(String, String, String, String, bool, String)> = rows
         .iter()
         .map(|(a, rt, k, d, del)| {
             (
@@ -76,12 +91,33 @@ async fn records_stored_before_record_sets_move_into_them_with_their_flags() {
             )
         })
         .collect();
+    expected.sort();
     assert_eq!(moved, expected);
-    let seconds: Vec<(String, i64)> =
-        sqlx::query_as("SELECT record_key, at FROM records ORDER BY record_key, at")
+    let parts: Vec<(String, i16)> =
+        sqlx::query_as("SELECT record_key, part FROM records ORDER BY record_key, part")
             .fetch_all(&pool)
             .await
             .unwrap();
+    let mut expected: Vec<(String, i16)> = [
+        ("CA01", 0),
+        ("CA01", 0),
+        ("CA02", 0),
+        ("SM01", 0),
+        (part_1.as_str(), 1),
+        (part_0.as_str(), 0),
+        ("1\u{e9}\u{e9}\u{e9}\u{e9}", 1),
+    ]
+    .iter()
+    .map(|(k, p)| (k.to_string(), *p))
+    .collect();
+    expected.sort();
+    assert_eq!(parts, expected);
+    let seconds: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT record_key, at FROM records WHERE length(record_key) = 4 ORDER BY record_key, at",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
     let june_1 = 1_717_200_000; // 2024-06-01T00:00:00Z
     assert_eq!(
         seconds,

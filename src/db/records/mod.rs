@@ -31,9 +31,9 @@
 //!   ranges out under the exclusive lock, so no reader sees a line change.
 //!
 //! PostgreSQL keeps the lines in LZ4-compressed segments of a table of their
-//! own ([`segments`]), rows in record sets too with a hash index on the key,
-//! and loads through binary `COPY`, each batch in parts by key at once
-//! ([`postgres`]).
+//! own ([`segments`]), rows in record sets too with hash indexes on the key
+//! (one for each part a key can fall in), and loads through binary `COPY`, each batch in
+//! its parts by key at once ([`postgres`]).
 
 mod keys;
 mod pgcopy;
@@ -55,6 +55,7 @@ use super::{with_pool, Db, Result};
 use crate::domain::record::Record;
 use crate::domain::{Day, ResourceType};
 pub(super) use keys::key_hash;
+pub(super) use postgres::part_of;
 use postgres::{store_postgres, stream_day_postgres, PgLoad};
 use sqlite::{open_writer, BatchKeys, SqliteLoad, SQLITE_COMMIT_EVERY};
 

@@ -27,7 +27,7 @@ pub(super) fn trailer(buf: &mut Vec<u8>) {
 }
 
 /// One row of `records (set_id, record_key, day, sort_key, at, seg, ord,
-/// rest_deleted, export_deleted)`: the record's line is line `ord` of
+/// rest_deleted, export_deleted, part)`: the record's line is line `ord` of
 /// segment `seg`.
 pub(super) fn record_row(
     buf: &mut Vec<u8>,
@@ -35,8 +35,9 @@ pub(super) fn record_row(
     r: &Record,
     (seg, ord): (i64, i32),
     flags: (bool, bool),
+    part: i16,
 ) {
-    buf.extend_from_slice(&9i16.to_be_bytes());
+    buf.extend_from_slice(&10i16.to_be_bytes());
     int4(buf, set_id);
     text(buf, r.key.as_bytes());
     day(buf, r.day);
@@ -48,6 +49,8 @@ pub(super) fn record_row(
         buf.extend_from_slice(&1i32.to_be_bytes());
         buf.push(u8::from(flag));
     }
+    buf.extend_from_slice(&2i32.to_be_bytes());
+    buf.extend_from_slice(&part.to_be_bytes());
 }
 
 /// One row of `line_segments (id, set_id, day, lines, data)`.

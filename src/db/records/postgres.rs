@@ -4,7 +4,9 @@
 //! [`super::segments`]).
 //!
 //! Records belong to a record set (`record_sets`, migration
-//! `0007_record_sets.sql`) and are found through a hash index on their key;
+//! `0007_record_sets.sql`) and are found through a hash index on their key
+//! (one for each part a key can fall in, [`PARTS`], migration
+//! `0017_records_by_key_parts.sql`);
 //! no unique index holds a key unique: every writer of a set takes the
 //! advisory lock of the keys' part of the set ([`PARTS`]) for its
 //! transaction, looks the keys up (locking the rows found), deletes the rows
@@ -72,11 +74,15 @@ async fn find_set(pool: &sqlx::PgPool, account_sid: &str, rt: ResourceType) -> R
 /// transaction, the one of the keys they write: a record's key belongs to
 /// part `key_hash % PARTS` ([`part_of`]). A batch is stored as one
 /// transaction a part, the parts at once on connections of their own, so
-/// PostgreSQL works on a batch with as many backends (and cores).
+/// PostgreSQL works on a batch with as many backends (and cores). Each part
+/// has a hash index of its own (`records_by_key_0` and `_1`, partial on the
+/// row's `part`, migration 0017): a hash index counts every insert on its
+/// metapage, under that page's lock, and the two writers queued there.
 const PARTS: usize = 2;
 
-/// The part of the record set `key` belongs to.
-fn part_of(key: &str) -> usize {
+/// The part of the record set `key` belongs to: the lowest bit of its
+/// [`super::key_hash`] (migration 0017 computes the same in SQL).
+pub(crate) fn part_of(key: &str) -> usize {
     (super::key_hash(key) as u64 % PARTS as u64) as usize
 }
 
@@ -181,14 +187,18 @@ async fn store_part(
     // here rather than in SQL: a condition on `set_id` invites the time index
     // into the plan. Another set's row with the same key is rare (the same
     // SIDs loaded into two accounts) and stays locked only for the batch.
+    // The part is written into the statement: the planner uses a partial
+    // index only for a condition it can prove from the text.
     type Found = (String, i32, String, bool, bool, i64, i32);
-    let found: Vec<Found> = sqlx::query_as(
+    let lookup = format!(
         "SELECT r.ctid::text, r.set_id, r.record_key, r.rest_deleted, r.export_deleted, r.seg, r.ord \
-         FROM UNNEST($1::text[]) AS k(key) JOIN records r ON r.record_key = k.key FOR UPDATE OF r",
-    )
-    .bind(&keys)
-    .fetch_all(&mut *tx)
-    .await?;
+         FROM UNNEST($1::text[]) AS k(key) JOIN records r ON r.record_key = k.key AND r.part = {part} \
+         FOR UPDATE OF r"
+    );
+    let found: Vec<Found> = sqlx::query_as(&lookup)
+        .bind(&keys)
+        .fetch_all(&mut *tx)
+        .await?;
     let mut existing: HashMap<String, (bool, bool)> = HashMap::new();
     let mut rows: Vec<String> = Vec::new();
     let mut freed: Vec<Place> = Vec::new();
@@ -227,7 +237,7 @@ async fn store_part(
     copy.finish().await?;
     let mut copy = tx
         .copy_in_raw(
-            "COPY records (set_id, record_key, day, sort_key, at, seg, ord, rest_deleted, export_deleted) \
+            "COPY records (set_id, record_key, day, sort_key, at, seg, ord, rest_deleted, export_deleted, part) \
              FROM STDIN (FORMAT binary)",
         )
         .await?;
@@ -236,7 +246,7 @@ async fn store_part(
     let mut sent = Ok(());
     for (r, &(segment, ord)) in records.iter().map(|&i| &batch[i]).zip(&places) {
         let flags = existing.get(&r.key).copied().unwrap_or_default();
-        pgcopy::record_row(&mut buf, set_id, r, (ids[segment], ord), flags);
+        pgcopy::record_row(&mut buf, set_id, r, (ids[segment], ord), flags, part as i16);
         if buf.len() >= SEND_BYTES {
             if let Err(e) = copy.send(buf.as_slice()).await {
                 sent = Err(e);

@@ -161,6 +161,24 @@ fn the_hash_takes_both_halves_of_a_sid_and_both_sids_of_a_participant() {
     assert_eq!(key_hash("") as u64, 0, "short keys are hashed too");
 }
 
+/// Keys and their parts on PostgreSQL (`postgres::part_of`); the migration
+/// test in tests/api/postgres.rs checks that migration 0017 computes the same.
+#[test]
+fn a_key_belongs_to_the_part_of_the_lowest_bit_of_its_hash() {
+    let cases = [
+        ("CA01".to_string(), 0), // shorter than 9 bytes
+        (format!("CA{}", "1".repeat(32)), 1),
+        (format!("CA{}", "2".repeat(32)), 0),
+        (format!("CA{}", "B".repeat(32)), 1), // upper-case hex
+        (format!("CA{}", "c".repeat(32)), 0),
+        (format!("SM{}", "z".repeat(32)), 1), // not hex: 15
+        ("1\u{e9}\u{e9}\u{e9}\u{e9}".to_string(), 1), // 9 bytes, 5 characters
+    ];
+    for (key, part) in cases {
+        assert_eq!(part_of(&key), part, "{key}");
+    }
+}
+
 /// Two calls whose keys share a hash, stored with these bodies.
 async fn stored_calls(db: &Db, bodies: [&str; 2]) -> (String, String) {
     let (c, d) = colliding("CA");
