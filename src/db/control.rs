@@ -30,7 +30,7 @@ const SQLITE_RECORD_TABLES: &[&str] = &[
     "line_garbage",
     "line_segments",
 ];
-const POSTGRES_RECORD_TABLES: &[&str] = &["records", "record_sets"];
+const POSTGRES_RECORD_TABLES: &[&str] = &["records", "record_set_parts", "record_sets"];
 
 impl Db {
     /// Deletes every account and everything that belongs to one, in one

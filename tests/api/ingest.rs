@@ -249,3 +249,80 @@ impl ParseDay for &str {
         bulkexport::domain::Day::parse(self).unwrap()
     }
 }
+
+#[tokio::test]
+async fn a_load_finds_the_records_another_writer_stored_between_its_batches() {
+    // A load into an empty set looks up only the keys it stored itself (on
+    // PostgreSQL, see src/db/records/parts.rs) until another writer stores
+    // records in the set between two of its batches. Keys of both parts.
+    use bulkexport::db::StoreOutcome::{Loaded, Replaced};
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    let record = |n: u64, body: &str| {
+        let sid = format!("SM{:032x}", (n << 32) | n); // the part: n's lowest bit
+        bulkexport::domain::record::Record {
+            key: sid.clone(),
+            day: bulkexport::domain::Day::parse("2024-06-05").unwrap(),
+            sort_key: format!("2024-06-05T00:00:{n:02}Z|{sid}"),
+            line: json!({"sid": sid, "body": body}).to_string(),
+        }
+    };
+    let db = app.exports.db();
+    let mut load = db
+        .record_writer(&a.sid, ResourceType::Messages)
+        .await
+        .unwrap();
+    let mut other = db
+        .record_writer(&a.sid, ResourceType::Messages)
+        .await
+        .unwrap();
+    let first = load
+        .store((0..4).map(|n| record(n, "load")).collect())
+        .await
+        .unwrap();
+    assert_eq!(first, [Loaded; 4]);
+    let again = load
+        .store(vec![record(1, "load again"), record(4, "load")])
+        .await
+        .unwrap();
+    assert_eq!(
+        again,
+        [Replaced, Loaded],
+        "its own records, stored in an earlier batch"
+    );
+    let batch = |of: &[(u64, &str)]| of.iter().map(|&(n, body)| record(n, body)).collect();
+    let others = other.store(batch(&[(5, "other"), (6, "other"), (2, "other")]));
+    assert_eq!(others.await.unwrap(), [Loaded, Loaded, Replaced]);
+    let last = load.store(batch(&[(5, "load"), (6, "load"), (7, "load")]));
+    let last = last.await.unwrap();
+    assert_eq!(
+        last,
+        [Replaced, Replaced, Loaded],
+        "the other writer's records are found"
+    );
+    other.finish().await.unwrap();
+    load.finish().await.unwrap();
+    app.create_job(&a, "Messages", "2024-06-05", "2024-06-05")
+        .await;
+    app.drain().await;
+    let text = gunzip(&app.download(&a, "Messages", "2024-06-05").await);
+    let bodies: Vec<String> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["body"].to_string())
+        .collect();
+    assert_eq!(
+        bodies,
+        [
+            "load",
+            "load again",
+            "other",
+            "load",
+            "load",
+            "load",
+            "load",
+            "load"
+        ]
+        .map(|b| format!("{b:?}")),
+        "one line a record, the last stored"
+    );
+}

@@ -32,10 +32,12 @@
 //!
 //! PostgreSQL keeps the lines in LZ4-compressed segments of a table of their
 //! own ([`segments`]), rows in record sets too with hash indexes on the key
-//! (one for each part a key can fall in), and loads through binary `COPY`, each batch in
-//! its parts by key at once ([`postgres`]).
+//! (one for each part a key can fall in), and loads through binary `COPY`,
+//! each batch in its parts by key at once ([`postgres`]); a load into an
+//! empty part looks up only keys it stored itself ([`parts`]).
 
 mod keys;
+mod parts;
 mod pgcopy;
 mod postgres;
 mod scan;
@@ -274,6 +276,7 @@ impl Db {
             super::Pool::Postgres(pool) => Target::Postgres(PgLoad {
                 pool: pool.clone(),
                 set_id: None,
+                parts: Default::default(),
             }),
         };
         Ok(RecordWriter {

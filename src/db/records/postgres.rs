@@ -21,6 +21,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::parts::PartState;
 use super::pgcopy::{self, Place, PlaceDecoder};
 use super::segments::{self, Resolver};
 use super::{last_of_each_key, outcomes, StoreOutcome};
@@ -41,6 +42,8 @@ pub(super) struct PgLoad {
     pub(super) pool: sqlx::PgPool,
     /// Found (or made) by the first batch.
     pub(super) set_id: Option<i32>,
+    /// What the load knows about each part of the set (see [`super::parts`]).
+    pub(super) parts: [PartState; PARTS],
 }
 
 /// The id of `account_sid`'s record set of `rt`, made if missing.
@@ -113,16 +116,30 @@ pub(super) async fn store_postgres(
         .enumerate()
         .filter(|(_, records)| !records.is_empty())
         .map(|(part, records)| {
-            let store = store_part(load.pool.clone(), set_id, part, Arc::clone(batch), records);
-            tokio::spawn(store)
+            // Taken for the transaction and given back after its commit: a
+            // part whose transaction failed is known afresh (`PartState`'s
+            // default looks every key up from then on).
+            let state = std::mem::take(&mut load.parts[part]);
+            let store = store_part(
+                load.pool.clone(),
+                set_id,
+                part,
+                Arc::clone(batch),
+                records,
+                state,
+            );
+            (part, tokio::spawn(store))
         })
         .collect();
-    let _abort = AbortOnDrop(tasks.iter().map(|t| t.abort_handle()).collect());
+    let _abort = AbortOnDrop(tasks.iter().map(|(_, t)| t.abort_handle()).collect());
     let mut existing: HashSet<String> = HashSet::new();
     let mut failed = None;
-    for task in tasks {
+    for (part, task) in tasks {
         match super::joined(task).await.and_then(|stored| stored) {
-            Ok(found) => existing.extend(found),
+            Ok((found, state)) => {
+                existing.extend(found);
+                load.parts[part] = state;
+            }
             Err(e) => {
                 failed.get_or_insert(e);
             }
@@ -147,15 +164,17 @@ impl Drop for AbortOnDrop {
 
 /// Stores the records of `batch` that `part` lists (unique keys, all of that
 /// part) in one transaction under the part's lock: their lines in new
-/// segments, their rows pointing there. Returns the keys that were already
-/// stored.
+/// segments, their rows pointing there. Looks up only the keys the part may
+/// hold (see [`super::parts`]). Returns the keys that were already stored,
+/// and what the load now knows about the part.
 async fn store_part(
     pool: sqlx::PgPool,
     set_id: i32,
     part: usize,
     batch: Arc<Vec<Record>>,
     mut records: Vec<usize>,
-) -> Result<HashSet<String>> {
+    mut state: PartState,
+) -> Result<(HashSet<String>, PartState)> {
     let keys: Vec<&str> = records.iter().map(|&i| batch[i].key.as_str()).collect();
     // Sorted into segments and compressed on a blocking thread while the old
     // rows are looked up.
@@ -182,6 +201,21 @@ async fn store_part(
     .bind(set_id)
     .execute(&mut *tx)
     .await?;
+    // This transaction counts itself among the part's writers, under the lock.
+    let writes: i64 = sqlx::query_scalar(
+        "INSERT INTO record_set_parts (set_id, part, writes) VALUES ($1, $2, 1) \
+         ON CONFLICT (set_id, part) DO UPDATE SET writes = record_set_parts.writes + 1 \
+         RETURNING writes",
+    )
+    .bind(set_id)
+    .bind(part as i16)
+    .fetch_one(&mut *tx)
+    .await?;
+    let alone = state.alone_at(writes);
+    let lookup_keys: Vec<&str> = match alone {
+        true => keys.iter().copied().filter(|k| state.may_hold(k)).collect(),
+        false => keys.clone(),
+    };
     // Rows with the batch's keys, locked so that nothing moves them before
     // they are deleted by their row address (`ctid`). The set is compared
     // here rather than in SQL: a condition on `set_id` invites the time index
@@ -195,10 +229,15 @@ async fn store_part(
          FROM UNNEST($1::text[]) AS k(key) JOIN records r ON r.record_key = k.key AND r.part = {part} \
          FOR UPDATE OF r"
     );
-    let found: Vec<Found> = sqlx::query_as(&lookup)
-        .bind(&keys)
-        .fetch_all(&mut *tx)
-        .await?;
+    let found: Vec<Found> = match lookup_keys.is_empty() {
+        true => Vec::new(),
+        false => {
+            sqlx::query_as(&lookup)
+                .bind(&lookup_keys)
+                .fetch_all(&mut *tx)
+                .await?
+        }
+    };
     let mut existing: HashMap<String, (bool, bool)> = HashMap::new();
     let mut rows: Vec<String> = Vec::new();
     let mut freed: Vec<Place> = Vec::new();
@@ -271,7 +310,8 @@ async fn store_part(
         }
     }
     tx.commit().await?;
-    Ok(existing.into_keys().collect())
+    state.committed(writes, alone, keys.iter().copied());
+    Ok((existing.into_keys().collect(), state))
 }
 
 /// Streams one day's lines in file order to `sink`, in chunks of about
