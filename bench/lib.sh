@@ -42,12 +42,15 @@ start_backends() {
   INGEST_DATABASE_URL=""
   if [ "${BENCH_DATABASE:-sqlite}" = postgres ]; then
     need psql postgresql-client
-    POSTGRES_SETTINGS="" start_postgres  # scripts/services.sh, sourced by the caller
+    # PostgreSQL's defaults plus what the docs tell operators to set
+    # (docs/postgresql.conf), each line `name = value` as `-c name=value`.
+    POSTGRES_SETTINGS=$(sed -n 's/^\([a-z_]*\) *= *\([^ #]*\).*/-c \1=\2/p' docs/postgresql.conf | tr '\n' ' ') \
+      start_postgres  # scripts/services.sh, sourced by the caller
     local base=${BULKEXPORT_TEST_POSTGRES_URL%/*}
     psql -q "$BULKEXPORT_TEST_POSTGRES_URL" -c "CREATE DATABASE bench" -c "CREATE DATABASE ingest"
     export BULKEXPORT_DATABASE_URL="$base/bench"
     INGEST_DATABASE_URL="$base/ingest"
-    STORE="PostgreSQL $(psql -At "$BULKEXPORT_DATABASE_URL" -c 'SHOW server_version' | cut -d' ' -f1) (default settings)"
+    STORE="PostgreSQL $(psql -At "$BULKEXPORT_DATABASE_URL" -c 'SHOW server_version' | cut -d' ' -f1) (default settings and docs/postgresql.conf)"
   fi
   if [ "${BENCH_STORAGE:-files}" = s3 ]; then
     [ -x .bench-s3s/bin/s3s-fs ] || cargo install --quiet --locked --root .bench-s3s s3s-fs@0.14.1 --features binary
