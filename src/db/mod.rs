@@ -40,7 +40,7 @@ pub use jobs::{
 };
 pub use queue::{Claimed, Finish, Settled};
 pub use records::scan_day_sqlite;
-pub use records::{RecordWriter, StoreOutcome};
+pub use records::{Prepared, Preparer, RecordWriter, StoreOutcome};
 pub use users::UserRow;
 
 /// Page size of a new SQLite database (an existing one keeps its own). Every

@@ -5,7 +5,7 @@ use serde::Serialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, BufReader};
 
 use super::{Exports, Result};
-use crate::db::{RecordWriter, StoreOutcome};
+use crate::db::{Preparer, RecordWriter, StoreOutcome};
 use crate::domain::record::{self, Record};
 use crate::domain::{seed, Day, ResourceType};
 
@@ -178,6 +178,7 @@ impl Exports {
             line_no: 0,
             batch: Vec::with_capacity(BATCH),
             spare: Vec::new(),
+            preparer: writer.preparer(),
             writer: Some(writer),
             storing: None,
         };
@@ -306,6 +307,8 @@ struct Loader<'a> {
     spare: Vec<Record>,
     /// None while a batch is being stored.
     writer: Option<RecordWriter>,
+    /// Prepares each batch before the writer is back ([`Preparer`]).
+    preparer: Preparer,
     storing: Option<Storing>,
 }
 
@@ -361,20 +364,24 @@ impl Loader<'_> {
         );
     }
 
-    /// Waits for the batch before to be stored, then starts storing this one.
+    /// Prepares this batch (see [`Preparer`]), waits for the batch before to
+    /// be stored, then starts storing this one.
     async fn hand_over(&mut self, report: &mut IngestReport) -> Result<()> {
+        // Prepared while the batch before is still being stored.
+        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        let preparer = self.preparer;
+        let prepared = off_async_workers(|| preparer.prepare(full));
         if let Some(previous) = self.storing.take() {
             let (writer, stored) = joined(previous, report).await?;
             self.writer = Some(writer);
             self.spare.extend(stored);
         }
-        let full = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
         let mut w = self
             .writer
             .take()
             .expect("the writer is back after each store");
         self.storing = Some(tokio::spawn(async move {
-            let (batch, stored) = w.store_and_return(full).await;
+            let (batch, stored) = w.store_and_return(prepared).await;
             (w, batch, stored)
         }));
         Ok(())

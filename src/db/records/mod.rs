@@ -58,7 +58,7 @@ use crate::domain::record::Record;
 use crate::domain::{Day, ResourceType};
 pub(super) use keys::key_hash;
 pub(super) use postgres::part_of;
-use postgres::{store_postgres, stream_day_postgres, PgLoad};
+use postgres::{prepare_postgres, store_postgres, stream_day_postgres, PgBatch, PgLoad};
 use sqlite::{open_writer, BatchKeys, SqliteLoad, SQLITE_COMMIT_EVERY};
 
 /// Where a line is kept in a PostgreSQL segment: the segment and line number.
@@ -173,26 +173,40 @@ impl RecordWriter {
     /// SQLite those of every batch since the last commit once they reach
     /// [`SQLITE_COMMIT_EVERY`], else none yet.
     pub async fn store(&mut self, batch: Vec<Record>) -> Result<Vec<StoreOutcome>> {
-        self.store_and_return(batch).await.1
+        let prepared = self.preparer().prepare(batch);
+        self.store_and_return(prepared).await.1
     }
 
-    /// [`RecordWriter::store`], handing the records back: a bulk load refills
-    /// them (see [`crate::domain::record::normalize_line_into`]). Dropped on
-    /// the writer's thread, a batch's 150,000 strings were freed into the
-    /// parsing thread's heap under its lock, about a tenth of the writer's time.
+    /// What prepares batches for this writer, also while it stores one.
+    pub fn preparer(&self) -> Preparer {
+        match self.target {
+            Target::Sqlite(_) => Preparer::Sqlite,
+            Target::Postgres(_) => Preparer::Postgres,
+        }
+    }
+
+    /// [`RecordWriter::store`] of a prepared batch, handing the records back:
+    /// a bulk load refills them (see
+    /// [`crate::domain::record::normalize_line_into`]). Dropped on the
+    /// writer's thread, a batch's 150,000 strings were freed into the parsing
+    /// thread's heap under its lock, about a tenth of the writer's time.
     pub async fn store_and_return(
         &mut self,
-        batch: Vec<Record>,
+        prepared: Prepared,
     ) -> (Vec<Record>, Result<Vec<StoreOutcome>>) {
-        let slot = match &mut self.target {
-            Target::Postgres(load) => {
-                let batch = std::sync::Arc::new(batch);
-                let stored = store_postgres(load, &self.account_sid, self.rt, &batch).await;
+        let (slot, batch) = match (&mut self.target, prepared.0) {
+            (Target::Postgres(load), Batch::Postgres(prepared)) => {
+                let batch = std::sync::Arc::clone(&prepared.batch);
+                let stored = store_postgres(load, &self.account_sid, self.rt, prepared).await;
                 // The parts' tasks have ended and let go of the batch.
                 let batch = std::sync::Arc::try_unwrap(batch).unwrap_or_default();
                 return (batch, stored);
             }
-            Target::Sqlite(slot) => slot,
+            (Target::Sqlite(slot), Batch::Plain(batch)) => (slot, batch),
+            _ => {
+                let misuse = crate::db::Error::Misuse("a batch prepared for another database");
+                return (Vec::new(), Err(misuse));
+            }
         };
         let Some(mut load) = slot.take() else {
             return (batch, Err(crate::db::Error::Sqlx(sqlx::Error::PoolClosed)));
@@ -232,6 +246,33 @@ impl RecordWriter {
             Target::Postgres(_) => Ok(Vec::new()),
         }
     }
+}
+
+/// Prepares batches for a [`RecordWriter`] ([`RecordWriter::preparer`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Preparer {
+    Sqlite,
+    Postgres,
+}
+
+impl Preparer {
+    /// Starts the work on `batch` that needs no database: on PostgreSQL its
+    /// split into parts and its segments (see [`postgres`]); nothing on
+    /// SQLite. CPU work: call it off the async workers.
+    pub fn prepare(self, batch: Vec<Record>) -> Prepared {
+        Prepared(match self {
+            Preparer::Sqlite => Batch::Plain(batch),
+            Preparer::Postgres => Batch::Postgres(prepare_postgres(batch)),
+        })
+    }
+}
+
+/// A batch ready for [`RecordWriter::store_and_return`].
+pub struct Prepared(Batch);
+
+enum Batch {
+    Plain(Vec<Record>),
+    Postgres(PgBatch),
 }
 
 /// Runs `f` on tokio's blocking pool; a panic in it is re-raised here. The

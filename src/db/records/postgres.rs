@@ -89,17 +89,70 @@ pub(crate) fn part_of(key: &str) -> usize {
     (super::key_hash(key) as u64 % PARTS as u64) as usize
 }
 
-/// One batch, in one transaction a part of the set (see [`PARTS`]); a record
-/// with a known key replaces the old one (its deletion flags stay as they
-/// were). The parts run on tasks of their own, so that the service's share
-/// of their work runs on as many threads; each is awaited (and aborted,
-/// rolling its transaction back, if this future is dropped first). When one
-/// part fails, the others may have been stored.
+/// A batch split into its parts, each part's lines already being put into
+/// segments on a blocking thread ([`prepare_postgres`]).
+pub(super) struct PgBatch {
+    pub(super) batch: Arc<Vec<Record>>,
+    parts: Vec<PartWork>,
+}
+
+/// One part of a [`PgBatch`].
+struct PartWork {
+    part: usize,
+    /// The records of the part (unique keys), in batch order.
+    records: Vec<usize>,
+    shaping: tokio::task::JoinHandle<Shaped>,
+}
+
+/// A part's records sorted by day and sort key, its new segments (day, lines)
+/// and their stored form, and each record's place among them.
+type Shaped = (Vec<usize>, Vec<(Day, i32)>, Vec<(usize, i32)>, Vec<Vec<u8>>);
+
+/// Splits `batch` into its parts by key and starts putting each part's lines
+/// into segments (sorting and LZ4) on a blocking thread. A load prepares its
+/// next batch while the one before is still being stored: its segments are
+/// then ready when its transactions begin, and the CPU work runs while the
+/// other batch's backends wait on their commits. Call it off the async
+/// workers (the split hashes every key).
+pub(super) fn prepare_postgres(batch: Vec<Record>) -> PgBatch {
+    let batch = Arc::new(batch);
+    let mut parts: [Vec<usize>; PARTS] = Default::default();
+    for i in last_of_each_key(&batch) {
+        parts[part_of(&batch[i].key)].push(i);
+    }
+    let parts = parts
+        .into_iter()
+        .enumerate()
+        .filter(|(_, records)| !records.is_empty())
+        .map(|(part, records)| {
+            let (batch, mut sorted) = (Arc::clone(&batch), records.clone());
+            let shaping = tokio::task::spawn_blocking(move || {
+                let (made, places) = segments::build(&batch, &mut sorted);
+                let encoded: Vec<Vec<u8>> = made.iter().map(|s| segments::encode(&s.raw)).collect();
+                let made: Vec<(Day, i32)> = made.into_iter().map(|s| (s.day, s.lines)).collect();
+                (sorted, made, places, encoded)
+            });
+            PartWork {
+                part,
+                records,
+                shaping,
+            }
+        })
+        .collect();
+    PgBatch { batch, parts }
+}
+
+/// One batch, in one transaction a part of the set; a record with a known
+/// key replaces the old one (its deletion flags stay as they were). The
+/// parts run on tasks of their own, so that the service's share of their
+/// work runs on as many threads; each is awaited (and aborted, rolling its
+/// transaction back, if this future is dropped first). When one part fails,
+/// the others may have been stored.
 pub(super) async fn store_postgres(
     load: &mut PgLoad,
     account_sid: &str,
     rt: ResourceType,
-    batch: &Arc<Vec<Record>>,
+    prepared: PgBatch,
 ) -> Result<Vec<StoreOutcome>> {
     let set_id = match load.set_id {
         Some(id) => id,
@@ -107,27 +160,16 @@ pub(super) async fn store_postgres(
             .set_id
             .insert(ensure_set(&load.pool, account_sid, rt).await?),
     };
-    let mut parts: [Vec<usize>; PARTS] = Default::default();
-    for i in last_of_each_key(batch) {
-        parts[part_of(&batch[i].key)].push(i);
-    }
+    let PgBatch { batch, parts } = prepared;
     let tasks: Vec<_> = parts
         .into_iter()
-        .enumerate()
-        .filter(|(_, records)| !records.is_empty())
-        .map(|(part, records)| {
+        .map(|work| {
             // Taken for the transaction and given back after its commit: a
             // part whose transaction failed is known afresh (`PartState`'s
             // default looks every key up from then on).
+            let part = work.part;
             let state = std::mem::take(&mut load.parts[part]);
-            let store = store_part(
-                load.pool.clone(),
-                set_id,
-                part,
-                Arc::clone(batch),
-                records,
-                state,
-            );
+            let store = store_part(load.pool.clone(), set_id, Arc::clone(&batch), work, state);
             (part, tokio::spawn(store))
         })
         .collect();
@@ -147,7 +189,7 @@ pub(super) async fn store_postgres(
     }
     match failed {
         Some(e) => Err(e),
-        None => Ok(outcomes(batch, &existing)),
+        None => Ok(outcomes(&batch, &existing)),
     }
 }
 
@@ -162,7 +204,7 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Stores the records of `batch` that `part` lists (unique keys, all of that
+/// Stores the records of `batch` that `work` lists (unique keys, all of its
 /// part) in one transaction under the part's lock: their lines in new
 /// segments, their rows pointing there. Looks up only the keys the part may
 /// hold (see [`super::parts`]). Returns the keys that were already stored,
@@ -170,23 +212,16 @@ impl Drop for AbortOnDrop {
 async fn store_part(
     pool: sqlx::PgPool,
     set_id: i32,
-    part: usize,
     batch: Arc<Vec<Record>>,
-    mut records: Vec<usize>,
+    work: PartWork,
     mut state: PartState,
 ) -> Result<(HashSet<String>, PartState)> {
+    let PartWork {
+        part,
+        records,
+        shaping,
+    } = work;
     let keys: Vec<&str> = records.iter().map(|&i| batch[i].key.as_str()).collect();
-    // Sorted into segments and compressed on a blocking thread while the old
-    // rows are looked up.
-    let shaping = {
-        let batch = Arc::clone(&batch);
-        tokio::task::spawn_blocking(move || {
-            let (made, places) = segments::build(&batch, &mut records);
-            let encoded: Vec<Vec<u8>> = made.iter().map(|s| segments::encode(&s.raw)).collect();
-            let made: Vec<(Day, i32)> = made.into_iter().map(|s| (s.day, s.lines)).collect();
-            (records, made, places, encoded)
-        })
-    };
     let mut tx = pool.begin().await?;
     // The lookup below is one index probe a key only as a nested loop: with
     // the statistics of a table still loading, PostgreSQL otherwise chose
