@@ -247,9 +247,12 @@ async fn store_part(
     .fetch_one(&mut *tx)
     .await?;
     let alone = state.alone_at(writes);
-    let lookup_keys: Vec<&str> = match alone {
-        true => keys.iter().copied().filter(|k| state.may_hold(k)).collect(),
-        false => keys.clone(),
+    let filtered: Vec<&str>;
+    let lookup_keys: &[&str] = if alone {
+        filtered = keys.iter().copied().filter(|k| state.may_hold(k)).collect();
+        &filtered
+    } else {
+        &keys
     };
     // Rows with the batch's keys, locked so that nothing moves them before
     // they are deleted by their row address (`ctid`). The set is compared
@@ -264,14 +267,13 @@ async fn store_part(
          FROM UNNEST($1::text[]) AS k(key) JOIN records r ON r.record_key = k.key AND r.part = {part} \
          FOR UPDATE OF r"
     );
-    let found: Vec<Found> = match lookup_keys.is_empty() {
-        true => Vec::new(),
-        false => {
-            sqlx::query_as(&lookup)
-                .bind(&lookup_keys)
-                .fetch_all(&mut *tx)
-                .await?
-        }
+    let found: Vec<Found> = if lookup_keys.is_empty() {
+        Vec::new()
+    } else {
+        sqlx::query_as(&lookup)
+            .bind(lookup_keys)
+            .fetch_all(&mut *tx)
+            .await?
     };
     let mut existing: HashMap<String, (bool, bool)> = HashMap::new();
     let mut rows: Vec<String> = Vec::new();
