@@ -104,9 +104,9 @@ struct PartWork {
     shaping: tokio::task::JoinHandle<Shaped>,
 }
 
-/// A part's records sorted by day and sort key, its new segments (day, lines)
-/// and their stored form, and each record's place among them.
-type Shaped = (Vec<usize>, Vec<(Day, i32)>, Vec<(usize, i32)>, Vec<Vec<u8>>);
+/// A part's records sorted by day and sort key, its new segments, and each
+/// record's place among them.
+type Shaped = (Vec<usize>, Vec<segments::NewSegment>, Vec<(usize, i32)>);
 
 /// Splits `batch` into its parts by key and starts putting each part's lines
 /// into segments (sorting and LZ4) on a blocking thread. A load prepares its
@@ -128,9 +128,7 @@ pub(super) fn prepare_postgres(batch: Vec<Record>) -> PgBatch {
             let (batch, mut sorted) = (Arc::clone(&batch), records.clone());
             let shaping = tokio::task::spawn_blocking(move || {
                 let (made, places) = segments::build(&batch, &mut sorted);
-                let encoded: Vec<Vec<u8>> = made.iter().map(|s| segments::encode(&s.raw)).collect();
-                let made: Vec<(Day, i32)> = made.into_iter().map(|s| (s.day, s.lines)).collect();
-                (sorted, made, places, encoded)
+                (sorted, made, places)
             });
             PartWork {
                 part,
@@ -292,20 +290,20 @@ async fn store_part(
             .await?;
         segments::erase(&mut tx, &freed).await?;
     }
-    let (records, made, places, encoded) = super::joined(shaping).await?;
+    let (records, made, places) = super::joined(shaping).await?;
     let ids: Vec<i64> = sqlx::query_scalar(
         "SELECT nextval(pg_get_serial_sequence('line_segments', 'id')) FROM generate_series(1, $1)",
     )
     .bind(made.len() as i64)
     .fetch_all(&mut *tx)
     .await?;
-    let mut buf = Vec::with_capacity(encoded.iter().map(|e| e.len() + 64).sum::<usize>() + 64);
+    let mut buf = Vec::with_capacity(made.iter().map(|s| s.data.len() + 64).sum::<usize>() + 64);
     pgcopy::header(&mut buf);
-    for ((id, &(day, lines)), data) in ids.iter().zip(&made).zip(&encoded) {
-        pgcopy::segment_row(&mut buf, *id, set_id, day, lines, data);
+    for (id, s) in ids.iter().zip(&made) {
+        pgcopy::segment_row(&mut buf, *id, set_id, s.day, s.lines, &s.data);
     }
     pgcopy::trailer(&mut buf);
-    drop(encoded);
+    drop(made);
     let mut copy = tx
         .copy_in_raw("COPY line_segments (id, set_id, day, lines, data) FROM STDIN (FORMAT binary)")
         .await?;
