@@ -116,16 +116,27 @@ impl Db {
         }
     }
 
-    /// The columns of a [`CallRecord`]: on SQLite also where its line is.
-    fn call_columns(&self) -> &'static str {
+    /// The columns of a [`CallRecord`]: on SQLite also where its line is; on
+    /// PostgreSQL its day and sort key computed from its second and key.
+    fn call_columns(&self) -> String {
         match self.pool {
             super::Pool::Sqlite(_) => {
-                "day, sort_key, line, rest_deleted, export_deleted, line_seg, line_off, line_len"
+                "day, sort_key, line, rest_deleted, export_deleted, line_seg, line_off, line_len".into()
             }
-            super::Pool::Postgres(_) => {
-                "day, sort_key, '' AS line, rest_deleted, export_deleted, \
-                 (SELECT data FROM line_segments s WHERE s.id = records.seg) AS seg_data, ord AS seg_ord"
-            }
+            super::Pool::Postgres(_) => format!(
+                "{} AS day, {} AS sort_key, '' AS line, rest_deleted, export_deleted, \
+                 (SELECT data FROM line_segments s WHERE s.id = records.seg) AS seg_data, ord AS seg_ord",
+                super::records::PG_DAY,
+                self.sort_key()
+            ),
+        }
+    }
+
+    /// A record's sort key in SQL: a column on SQLite, computed on PostgreSQL.
+    fn sort_key(&self) -> &'static str {
+        match self.pool {
+            super::Pool::Sqlite(_) => "sort_key",
+            super::Pool::Postgres(_) => super::records::PG_SORT_KEY,
         }
     }
 
@@ -364,15 +375,22 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<CallRecord>> {
         let (cond, order, pos) = match (before, after) {
-            (_, Some(a)) => ("sort_key > $3", "ASC", a.to_string()),
-            (Some(b), None) => ("sort_key < $3", "DESC", b.to_string()),
-            (None, None) => ("sort_key < $3", "DESC", "\u{10FFFF}".to_string()),
+            (_, Some(a)) => (">", "ASC", a.to_string()),
+            (Some(b), None) => ("<", "DESC", b.to_string()),
+            (None, None) => ("<", "DESC", "\u{10FFFF}".to_string()),
+        };
+        // PostgreSQL orders by what its sort key is made of, a call's second
+        // and SID (its key), which its time index holds in that order.
+        let order_by = match self.pool {
+            super::Pool::Sqlite(_) => format!("sort_key {order}"),
+            super::Pool::Postgres(_) => format!("at {order}, record_key {order}"),
         };
         let sql = format!(
             "SELECT {} FROM records WHERE {} \
-             AND NOT rest_deleted AND {cond} ORDER BY sort_key {order} LIMIT $4",
+             AND NOT rest_deleted AND {key} {cond} $3 ORDER BY {order_by} LIMIT $4",
             self.call_columns(),
-            self.record_set()
+            self.record_set(),
+            key = self.sort_key(),
         );
         let mut lines = self.line_reader().await?;
         let mut rows: Vec<CallRecord> = with_pool!(self, |pool| sqlx::query_as(&sql)

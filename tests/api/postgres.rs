@@ -70,7 +70,8 @@ async fn records_stored_before_record_sets_move_into_them_with_their_flags() {
     let moved: Vec<(String, String, String, String, bool, String)> = sqlx::query_as(
         // Lines now kept in segments (migration 0015), those moved there in
         // the plain format: a zero byte, then each line and a newline.
-        "SELECT s.account_sid, s.resource_type, r.record_key, r.day, r.export_deleted, \
+        "SELECT s.account_sid, s.resource_type, r.record_key, \
+         to_char(to_timestamp(r.at) AT TIME ZONE 'UTC', 'YYYY-MM-DD'), r.export_deleted, \
          split_part(convert_from(substring(l.data FROM 2), 'UTF8'), E'\\n', r.ord + 1) \
          FROM records r JOIN record_sets s ON s.id = r.set_id JOIN line_segments l ON l.id = r.seg \
          WHERE get_byte(l.data, 0) = 0 ORDER BY 1, 2, 3",

@@ -57,7 +57,7 @@ use super::{with_pool, Db, Result};
 use crate::domain::record::Record;
 use crate::domain::{Day, ResourceType};
 pub(super) use keys::key_hash;
-pub(super) use postgres::part_of;
+pub(super) use postgres::{part_of, DAY as PG_DAY, SORT_KEY as PG_SORT_KEY};
 use postgres::{prepare_postgres, store_postgres, stream_day_postgres, PgBatch, PgLoad};
 use sqlite::{open_writer, BatchKeys, SqliteLoad, SQLITE_COMMIT_EVERY};
 
@@ -349,14 +349,19 @@ impl Db {
         rt: ResourceType,
         day: Day,
     ) -> Result<i64> {
+        // PostgreSQL's rows hold no day: a day's records are its seconds'.
+        let (from, to) = (day.first_second(), day.succ().first_second());
+        let on_day = match self.pool {
+            super::Pool::Sqlite(_) => format!("day = '{day}'"),
+            super::Pool::Postgres(_) => format!("at >= {from} AND at < {to}"),
+        };
         let sql = format!(
-            "SELECT COUNT(*) FROM records WHERE {} AND day = $3 AND NOT export_deleted",
+            "SELECT COUNT(*) FROM records WHERE {} AND {on_day} AND NOT export_deleted",
             self.record_set()
         );
         Ok(with_pool!(self, |pool| sqlx::query_scalar(&sql)
             .bind(account_sid)
             .bind(rt.as_str())
-            .bind(day.to_string())
             .fetch_one(pool)
             .await)?)
     }

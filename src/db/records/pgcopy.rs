@@ -26,9 +26,10 @@ pub(super) fn trailer(buf: &mut Vec<u8>) {
     buf.extend_from_slice(&(-1i16).to_be_bytes());
 }
 
-/// One row of `records (set_id, record_key, day, sort_key, at, seg, ord,
-/// rest_deleted, export_deleted, part)`: the record's line is line `ord` of
-/// segment `seg`.
+/// One row of `records (at, seg, set_id, ord, part, rest_deleted,
+/// export_deleted, record_key)`: the record's line is line `ord` of segment
+/// `seg`. Its day and sort key follow from its second and its key
+/// (migration `0019_records_without_derived_columns.sql`).
 pub(super) fn record_row(
     buf: &mut Vec<u8>,
     set_id: i32,
@@ -37,20 +38,18 @@ pub(super) fn record_row(
     flags: (bool, bool),
     part: i16,
 ) {
-    buf.extend_from_slice(&10i16.to_be_bytes());
-    int4(buf, set_id);
-    text(buf, r.key.as_bytes());
-    day(buf, r.day);
-    text(buf, r.sort_key.as_bytes());
+    buf.extend_from_slice(&8i16.to_be_bytes());
     int8(buf, r.second());
     int8(buf, seg);
+    int4(buf, set_id);
     int4(buf, ord);
+    buf.extend_from_slice(&2i32.to_be_bytes());
+    buf.extend_from_slice(&part.to_be_bytes());
     for flag in [flags.0, flags.1] {
         buf.extend_from_slice(&1i32.to_be_bytes());
         buf.push(u8::from(flag));
     }
-    buf.extend_from_slice(&2i32.to_be_bytes());
-    buf.extend_from_slice(&part.to_be_bytes());
+    text(buf, r.key.as_bytes());
 }
 
 /// One row of `line_segments (id, set_id, day, lines, data)`.

@@ -73,6 +73,20 @@ async fn find_set(pool: &sqlx::PgPool, account_sid: &str, rt: ResourceType) -> R
     .await?)
 }
 
+/// The SID that orders a record within its second, in SQL: its key, or a
+/// participant's call, after the `/` of its key (`<conference>/<call>`). A
+/// record's sort key is its second (`YYYY-MM-DDTHH:MM:SSZ`), a `|` and this
+/// (see `domain::record`); `records` holds neither the sort key nor the day
+/// (migration `0019_records_without_derived_columns.sql`).
+pub(crate) const ORDER_SID: &str = "substr(record_key, strpos(record_key, '/') + 1)";
+
+/// A record's day (`YYYY-MM-DD`), in SQL, from its second.
+pub(crate) const DAY: &str = "to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
+
+/// A record's sort key, in SQL, from its second and [`ORDER_SID`].
+pub(crate) const SORT_KEY: &str = "(to_char(to_timestamp(at) AT TIME ZONE 'UTC', \
+     'YYYY-MM-DD\"T\"HH24:MI:SS\"Z|\"') || substr(record_key, strpos(record_key, '/') + 1)) COLLATE \"C\"";
+
 /// Writers of a record set take one of its `PARTS` advisory locks for each
 /// transaction, the one of the keys they write: a record's key belongs to
 /// part `key_hash % PARTS` ([`part_of`]). A batch is stored as one
@@ -311,7 +325,7 @@ async fn store_part(
     copy.finish().await?;
     let mut copy = tx
         .copy_in_raw(
-            "COPY records (set_id, record_key, day, sort_key, at, seg, ord, rest_deleted, export_deleted, part) \
+            "COPY records (at, seg, set_id, ord, part, rest_deleted, export_deleted, record_key) \
              FROM STDIN (FORMAT binary)",
         )
         .await?;
@@ -370,11 +384,16 @@ pub(super) async fn stream_day_postgres(
     };
     // COPY takes no parameters: the set and the seconds are integers. A
     // day's records are those of its seconds (`records_by_time`); ordered by
-    // their second, then by their sort key, they are in sort-key order.
+    // their second, then by their SID, they are in sort-key order. Only a
+    // participant's key is more than the SID that orders it.
     let (from, to) = (day.first_second(), day.succ().first_second());
+    let order_sid = match rt {
+        ResourceType::Participants => ORDER_SID,
+        _ => "record_key",
+    };
     let sql = format!(
         "COPY (SELECT seg, ord FROM records WHERE set_id = {set_id} AND at >= {from} AND at < {to} \
-         AND NOT export_deleted ORDER BY at, sort_key) TO STDOUT (FORMAT binary)"
+         AND NOT export_deleted ORDER BY at, {order_sid}) TO STDOUT (FORMAT binary)"
     );
     let mut places_conn = pool.acquire().await?;
     let mut segments_conn = pool.acquire().await?;
