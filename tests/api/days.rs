@@ -295,3 +295,62 @@ async fn fetch_day_links_to_the_bucket_itself_when_the_store_can_presign() {
     assert!(r.headers().get("content-encoding").is_none());
     assert_eq!(gunzip(&r.bytes().await.unwrap()).lines().count(), 20);
 }
+
+#[tokio::test]
+async fn records_of_one_second_are_in_sid_order_and_participants_in_call_sid_order() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    let sid = |prefix: &str, n: u32| format!("{prefix}{n:032x}");
+    // Three messages of one second, given in reverse SID order, and one of
+    // the second before.
+    let message = |n: u32, second: u32| {
+        format!(
+            r#"{{"sid":"{}","account_sid":"{}","date_created":"2024-06-01T10:00:{second:02}Z","status":"delivered","direction":"inbound"}}"#,
+            sid("SM", n),
+            a.sid
+        )
+    };
+    let messages = [message(3, 7), message(2, 7), message(1, 7), message(9, 6)];
+    // Participants of one second: their conferences' order is the reverse of
+    // their calls', and a day file orders them by call.
+    let participant = |call: u32, conference: u32| {
+        format!(
+            r#"{{"call_sid":"{}","conference_sid":"{}","account_sid":"{}","date_created":"2024-06-01T10:00:07Z","status":"connected"}}"#,
+            sid("CA", call),
+            sid("CF", conference),
+            a.sid
+        )
+    };
+    let participants = [participant(1, 3), participant(3, 1), participant(2, 2)];
+    for (rt, lines, field, prefix, want) in [
+        ("Messages", &messages[..], "sid", "SM", &[9, 1, 2, 3][..]),
+        (
+            "Participants",
+            &participants[..],
+            "call_sid",
+            "CA",
+            &[1, 2, 3][..],
+        ),
+    ] {
+        let (status, report) = app.ingest(&a, rt, lines.join("\n")).await;
+        assert_eq!(
+            (status, report["loaded"].as_u64()),
+            (200, Some(lines.len() as u64)),
+            "{report}"
+        );
+        app.create_job(&a, rt, "2024-06-01", "2024-06-01").await;
+        app.drain().await;
+        let text = gunzip(&app.download(&a, rt, "2024-06-01").await);
+        let sids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()[field]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        let want: Vec<String> = want.iter().map(|&n| sid(prefix, n)).collect();
+        assert_eq!(sids, want, "{rt}");
+    }
+}
