@@ -191,6 +191,8 @@ pub struct Db {
     /// Export configurations and Editions flags changed through this handle
     /// (and its clones): the daily scheduler rescans when it moves.
     config_changes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Jobs this process has read finished (see [`jobs::FinishedJobs`]).
+    finished_jobs: std::sync::Arc<jobs::FinishedJobs>,
 }
 
 impl Db {
@@ -230,6 +232,7 @@ impl Db {
                 write_gate: Default::default(),
                 intake: Default::default(),
                 config_changes: Default::default(),
+                finished_jobs: Default::default(),
             });
         }
         let Some(path) = url
@@ -278,6 +281,7 @@ impl Db {
             write_gate: Default::default(),
             intake: Default::default(),
             config_changes: Default::default(),
+            finished_jobs: Default::default(),
         })
     }
 
