@@ -517,3 +517,26 @@ async fn export_configuration_round_trips_and_validates() {
         format!("{}/v1/Exports/Calls/Jobs", app.base)
     );
 }
+
+#[tokio::test]
+async fn a_finished_job_reads_the_same_each_time_it_is_fetched() {
+    let app = TestApp::spawn().await;
+    let a = app.account().await;
+    app.seed(&a, ResourceType::Calls, "2024-06-01", "2024-06-01", 5)
+        .await;
+    let sid = app
+        .create_job(&a, "Calls", "2024-06-01", "2024-06-02")
+        .await;
+    let path = format!("/v1/Exports/Jobs/{sid}");
+    let (_, queued) = app.get(&a, &path).await;
+    app.drain().await;
+    // The first read of the finished job takes the full statement, the
+    // later ones the narrow one (`db::jobs::FinishedJobs`).
+    let (status, first) = app.get(&a, &path).await;
+    assert_eq!(status, 200);
+    assert_ne!(first, queued, "{first}");
+    assert!(first["estimated_completion_time"].is_string(), "{first}");
+    for _ in 0..3 {
+        assert_eq!(app.get(&a, &path).await, (200, first.clone()));
+    }
+}
