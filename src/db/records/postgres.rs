@@ -78,14 +78,22 @@ async fn find_set(pool: &sqlx::PgPool, account_sid: &str, rt: ResourceType) -> R
 /// record's sort key is its second (`YYYY-MM-DDTHH:MM:SSZ`), a `|` and this
 /// (see `domain::record`); `records` holds neither the sort key nor the day
 /// (migration `0019_records_without_derived_columns.sql`).
-pub(crate) const ORDER_SID: &str = "substr(record_key, strpos(record_key, '/') + 1)";
+macro_rules! order_sid {
+    () => {
+        "substr(record_key, strpos(record_key, '/') + 1)"
+    };
+}
+const ORDER_SID: &str = order_sid!();
 
 /// A record's day (`YYYY-MM-DD`), in SQL, from its second.
 pub(crate) const DAY: &str = "to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')";
 
 /// A record's sort key, in SQL, from its second and [`ORDER_SID`].
-pub(crate) const SORT_KEY: &str = "(to_char(to_timestamp(at) AT TIME ZONE 'UTC', \
-     'YYYY-MM-DD\"T\"HH24:MI:SS\"Z|\"') || substr(record_key, strpos(record_key, '/') + 1)) COLLATE \"C\"";
+pub(crate) const SORT_KEY: &str = concat!(
+    "(to_char(to_timestamp(at) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z|\"') || ",
+    order_sid!(),
+    ") COLLATE \"C\""
+);
 
 /// Writers of a record set take one of its `PARTS` advisory locks for each
 /// transaction, the one of the keys they write: a record's key belongs to
